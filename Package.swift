@@ -1,0 +1,58 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "syft-sandbox-run",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "syft-sandbox-run", targets: ["syft-sandbox-run"]),
+        .library(name: "Sandbox", targets: ["Sandbox"]),
+        .library(name: "Runner", targets: ["Runner"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // The C shim: clone, namespaces, mounts, pivot_root, rlimits, capabilities, seccomp.
+        .target(
+            name: "CSandbox",
+            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"])],
+            linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap")]
+        ),
+        .target(
+            name: "Sandbox",
+            dependencies: [
+                "CSandbox",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "Runner",
+            dependencies: [
+                "Sandbox",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "syft-sandbox-run",
+            dependencies: [
+                "Sandbox", "Runner",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "CSandbox"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "Sandbox"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["Sandbox", "Runner", "syft-sandbox-run"],
+            resources: [.copy("Probes")]
+        ),
+    ]
+)

@@ -1,0 +1,248 @@
+// csandbox.h — the one public header of the C shim.
+//
+// The shim does the work that must happen between clone() and execve():
+// namespaces, id maps, mounts, pivot_root, network, rlimits, capabilities,
+// no_new_privs and the seccomp filter. Everything it needs (mount plan,
+// argv, envp, the BPF program, prepared capability state) is built by the
+// caller in the parent; the child runs only async-signal-safe code.
+//
+// Conventions: functions return 0 or a positive errno value. A failing
+// child reports a fixed `struct csb_error` record over a close-on-exec pipe;
+// EOF on that pipe means the job's execve() succeeded.
+#ifndef CSANDBOX_H
+#define CSANDBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - Failure records
+
+/// Where in the setup a failure happened. Stable numbers: Swift mirrors them.
+enum csb_stage {
+    CSB_STAGE_NONE = 0,
+    CSB_STAGE_PREPARE = 1,     // parent: preparing fds, capabilities, pipes
+    CSB_STAGE_CLONE = 2,       // parent: clone3/clone into the namespaces
+    CSB_STAGE_ID_MAP = 3,      // parent: writing uid_map / setgroups / gid_map
+    CSB_STAGE_IDMAP_MOUNT = 4, // parent: creating an idmapped bind mount
+    CSB_STAGE_SYNC = 5,        // child: waiting for the parent's go-ahead
+    CSB_STAGE_MOUNT = 6,       // child: assembling the root
+    CSB_STAGE_PIVOT = 7,       // child: pivot_root and detaching the old root
+    CSB_STAGE_NETWORK = 8,     // child: loopback configuration
+    CSB_STAGE_HOSTNAME = 9,    // child: sethostname
+    CSB_STAGE_INIT = 10,       // child: PID 1 forking the job
+    CSB_STAGE_FDS = 11,        // job: stdio and closing inherited fds
+    CSB_STAGE_SESSION = 12,    // job: setsid, parent-death signal
+    CSB_STAGE_RLIMIT = 13,     // job: setrlimit
+    CSB_STAGE_CAPS = 14,       // job: dropping capabilities
+    CSB_STAGE_NO_NEW_PRIVS = 15,
+    CSB_STAGE_SECCOMP = 16,    // job: loading the seccomp filter
+    CSB_STAGE_CHDIR = 17,      // job: entering the working directory
+    CSB_STAGE_EXEC = 18,       // job: execve
+};
+
+#define CSB_ERROR_MESSAGE_MAX 240
+
+/// The fixed record a failing child writes (one write, atomic on a pipe).
+struct csb_error {
+    int32_t stage;   // enum csb_stage
+    int32_t error;   // errno value
+    char message[CSB_ERROR_MESSAGE_MAX]; // NUL-terminated: what failed, on which path
+};
+
+// MARK: - Seccomp (parent side: compile once, load in the child)
+
+enum csb_seccomp_action {
+    CSB_SECCOMP_ALLOW = 0,
+    CSB_SECCOMP_ERRNO = 1,        // return -errno_ret
+    CSB_SECCOMP_KILL_PROCESS = 2,
+    CSB_SECCOMP_KILL_THREAD = 3,
+    CSB_SECCOMP_TRAP = 4,
+    CSB_SECCOMP_LOG = 5,
+};
+
+/// Comparison operators, same meaning as libseccomp's `enum scmp_compare`.
+enum csb_seccomp_op {
+    CSB_SECCOMP_OP_NE = 1,
+    CSB_SECCOMP_OP_LT = 2,
+    CSB_SECCOMP_OP_LE = 3,
+    CSB_SECCOMP_OP_EQ = 4,
+    CSB_SECCOMP_OP_GE = 5,
+    CSB_SECCOMP_OP_GT = 6,
+    CSB_SECCOMP_OP_MASKED_EQ = 7, // (arg & value) == value_two
+};
+
+struct csb_seccomp_arg {
+    uint32_t index;     // 0...5
+    uint32_t op;        // enum csb_seccomp_op
+    uint64_t value;
+    uint64_t value_two;
+};
+
+struct csb_seccomp_rule {
+    const char *_Nonnull name;  // syscall name; unknown on this arch: skipped
+    uint32_t action;            // enum csb_seccomp_action
+    uint32_t errno_ret;
+    const struct csb_seccomp_arg *_Nullable args;
+    uint32_t arg_count;
+};
+
+struct csb_seccomp_profile {
+    uint32_t default_action;    // enum csb_seccomp_action
+    uint32_t default_errno;
+    const struct csb_seccomp_rule *_Nullable rules;
+    size_t rule_count;
+};
+
+/// A compiled classic-BPF program (struct sock_filter array) for the native
+/// architecture only; every other architecture (i386, x32) kills the process.
+struct csb_bpf {
+    void *_Nullable filter;  // struct sock_filter[length], malloc'd
+    uint16_t length;
+};
+
+/// Compiles `profile` with libseccomp into `out`. On failure returns an errno
+/// and writes a message naming the offending rule into `message`.
+/// `skipped` (may be NULL) receives the number of syscall names unknown here.
+int csb_seccomp_compile(const struct csb_seccomp_profile *_Nonnull profile,
+                        struct csb_bpf *_Nonnull out,
+                        size_t *_Nullable skipped,
+                        char *_Nonnull message, size_t message_size);
+
+void csb_bpf_free(struct csb_bpf *_Nonnull bpf);
+
+// MARK: - The mount plan
+
+enum csb_mount_kind {
+    CSB_MOUNT_BIND = 1,     // bind `source_fd` at `target`
+    CSB_MOUNT_TMPFS = 2,    // fresh tmpfs of `size` bytes, `mode`
+    CSB_MOUNT_PROC = 3,     // fresh procfs for the new PID namespace
+    CSB_MOUNT_DEVPTS = 4,   // fresh devpts instance (newinstance, ptmxmode=0666)
+    CSB_MOUNT_MQUEUE = 5,   // fresh mqueue for the new IPC namespace
+    CSB_MOUNT_DIR = 6,      // mkdir -p `target` with `mode`
+    CSB_MOUNT_SYMLINK = 7,  // symlink `target` -> `link`
+    CSB_MOUNT_FILE = 8,     // create `target` with `data`[0..<data_length], `mode`
+    CSB_MOUNT_MASK = 9,     // hide `target` (a file: /dev/null over it; a dir: empty read-only tmpfs)
+    CSB_MOUNT_READONLY = 10,// make the mount at `target` read-only (bind it onto itself first)
+};
+
+/// Mount attributes (values of the kernel's MOUNT_ATTR_*).
+#define CSB_ATTR_RDONLY 0x00000001u
+#define CSB_ATTR_NOSUID 0x00000002u
+#define CSB_ATTR_NODEV 0x00000004u
+#define CSB_ATTR_NOEXEC 0x00000008u
+
+/// Bind flags.
+#define CSB_BIND_RECURSIVE 0x1u  // bind the whole subtree (AT_RECURSIVE)
+#define CSB_BIND_IDMAP 0x2u      // map the source's owner to the sandbox's root (needs the parent to be root)
+#define CSB_BIND_OPTIONAL 0x4u   // a missing or unmountable source is skipped, not an error
+
+struct csb_mount {
+    uint32_t kind;               // enum csb_mount_kind
+    uint32_t flags;              // CSB_BIND_*
+    uint32_t attr;               // CSB_ATTR_* applied to the new mount
+    uint32_t mode;               // DIR, FILE, TMPFS root mode
+    int32_t source_fd;           // BIND: an O_PATH fd opened by the parent (O_NOFOLLOW), else -1
+    const char *_Nonnull target; // path inside the new root, relative, no "..", "" is the root itself
+    const char *_Nullable link;  // SYMLINK: the link's content
+    const char *_Nullable data;  // FILE: contents
+    size_t data_length;
+    uint64_t size;               // TMPFS: size in bytes (0: kernel default)
+    /// BIND: directories (relative to the bind) that later mounts need as
+    /// mount points. When one is missing from the source, the shim mounts a
+    /// read-only overlay of the source under a layer holding them, so the
+    /// source itself is never modified.
+    const char *_Nonnull const *_Nullable mount_points;
+    size_t mount_point_count;
+};
+
+// MARK: - Spawning a sandbox
+
+struct csb_rlimit {
+    int32_t resource;  // RLIMIT_*
+    uint64_t soft;     // RLIM_INFINITY allowed
+    uint64_t hard;
+};
+
+enum csb_network {
+    CSB_NET_NONE = 0,      // new netns, lo down
+    CSB_NET_LOOPBACK = 1,  // new netns, lo up
+    CSB_NET_HOST = 2,      // the host's network namespace
+};
+
+struct csb_spawn_config {
+    // Identity: the sandbox's uid/gid 0 map to these host ids.
+    uint32_t host_uid;
+    uint32_t host_gid;
+
+    uint32_t network;               // enum csb_network
+    const char *_Nullable hostname; // NULL: keep the default "localhost"
+
+    // Where the child builds the new root (a directory it mounts a tmpfs on,
+    // private to its mount namespace), e.g. "/tmp".
+    const char *_Nonnull staging_dir;
+    const struct csb_mount *_Nullable mounts;
+    size_t mount_count;
+
+    // The job process.
+    const char *_Nonnull path;                 // absolute, inside the sandbox
+    char *_Nullable const *_Nonnull argv;      // NULL-terminated
+    char *_Nullable const *_Nonnull envp;      // NULL-terminated
+    const char *_Nonnull cwd;                  // inside the sandbox
+    int32_t stdout_fd;                         // write ends in the parent; become fd 1 / fd 2
+    int32_t stderr_fd;
+    const struct csb_rlimit *_Nullable rlimits;
+    size_t rlimit_count;
+    const struct csb_bpf *_Nonnull seccomp;    // loaded last before execve
+    /// Job's cgroup: a directory fd the child joins before exec (-1: none).
+    int32_t cgroup_fd;
+};
+
+struct csb_child {
+    int32_t pid;       // host pid of the sandbox's PID 1
+    int32_t pidfd;     // pidfd of that process (close-on-exec)
+    int32_t status_fd; // PID 1 writes the job's wait status here before exiting
+};
+
+/// Clones the sandbox, writes its id maps, releases it and waits until the
+/// job's execve() succeeded (EOF on the error pipe) or a failure record came
+/// back. Blocks for the few milliseconds of setup; call it off the async pool.
+/// On failure `error` holds the record and the sandbox is already reaped.
+int csb_spawn(const struct csb_spawn_config *_Nonnull config,
+              struct csb_child *_Nonnull child,
+              struct csb_error *_Nonnull error);
+
+/// Resource usage of the whole sandbox (PID 1 plus everything it reaped).
+struct csb_usage {
+    int32_t init_code;       // si_code of PID 1 (CLD_EXITED, CLD_KILLED, ...)
+    int32_t init_status;     // exit code or signal of PID 1
+    int32_t job_reported;    // 1 when PID 1 reported the job's status below
+    int32_t job_wait_status; // the job's raw wait status (WIFEXITED etc.)
+    int64_t user_usec;
+    int64_t system_usec;
+    int64_t max_rss_kb;
+};
+
+/// Reaps PID 1 through its pidfd (non-blocking: call once the pidfd is
+/// readable) and collects the job status PID 1 reported. Returns EAGAIN
+/// when PID 1 has not exited yet.
+int csb_reap(const struct csb_child *_Nonnull child, struct csb_usage *_Nonnull usage);
+
+/// Sends `signal` to the sandbox's PID 1 through its pidfd. SIGKILL ends the
+/// whole PID namespace; SIGTERM/SIGINT/SIGHUP are forwarded to the job.
+int csb_signal(const struct csb_child *_Nonnull child, int signal);
+
+/// Closes the child's descriptors (after csb_reap).
+void csb_child_close(struct csb_child *_Nonnull child);
+
+/// Name of an errno value ("ENOENT"), or NULL when unknown.
+const char *_Nullable csb_errno_name(int error);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1 @@
+// Runner: job folders, results, artifacts, the SyftBox queue.

@@ -1,0 +1,1 @@
+print("syft-sandbox-run: not yet")
