@@ -118,7 +118,7 @@ void csb_bpf_free(struct csb_bpf *_Nonnull bpf);
 // MARK: - The mount plan
 
 enum csb_mount_kind {
-    CSB_MOUNT_BIND = 1,     // bind `source_fd` at `target`
+    CSB_MOUNT_BIND = 1,     // bind `source` at `target`
     CSB_MOUNT_TMPFS = 2,    // fresh tmpfs of `size` bytes, `mode`
     CSB_MOUNT_PROC = 3,     // fresh procfs for the new PID namespace
     CSB_MOUNT_DEVPTS = 4,   // fresh devpts instance (newinstance, ptmxmode=0666)
@@ -126,7 +126,7 @@ enum csb_mount_kind {
     CSB_MOUNT_DIR = 6,      // mkdir -p `target` with `mode`
     CSB_MOUNT_SYMLINK = 7,  // symlink `target` -> `link`
     CSB_MOUNT_FILE = 8,     // create `target` with `data`[0..<data_length], `mode`
-    CSB_MOUNT_MASK = 9,     // hide `target` (a file: /dev/null over it; a dir: empty read-only tmpfs)
+    CSB_MOUNT_MASK = 9,     // hide `target` (a file: `source` (/dev/null) over it; a dir: empty read-only tmpfs)
     CSB_MOUNT_READONLY = 10,// make the mount at `target` read-only (bind it onto itself first)
 };
 
@@ -146,7 +146,10 @@ struct csb_mount {
     uint32_t flags;              // CSB_BIND_*
     uint32_t attr;               // CSB_ATTR_* applied to the new mount
     uint32_t mode;               // DIR, FILE, TMPFS root mode
-    int32_t source_fd;           // BIND: an O_PATH fd opened by the parent (O_NOFOLLOW), else -1
+    /// BIND, MASK: an absolute, canonical host path. The child opens it in
+    /// its own mount namespace with RESOLVE_NO_SYMLINKS, so a symlink placed
+    /// anywhere on the path makes the mount fail instead of redirecting it.
+    const char *_Nullable source;
     const char *_Nonnull target; // path inside the new root, relative, no "..", "" is the root itself
     const char *_Nullable link;  // SYMLINK: the link's content
     const char *_Nullable data;  // FILE: contents
@@ -162,8 +165,18 @@ struct csb_mount {
 
 // MARK: - Spawning a sandbox
 
+/// Resource numbers of setrlimit(2) (Linux's, the same on every arch we build for).
+enum csb_resource {
+    CSB_RLIMIT_CPU = 0,
+    CSB_RLIMIT_FSIZE = 1,
+    CSB_RLIMIT_CORE = 4,
+    CSB_RLIMIT_NPROC = 6,
+    CSB_RLIMIT_NOFILE = 7,
+    CSB_RLIMIT_AS = 9,
+};
+
 struct csb_rlimit {
-    int32_t resource;  // RLIMIT_*
+    int32_t resource;  // enum csb_resource
     uint64_t soft;     // RLIM_INFINITY allowed
     uint64_t hard;
 };
@@ -206,6 +219,7 @@ struct csb_child {
     int32_t pid;       // host pid of the sandbox's PID 1
     int32_t pidfd;     // pidfd of that process (close-on-exec)
     int32_t status_fd; // PID 1 writes the job's wait status here before exiting
+    int32_t idmap_fallbacks; // CSB_BIND_IDMAP binds that fell back to a plain bind
 };
 
 /// Clones the sandbox, writes its id maps, releases it and waits until the
@@ -238,6 +252,19 @@ int csb_signal(const struct csb_child *_Nonnull child, int signal);
 
 /// Closes the child's descriptors (after csb_reap).
 void csb_child_close(struct csb_child *_Nonnull child);
+
+/// Moves up to `length` bytes from a non-blocking pipe into a file at its
+/// offset without copying through user space (splice). -1 with errno on
+/// failure (EAGAIN: the pipe is empty; EINVAL: the file cannot be spliced to).
+ssize_t csb_splice_to_file(int pipe_fd, int file_fd, size_t length);
+
+/// A close-on-exec pipe for one output stream: the read end non-blocking
+/// (the parent polls it), the write end blocking (the job writes it), its
+/// capacity raised to 1 MiB where allowed. Returns 0 or an errno.
+int csb_capture_pipe(int *_Nonnull read_end, int *_Nonnull write_end);
+
+/// A close-on-exec, non-blocking eventfd (to wake a poll loop), or -1.
+int csb_eventfd(void);
 
 /// Name of an errno value ("ENOENT"), or NULL when unknown.
 const char *_Nullable csb_errno_name(int error);

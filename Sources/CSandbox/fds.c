@@ -1,0 +1,39 @@
+// fds.c — closing every inherited descriptor but a known few.
+//
+// A sandbox cloned while another one is being set up inherits the other's
+// pipes and sockets (they are close-on-exec, but PID 1 never execs), so
+// the child closes everything it does not own as its first step.
+#include "internal.h"
+
+#include <errno.h>
+#include <linux/close_range.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int close_range_raw(unsigned first, unsigned last) {
+    if (first > last) return 0;
+    if (syscall(SYS_close_range, first, last, 0) != 0) return errno;
+    return 0;
+}
+
+/// Closes every fd >= 3 that is not in `keep` (negative entries ignored).
+int csb_close_fds_except(const int *_Nonnull keep, size_t count) {
+    // Sort a copy (insertion sort: a handful of entries).
+    int sorted[CSB_MAX_IDMAPPED + 8];
+    size_t n = 0;
+    for (size_t i = 0; i < count && n < sizeof sorted / sizeof sorted[0]; i++) {
+        if (keep[i] < 3) continue;
+        size_t j = n++;
+        while (j > 0 && sorted[j - 1] > keep[i]) { sorted[j] = sorted[j - 1]; j--; }
+        sorted[j] = keep[i];
+    }
+    unsigned next = 3;
+    for (size_t i = 0; i < n; i++) {
+        unsigned fd = (unsigned)sorted[i];
+        if (fd < next) continue; // duplicate
+        int rc = close_range_raw(next, fd - 1);
+        if (rc != 0) return rc;
+        next = fd + 1;
+    }
+    return close_range_raw(next, ~0U);
+}

@@ -1,0 +1,74 @@
+// init.c — PID 1 of the sandbox.
+//
+// It reaps every orphan, forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/
+// SIGUSR2 to the job, reports the job's wait status to the parent and exits
+// when the job's main process ends. Its exit makes the kernel kill every
+// other process of the PID namespace: nothing outlives the job.
+//
+// Die-with-parent: PR_SET_PDEATHSIG fires when the parent *thread* exits,
+// and the parent here is a thread of a Swift process that may retire it at
+// any time. PID 1 watches its socket to the parent instead: EOF means the
+// parent process is gone, and PID 1 exits, taking the namespace with it.
+#include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+static void report_and_exit(struct csb_child_ctx *_Nonnull ctx, int status) {
+    int32_t record = status;
+    ssize_t written;
+    do {
+        written = send(ctx->sync_fd, &record, sizeof record, MSG_NOSIGNAL);
+    } while (written < 0 && errno == EINTR);
+    if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+    _exit(128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+}
+
+/// Reaps every exited child; returns once the job itself was reaped.
+static void reap(struct csb_child_ctx *_Nonnull ctx, pid_t job) {
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) return; // 0: others still run; -1 ECHILD: nothing left
+        if (pid == job) report_and_exit(ctx, status);
+    }
+}
+
+_Noreturn void csb_init_run(struct csb_child_ctx *_Nonnull ctx, pid_t job) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaddset(&set, forwarded[i]);
+    // The signals were blocked before the job was forked (no window to lose one).
+    int signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signal_fd < 0) {
+        kill(job, SIGKILL);
+        _exit(127);
+    }
+    struct pollfd fds[2] = {{.fd = signal_fd, .events = POLLIN}, {.fd = ctx->sync_fd, .events = POLLIN}};
+    reap(ctx, job); // the job may already be gone
+    for (;;) {
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            _exit(127);
+        }
+        if (fds[1].revents != 0) {
+            char byte;
+            ssize_t n = recv(ctx->sync_fd, &byte, 1, MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) _exit(137); // parent gone
+        }
+        struct signalfd_siginfo info;
+        while (read(signal_fd, &info, sizeof info) == (ssize_t)sizeof info) {
+            if (info.ssi_signo == SIGCHLD) reap(ctx, job);
+            else kill(job, (int)info.ssi_signo);
+        }
+    }
+}

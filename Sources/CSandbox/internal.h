@@ -1,0 +1,79 @@
+// internal.h — declarations shared by the shim's files, not part of the API.
+//
+// Everything named csb_child_* / csb_job_* runs between clone() and execve()
+// in a copy of a multithreaded process: only async-signal-safe code there
+// (raw syscalls, no malloc, no stdio, no locks), with buffers on the stack.
+#ifndef CSANDBOX_INTERNAL_H
+#define CSANDBOX_INTERNAL_H
+
+#include "csandbox.h"
+
+#include <stdbool.h>
+#include <sys/capability.h>
+
+#define CSB_MAX_IDMAPPED 16
+#define CSB_MAX_MOUNTS 256
+#define CSB_PATH_MAX 4096
+
+/// What the child knows: the caller's configuration plus the descriptors and
+/// state the parent prepared before clone().
+struct csb_child_ctx {
+    const struct csb_spawn_config *_Nonnull config;
+    int error_fd;       // write end of the error pipe (close-on-exec)
+    int sync_fd;        // the child's end of the parent/child socket
+    cap_t _Nonnull empty_caps; // prepared by the parent: libcap allocates
+    int cap_last;       // highest capability number the kernel knows
+    bool parent_is_root;
+    // Idmapped trees received from the parent, indexed by CSB_BIND_IDMAP bind order.
+    int idmapped_fds[CSB_MAX_IDMAPPED];
+    // O_PATH fds of the mount sources, by plan index, opened while the
+    // child still has the caller's host uid (so it can traverse the
+    // caller's private directories); -errno when the open failed.
+    int source_fds[CSB_MAX_MOUNTS];
+    // What failed, filled by the step that failed.
+    char message[CSB_ERROR_MESSAGE_MAX];
+};
+
+// message.c — building messages without stdio.
+void csb_msg(char *_Nonnull buffer, size_t size, const char *_Nullable first, ...);
+size_t csb_format_u64(char *_Nonnull buffer, size_t size, uint64_t value, unsigned base);
+_Noreturn void csb_child_fail(struct csb_child_ctx *_Nonnull ctx, int stage, int error);
+
+// user.c
+int csb_write_id_maps(pid_t pid, uint32_t host_uid, uint32_t host_gid, bool deny_setgroups,
+                      char *_Nonnull message, size_t message_size);
+int csb_make_idmapped_tree(const char *_Nonnull source, int userns_fd, uint32_t attr, bool recursive,
+                           int *_Nonnull tree_fd);
+int csb_child_become_root(struct csb_child_ctx *_Nonnull ctx);
+
+// mount.c
+int csb_child_open_sources(struct csb_child_ctx *_Nonnull ctx);
+int csb_child_assemble_root(struct csb_child_ctx *_Nonnull ctx);
+int csb_child_pivot_root(struct csb_child_ctx *_Nonnull ctx);
+
+// net.c
+int csb_child_configure_network(struct csb_child_ctx *_Nonnull ctx);
+
+// limits.c
+int csb_job_set_rlimits(struct csb_child_ctx *_Nonnull ctx);
+
+// caps.c
+int csb_drop_capabilities(struct csb_child_ctx *_Nonnull ctx);
+
+// seccomp_load.c
+int csb_job_set_no_new_privs(struct csb_child_ctx *_Nonnull ctx);
+int csb_job_load_seccomp(struct csb_child_ctx *_Nonnull ctx);
+
+// init.c
+_Noreturn void csb_init_run(struct csb_child_ctx *_Nonnull ctx, pid_t job);
+
+// fds.c
+int csb_close_fds_except(const int *_Nonnull keep, size_t count);
+
+// syscalls.c — thin wrappers for syscalls glibc 2.36 does not wrap.
+int csb_openat2(int dirfd, const char *_Nonnull path, int flags, uint64_t resolve);
+pid_t csb_clone_raw(uint64_t flags, int *_Nullable pidfd, int cgroup_fd);
+pid_t csb_fork_raw(void);
+int csb_pidfd_send_signal(int pidfd, int signal);
+
+#endif

@@ -1,0 +1,526 @@
+// mount.c — assembling the new root from the mount plan, then pivot_root.
+//
+// Every mount is made with the fd-based mount API (open_tree, fsopen,
+// fsmount, mount_setattr, move_mount). Targets are opened beneath the new
+// root with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, sources with
+// RESOLVE_NO_SYMLINKS: a symlink in a job folder, a rootfs or on a host path
+// can make a mount fail, never redirect it onto the host.
+//
+// Layout while assembling, private to the child's mount namespace:
+//   <staging>/            a tmpfs hiding the host directory
+//   <staging>/root/       a tmpfs: the new root
+//   <staging>/.layers/N/  overlay layers for binds that need mount points
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define BENEATH (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+#define NO_LINKS (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+
+struct assembly {
+    struct csb_child_ctx *_Nonnull ctx;
+    size_t index;     // of the operation being run
+    int staging_fd;   // <staging>
+    int root_fd;      // <staging>/root, reopened after a mount on the root itself
+    int layers_fd;    // <staging>/.layers
+    unsigned layer_count;
+    unsigned idmapped_used;
+};
+
+// MARK: - Paths
+
+static const char *_Nonnull display(const char *_Nonnull target, char *_Nonnull buffer, size_t size) {
+    csb_msg(buffer, size, "/", target, NULL);
+    return buffer;
+}
+
+static void set_message(struct assembly *_Nonnull a, const char *_Nonnull what, const char *_Nonnull target) {
+    char shown[CSB_PATH_MAX];
+    csb_msg(a->ctx->message, sizeof a->ctx->message, what, display(target, shown, sizeof shown), NULL);
+}
+
+/// Splits "a/b/c" into "a/b" and "c" in `buffer` (the parent may be "").
+static void split_parent(const char *_Nonnull path, char *_Nonnull buffer, size_t size,
+                         const char *_Nonnull *_Nonnull parent, const char *_Nonnull *_Nonnull name) {
+    csb_msg(buffer, size, path, NULL);
+    char *slash = strrchr(buffer, '/');
+    if (slash == NULL) {
+        *parent = "";
+        *name = buffer;
+    } else {
+        *slash = '\0';
+        *parent = buffer;
+        *name = slash + 1;
+    }
+}
+
+/// Opens (creating missing directories with `mode`) the directory `path`
+/// beneath `dirfd`, one component at a time, never following a symlink.
+static int open_dirs(int dirfd, const char *_Nonnull path, mode_t mode, int *_Nonnull out) {
+    char buffer[CSB_PATH_MAX];
+    csb_msg(buffer, sizeof buffer, path, NULL);
+    int current = csb_openat2(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
+    if (current < 0) return errno;
+    char *component = buffer;
+    while (*component != '\0') {
+        char *end = strchr(component, '/');
+        if (end != NULL) *end = '\0';
+        if (*component != '\0') {
+            int next = csb_openat2(current, component, O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
+            if (next < 0 && errno == ENOENT) {
+                if (mkdirat(current, component, mode) != 0 && errno != EEXIST) {
+                    int error = errno;
+                    close(current);
+                    return error;
+                }
+                next = csb_openat2(current, component, O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
+            }
+            int error = next < 0 ? errno : 0;
+            close(current);
+            if (next < 0) return error;
+            current = next;
+        }
+        if (end == NULL) break;
+        component = end + 1;
+    }
+    *out = current;
+    return 0;
+}
+
+/// Opens the mount target beneath the root: a directory (created when
+/// missing) or, for a non-directory source, a file (created empty).
+static int open_target(int root_fd, const char *_Nonnull target, bool directory, int *_Nonnull out) {
+    if (directory) return open_dirs(root_fd, target, 0755, out);
+    char buffer[CSB_PATH_MAX];
+    const char *parent, *name;
+    split_parent(target, buffer, sizeof buffer, &parent, &name);
+    int parent_fd;
+    int error = open_dirs(root_fd, parent, 0755, &parent_fd);
+    if (error != 0) return error;
+    int fd = csb_openat2(parent_fd, name, O_PATH | O_CLOEXEC, BENEATH);
+    if (fd < 0 && errno == ENOENT) {
+        int created = openat(parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (created >= 0) close(created);
+        fd = csb_openat2(parent_fd, name, O_PATH | O_CLOEXEC, BENEATH);
+    }
+    error = fd < 0 ? errno : 0;
+    close(parent_fd);
+    if (fd >= 0) *out = fd;
+    return error;
+}
+
+// MARK: - Mount primitives
+
+static int attach(int tree_fd, int target_fd) {
+    if (move_mount(tree_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+        return errno;
+    return 0;
+}
+
+static int set_attributes(int tree_fd, uint32_t attr, bool recursive) {
+    if (attr == 0) return 0;
+    struct mount_attr mattr;
+    memset(&mattr, 0, sizeof mattr);
+    mattr.attr_set = attr;
+    unsigned flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
+    if (mount_setattr(tree_fd, "", flags, &mattr, sizeof mattr) != 0) return errno;
+    return 0;
+}
+
+/// Appends the kernel's own explanation (fsopen's log) to the message.
+static void append_fs_log(struct assembly *_Nonnull a, int fs_fd) {
+    char log[160];
+    ssize_t length = read(fs_fd, log, sizeof log - 1);
+    if (length <= 0) return;
+    log[length] = '\0';
+    if (log[length - 1] == '\n') log[length - 1] = '\0';
+    char joined[CSB_ERROR_MESSAGE_MAX];
+    csb_msg(joined, sizeof joined, a->ctx->message, " (kernel: ", log, ")", NULL);
+    memcpy(a->ctx->message, joined, sizeof joined);
+}
+
+/// A new filesystem instance, configured with key/value pairs (a NULL
+/// value sets a flag), returned as a detached mount with `attr`.
+static int new_filesystem(struct assembly *_Nonnull a, const char *_Nonnull type,
+                          const char *_Nullable const *_Nonnull options, uint32_t attr, int *_Nonnull out) {
+    int fs_fd = fsopen(type, FSOPEN_CLOEXEC);
+    if (fs_fd < 0) return errno;
+    int error = 0;
+    for (size_t i = 0; options[i] != NULL && error == 0; i += 2) {
+        const char *value = options[i + 1];
+        int rc = value != NULL ? fsconfig(fs_fd, FSCONFIG_SET_STRING, options[i], value, 0)
+                               : fsconfig(fs_fd, FSCONFIG_SET_FLAG, options[i], NULL, 0);
+        if (rc != 0) error = errno;
+    }
+    if (error == 0 && fsconfig(fs_fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) error = errno;
+    int mount_fd = -1;
+    if (error == 0) {
+        mount_fd = fsmount(fs_fd, FSMOUNT_CLOEXEC, attr);
+        if (mount_fd < 0) error = errno;
+    }
+    if (error != 0) append_fs_log(a, fs_fd);
+    close(fs_fd);
+    if (error == 0) *out = mount_fd;
+    return error;
+}
+
+/// A detached copy of the current operation's source, opened earlier by
+/// csb_child_open_sources.
+static int clone_source(struct assembly *_Nonnull a, bool recursive, int *_Nonnull out) {
+    int source_fd = a->ctx->source_fds[a->index];
+    if (source_fd < 0) return -source_fd;
+    int tree = open_tree(source_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+                                            (recursive ? AT_RECURSIVE : 0));
+    if (tree < 0) return errno;
+    *out = tree;
+    return 0;
+}
+
+// MARK: - Overlay for missing mount points
+
+static bool has_all_mount_points(int tree_fd, const struct csb_mount *_Nonnull m) {
+    for (size_t i = 0; i < m->mount_point_count; i++) {
+        int fd = csb_openat2(tree_fd, m->mount_points[i], O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
+        if (fd < 0) return false;
+        close(fd);
+    }
+    return true;
+}
+
+/// Replaces `*tree_fd` by a read-only overlay: the tree as the lower layer
+/// under a layer holding the mount points as empty directories. No upper
+/// layer: nothing can be written through it, and the source is untouched.
+static int overlay_mount_points(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m,
+                                int *_Nonnull tree_fd) {
+    char index[16], base[64], lower[80], points[80], lowerdir[200];
+    csb_format_u64(index, sizeof index, a->layer_count++, 10);
+    csb_msg(base, sizeof base, index, NULL);
+    csb_msg(lower, sizeof lower, base, "/lower", NULL);
+    csb_msg(points, sizeof points, base, "/points", NULL);
+    int lower_fd, points_fd;
+    int error = open_dirs(a->layers_fd, lower, 0700, &lower_fd);
+    if (error != 0) return error;
+    error = attach(*tree_fd, lower_fd);
+    close(lower_fd);
+    if (error != 0) return error;
+    close(*tree_fd);
+    *tree_fd = -1;
+    error = open_dirs(a->layers_fd, points, 0755, &points_fd);
+    if (error != 0) return error;
+    for (size_t i = 0; i < m->mount_point_count && error == 0; i++) {
+        int fd;
+        error = open_dirs(points_fd, m->mount_points[i], 0755, &fd);
+        if (error == 0) close(fd);
+    }
+    close(points_fd);
+    if (error != 0) return error;
+    // Absolute layer paths: the staging directory is the runner's own
+    // (validated to hold no ':' ',' or '\\'), the rest is ours.
+    const char *staging = a->ctx->config->staging_dir;
+    csb_msg(lowerdir, sizeof lowerdir, staging, "/.layers/", points, ":", staging, "/.layers/", lower, NULL);
+    const char *options[] = {"lowerdir", lowerdir, "redirect_dir", "nofollow", "metacopy", "off", NULL, NULL};
+    return new_filesystem(a, "overlay", options, m->attr | MOUNT_ATTR_RDONLY, tree_fd);
+}
+
+// MARK: - The operations
+
+static int do_bind(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+    bool recursive = (m->flags & CSB_BIND_RECURSIVE) != 0;
+    int tree = -1, error = 0;
+    if ((m->flags & CSB_BIND_IDMAP) != 0 && a->idmapped_used < CSB_MAX_IDMAPPED &&
+        a->ctx->idmapped_fds[a->idmapped_used] >= 0) {
+        tree = a->ctx->idmapped_fds[a->idmapped_used];
+        a->ctx->idmapped_fds[a->idmapped_used] = -1;
+    } else {
+        error = clone_source(a, recursive, &tree);
+    }
+    if ((m->flags & CSB_BIND_IDMAP) != 0) a->idmapped_used++;
+    if (error != 0) {
+        if ((m->flags & CSB_BIND_OPTIONAL) != 0 && (error == ENOENT || error == ENOTDIR)) return 0;
+        csb_msg(a->ctx->message, sizeof a->ctx->message, "open bind source ",
+                m->source != NULL ? m->source : "(none)", NULL);
+        return error;
+    }
+    struct stat info;
+    if (fstat(tree, &info) != 0) error = errno;
+    if (error == 0) error = set_attributes(tree, m->attr, recursive);
+    if (error == 0 && m->mount_point_count > 0 && !has_all_mount_points(tree, m))
+        error = overlay_mount_points(a, m, &tree);
+    int target = -1;
+    if (error == 0) error = open_target(a->root_fd, m->target, S_ISDIR(info.st_mode), &target);
+    if (error == 0) error = attach(tree, target);
+    if (tree >= 0) close(tree);
+    if (target >= 0) close(target);
+    if (error == 0 && m->target[0] == '\0') {
+        // A mount on the root itself: later targets resolve in the new top mount.
+        int fresh = openat(a->staging_fd, "root", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fresh < 0) return errno;
+        close(a->root_fd);
+        a->root_fd = fresh;
+    }
+    if (error != 0 && a->ctx->message[0] == '\0') {
+        char text[CSB_PATH_MAX];
+        csb_msg(text, sizeof text, "bind ", m->source != NULL ? m->source : "", " on ", NULL);
+        set_message(a, text, m->target);
+    }
+    return error;
+}
+
+static int mount_new_filesystem(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m,
+                                const char *_Nonnull type, const char *_Nullable const *_Nonnull options) {
+    int tree = -1, target = -1;
+    int error = open_target(a->root_fd, m->target, true, &target);
+    if (error == 0) error = new_filesystem(a, type, options, m->attr, &tree);
+    if (error == 0) error = attach(tree, target);
+    if (tree >= 0) close(tree);
+    if (target >= 0) close(target);
+    if (error != 0) {
+        char saved[CSB_ERROR_MESSAGE_MAX], text[64];
+        memcpy(saved, a->ctx->message, sizeof saved);
+        csb_msg(text, sizeof text, "mount ", type, " on ", NULL);
+        set_message(a, text, m->target);
+        if (saved[0] != '\0') {
+            char joined[CSB_ERROR_MESSAGE_MAX];
+            csb_msg(joined, sizeof joined, a->ctx->message, " ", saved, NULL);
+            memcpy(a->ctx->message, joined, sizeof joined);
+        }
+    }
+    return error;
+}
+
+static int do_tmpfs(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+    char size[24], mode[16];
+    csb_format_u64(size, sizeof size, m->size, 10);
+    csb_format_u64(mode, sizeof mode, m->mode & 07777, 8);
+    const char *options[] = {"mode", mode, m->size > 0 ? "size" : NULL, size, NULL, NULL};
+    return mount_new_filesystem(a, m, "tmpfs", options);
+}
+
+static int do_write_file(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+    char buffer[CSB_PATH_MAX];
+    const char *parent, *name;
+    split_parent(m->target, buffer, sizeof buffer, &parent, &name);
+    int parent_fd, error = open_dirs(a->root_fd, parent, 0755, &parent_fd);
+    if (error != 0) {
+        set_message(a, "create directories for ", m->target);
+        return error;
+    }
+    int fd = openat(parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    close(parent_fd);
+    if (fd < 0) {
+        error = errno;
+        set_message(a, "create ", m->target);
+        return error;
+    }
+    size_t done = 0;
+    while (done < m->data_length && error == 0) {
+        ssize_t n = write(fd, m->data + done, m->data_length - done);
+        if (n < 0 && errno != EINTR) error = errno;
+        if (n > 0) done += (size_t)n;
+    }
+    if (error == 0 && fchmod(fd, m->mode & 07777) != 0) error = errno;
+    close(fd);
+    if (error != 0) set_message(a, "write ", m->target);
+    return error;
+}
+
+static int do_symlink(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+    char buffer[CSB_PATH_MAX];
+    const char *parent, *name;
+    split_parent(m->target, buffer, sizeof buffer, &parent, &name);
+    int parent_fd, error = open_dirs(a->root_fd, parent, 0755, &parent_fd);
+    if (error == 0) {
+        if (symlinkat(m->link != NULL ? m->link : "", parent_fd, name) != 0) error = errno;
+        close(parent_fd);
+    }
+    if (error != 0) set_message(a, "create symlink ", m->target);
+    return error;
+}
+
+static int do_directory(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+    int fd, error = open_dirs(a->root_fd, m->target, m->mode & 07777, &fd);
+    if (error == 0) close(fd);
+    else set_message(a, "create directory ", m->target);
+    return error;
+}
+
+/// Hides an existing path: an empty read-only tmpfs over a directory, the
+/// mask source (/dev/null) over anything else. A missing path is fine.
+static int do_mask(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+    int target = csb_openat2(a->root_fd, m->target, O_PATH | O_CLOEXEC, BENEATH);
+    if (target < 0) {
+        int error = errno;
+        if (error == ENOENT) return 0;
+        set_message(a, "open mask target ", m->target);
+        return error;
+    }
+    struct stat info;
+    int error = fstat(target, &info) != 0 ? errno : 0, tree = -1;
+    if (error == 0 && S_ISDIR(info.st_mode)) {
+        const char *options[] = {"size", "4096", "mode", "0555", NULL, NULL};
+        error = new_filesystem(a, "tmpfs", options, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+                                                        MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, &tree);
+    } else if (error == 0) {
+        error = clone_source(a, false, &tree);
+        if (error == 0) error = set_attributes(tree, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false);
+    }
+    if (error == 0) error = attach(tree, target);
+    if (tree >= 0) close(tree);
+    close(target);
+    if (error != 0) set_message(a, "mask ", m->target);
+    return error;
+}
+
+/// Makes `target` (a path inside an existing mount, e.g. /proc/sys) a
+/// read-only mount of its own: bind it onto itself with new attributes.
+static int do_read_only(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+    int target = csb_openat2(a->root_fd, m->target, O_PATH | O_CLOEXEC, BENEATH);
+    if (target < 0) {
+        int error = errno;
+        if (error == ENOENT) return 0;
+        set_message(a, "open ", m->target);
+        return error;
+    }
+    int error = 0;
+    int tree = open_tree(target, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    if (tree < 0) error = errno;
+    if (error == 0) error = set_attributes(tree, m->attr | MOUNT_ATTR_RDONLY, true);
+    if (error == 0) error = attach(tree, target);
+    if (tree >= 0) close(tree);
+    close(target);
+    if (error != 0) set_message(a, "make read-only ", m->target);
+    return error;
+}
+
+static int run_operation(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+    a->ctx->message[0] = '\0';
+    switch (m->kind) {
+    case CSB_MOUNT_BIND: return do_bind(a, m);
+    case CSB_MOUNT_TMPFS: return do_tmpfs(a, m);
+    case CSB_MOUNT_PROC: {
+        const char *options[] = {NULL, NULL};
+        return mount_new_filesystem(a, m, "proc", options);
+    }
+    case CSB_MOUNT_DEVPTS: {
+        const char *options[] = {"newinstance", NULL, "ptmxmode", "0666", "mode", "0620", NULL, NULL};
+        return mount_new_filesystem(a, m, "devpts", options);
+    }
+    case CSB_MOUNT_MQUEUE: {
+        const char *options[] = {NULL, NULL};
+        return mount_new_filesystem(a, m, "mqueue", options);
+    }
+    case CSB_MOUNT_DIR: return do_directory(a, m);
+    case CSB_MOUNT_SYMLINK: return do_symlink(a, m);
+    case CSB_MOUNT_FILE: return do_write_file(a, m);
+    case CSB_MOUNT_MASK: return do_mask(a, m);
+    case CSB_MOUNT_READONLY: return do_read_only(a, m);
+    default:
+        set_message(a, "unknown mount operation for ", m->target);
+        return EINVAL;
+    }
+}
+
+// MARK: - Steps
+
+/// Opens every source path (O_PATH, no symlink anywhere on the path) in
+/// the child's own mount namespace, as open_tree requires, and before the
+/// child takes the sandbox's unprivileged id.
+int csb_child_open_sources(struct csb_child_ctx *_Nonnull ctx) {
+    const struct csb_spawn_config *config = ctx->config;
+    if (config->mount_count > CSB_MAX_MOUNTS) {
+        csb_msg(ctx->message, sizeof ctx->message, "too many mount operations", NULL);
+        return E2BIG;
+    }
+    for (size_t i = 0; i < config->mount_count; i++) {
+        const struct csb_mount *m = &config->mounts[i];
+        ctx->source_fds[i] = -EINVAL;
+        if (m->source == NULL || (m->kind != CSB_MOUNT_BIND && m->kind != CSB_MOUNT_MASK)) continue;
+        int fd = csb_openat2(AT_FDCWD, m->source, O_PATH | O_CLOEXEC, NO_LINKS);
+        ctx->source_fds[i] = fd >= 0 ? fd : -errno;
+    }
+    return 0;
+}
+
+/// Builds the whole new root under <staging>/root from the mount plan.
+int csb_child_assemble_root(struct csb_child_ctx *_Nonnull ctx) {
+    const struct csb_spawn_config *config = ctx->config;
+    // Nothing we mount may propagate back to the host.
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "make / a private mount tree", NULL);
+        return errno;
+    }
+    if (mount("tmpfs", config->staging_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700,size=1m") != 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "mount the staging tmpfs on ", config->staging_dir, NULL);
+        return errno;
+    }
+    struct assembly a = {.ctx = ctx, .staging_fd = -1, .root_fd = -1, .layers_fd = -1};
+    int error = 0;
+    a.staging_fd = open(config->staging_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (a.staging_fd < 0) error = errno;
+    if (error == 0 && (mkdirat(a.staging_fd, "root", 0755) != 0 || mkdirat(a.staging_fd, ".layers", 0700) != 0))
+        error = errno;
+    if (error == 0) a.layers_fd = openat(a.staging_fd, ".layers", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (error == 0 && a.layers_fd < 0) error = errno;
+    if (error != 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "prepare staging directories in ", config->staging_dir, NULL);
+        return error;
+    }
+    // The root itself: a small tmpfs, made read-only after the pivot.
+    int root_target = openat(a.staging_fd, "root", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), root_tree = -1;
+    const char *root_options[] = {"mode", "0755", "size", "16777216", NULL, NULL};
+    error = root_target < 0 ? errno : new_filesystem(&a, "tmpfs", root_options, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, &root_tree);
+    if (error == 0) error = attach(root_tree, root_target);
+    if (root_tree >= 0) close(root_tree);
+    if (root_target >= 0) close(root_target);
+    if (error == 0) a.root_fd = openat(a.staging_fd, "root", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (error == 0 && a.root_fd < 0) error = errno;
+    if (error != 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "mount the root tmpfs", NULL);
+        return error;
+    }
+    for (size_t i = 0; i < config->mount_count && error == 0; i++) {
+        a.index = i;
+        error = run_operation(&a, &config->mounts[i]);
+    }
+    close(a.root_fd);
+    close(a.layers_fd);
+    close(a.staging_fd);
+    return error;
+}
+
+/// Makes <staging>/root the root (pivot_root(".", ".") as crun and runc
+/// do, so no directory for the old root is needed), detaches the old root
+/// and makes the new root mount read-only.
+int csb_child_pivot_root(struct csb_child_ctx *_Nonnull ctx) {
+    char path[CSB_PATH_MAX];
+    csb_msg(path, sizeof path, ctx->config->staging_dir, "/root", NULL);
+    int new_root = open(path, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int old_root = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    int error = 0;
+    const char *what = "open the old and new roots";
+    if (new_root < 0 || old_root < 0) error = errno;
+    if (error == 0 && fchdir(new_root) != 0) error = errno;
+    if (error == 0 && syscall(SYS_pivot_root, ".", ".") != 0) { error = errno; what = "pivot_root"; }
+    // The old root is now stacked on "."; step into it, stop propagation, detach it.
+    if (error == 0 && fchdir(old_root) != 0) error = errno;
+    if (error == 0 && mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) != 0) { error = errno; what = "make the old root a slave"; }
+    if (error == 0 && umount2(".", MNT_DETACH) != 0) { error = errno; what = "detach the old root"; }
+    if (error == 0 && chdir("/") != 0) error = errno;
+    if (new_root >= 0) close(new_root);
+    if (old_root >= 0) close(old_root);
+    if (error == 0) {
+        struct mount_attr mattr;
+        memset(&mattr, 0, sizeof mattr);
+        mattr.attr_set = MOUNT_ATTR_RDONLY;
+        if (mount_setattr(AT_FDCWD, "/", 0, &mattr, sizeof mattr) != 0) { error = errno; what = "make / read-only"; }
+    }
+    if (error != 0) csb_msg(ctx->message, sizeof ctx->message, what, " (new root ", path, ")", NULL);
+    return error;
+}

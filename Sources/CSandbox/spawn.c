@@ -1,0 +1,416 @@
+// spawn.c — cloning the sandbox and the order of its setup.
+//
+// Parent:  prepare pipes and capability state -> clone3 into the namespaces
+//          -> write the id maps -> make idmapped trees -> send the go-ahead
+//          -> wait for EOF (exec succeeded) or a failure record.
+// Child:   the flat list in child_main(); it becomes PID 1 and forks the
+//          job, which runs the flat list in job_main() and execs.
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// MARK: - Child side
+
+#define STEP(ctx, stage, call)                                   \
+    do {                                                         \
+        int step_error_ = (call);                                \
+        if (step_error_ != 0) csb_child_fail(ctx, stage, step_error_); \
+    } while (0)
+
+/// Closes everything but the descriptors this sandbox owns: another
+/// sandbox's pipes may have been inherited through a concurrent clone.
+static int keep_own_descriptors(struct csb_child_ctx *_Nonnull ctx) {
+    const struct csb_spawn_config *config = ctx->config;
+    int keep[] = {ctx->error_fd, ctx->sync_fd, config->stdout_fd, config->stderr_fd};
+    int error = csb_close_fds_except(keep, sizeof keep / sizeof keep[0]);
+    if (error != 0) csb_msg(ctx->message, sizeof ctx->message, "close inherited descriptors", NULL);
+    return error;
+}
+
+/// Waits for the parent's go-ahead: the id maps are written, and the
+/// idmapped trees (if any) arrive with it as SCM_RIGHTS.
+static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
+    uint8_t present[CSB_MAX_IDMAPPED + 1];
+    char control[CMSG_SPACE(sizeof(int) * CSB_MAX_IDMAPPED)];
+    struct iovec iov = {.iov_base = present, .iov_len = sizeof present};
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                             .msg_controllen = sizeof control};
+    ssize_t n;
+    do {
+        n = recvmsg(ctx->sync_fd, &message, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) _exit(1); // the parent is gone: nobody to report to
+    if (n < 1 || present[0] != 'G') {
+        csb_msg(ctx->message, sizeof ctx->message, "receive the parent's go-ahead", NULL);
+        return n < 0 ? errno : EPROTO;
+    }
+    int received[CSB_MAX_IDMAPPED];
+    size_t count = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c != NULL; c = CMSG_NXTHDR(&message, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < fds && count < CSB_MAX_IDMAPPED; i++)
+            memcpy(&received[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    }
+    size_t next = 0;
+    for (size_t i = 0; i < CSB_MAX_IDMAPPED && i + 1 < (size_t)n; i++)
+        ctx->idmapped_fds[i] = present[i + 1] && next < count ? received[next++] : -1;
+    return 0;
+}
+
+static int set_hostname(struct csb_child_ctx *_Nonnull ctx) {
+    const char *name = ctx->config->hostname;
+    if (name == NULL) return 0;
+    if (sethostname(name, strlen(name)) != 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "set the hostname to ", name, NULL);
+        return errno;
+    }
+    return 0;
+}
+
+/// The job's stdio: stdin is /dev/null (inside the new root), stdout and
+/// stderr the parent's pipes; every other descriptor is closed (the error
+/// pipe stays until execve, which closes it: that EOF is the success signal).
+static int job_stdio(struct csb_child_ctx *_Nonnull ctx) {
+    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_fd < 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "open /dev/null for stdin", NULL);
+        return errno;
+    }
+    if (dup2(null_fd, 0) < 0 || dup2(ctx->config->stdout_fd, 1) < 0 || dup2(ctx->config->stderr_fd, 2) < 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "set up stdin, stdout and stderr", NULL);
+        return errno;
+    }
+    int keep[] = {ctx->error_fd};
+    int error = csb_close_fds_except(keep, 1);
+    if (error != 0) csb_msg(ctx->message, sizeof ctx->message, "close every descriptor but 0, 1, 2", NULL);
+    return error;
+}
+
+/// New session (no controlling terminal: nothing to TIOCSTI into) and
+/// death with PID 1, whose only thread is the job's parent.
+static int job_session(struct csb_child_ctx *_Nonnull ctx) {
+    if (setsid() < 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "setsid", NULL);
+        return errno;
+    }
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "set the parent-death signal", NULL);
+        return errno;
+    }
+    return 0;
+}
+
+/// Signal dispositions and mask as a fresh process has them (the Swift
+/// parent may ignore SIGPIPE; PID 1 blocked the forwarded signals).
+static int job_reset_signals(struct csb_child_ctx *_Nonnull ctx) {
+    struct sigaction default_action;
+    memset(&default_action, 0, sizeof default_action);
+    default_action.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        sigaction(sig, &default_action, NULL); // EINVAL for glibc-reserved signals is fine
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "unblock signals", NULL);
+        return errno;
+    }
+    return 0;
+}
+
+static int job_chdir(struct csb_child_ctx *_Nonnull ctx) {
+    if (chdir(ctx->config->cwd) != 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "enter the working directory ", ctx->config->cwd, NULL);
+        return errno;
+    }
+    return 0;
+}
+
+static int job_exec(struct csb_child_ctx *_Nonnull ctx) {
+    execve(ctx->config->path, ctx->config->argv, ctx->config->envp);
+    csb_msg(ctx->message, sizeof ctx->message, "execve ", ctx->config->path, NULL);
+    return errno;
+}
+
+/// The job: the last steps before exec, in order. The seccomp filter is
+/// last so that nothing before it needs a syscall it denies.
+static _Noreturn void job_main(struct csb_child_ctx *_Nonnull ctx) {
+    STEP(ctx, CSB_STAGE_FDS, job_stdio(ctx));
+    STEP(ctx, CSB_STAGE_SESSION, job_session(ctx));
+    STEP(ctx, CSB_STAGE_SESSION, job_reset_signals(ctx));
+    STEP(ctx, CSB_STAGE_RLIMIT, csb_job_set_rlimits(ctx));
+    STEP(ctx, CSB_STAGE_CHDIR, job_chdir(ctx));
+    STEP(ctx, CSB_STAGE_CAPS, csb_drop_capabilities(ctx));
+    STEP(ctx, CSB_STAGE_NO_NEW_PRIVS, csb_job_set_no_new_privs(ctx));
+    STEP(ctx, CSB_STAGE_SECCOMP, csb_job_load_seccomp(ctx));
+    STEP(ctx, CSB_STAGE_EXEC, job_exec(ctx));
+    _exit(127);
+}
+
+/// PID 1 after the fork: hold nothing of the host (no terminal, no pipes),
+/// keep no privilege, be unreadable through /proc, then supervise.
+static _Noreturn void become_init(struct csb_child_ctx *_Nonnull ctx, pid_t job) {
+    int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd >= 0) {
+        dup2(null_fd, 0);
+        dup2(null_fd, 1);
+        dup2(null_fd, 2);
+    }
+    int keep[] = {ctx->sync_fd};
+    int error = csb_close_fds_except(keep, 1);
+    (void)prctl(PR_SET_NAME, "sandbox-init", 0, 0, 0); // not the name of a Swift worker thread
+    if (error == 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) error = errno;
+    if (error == 0) error = csb_drop_capabilities(ctx);
+    if (error == 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) error = errno;
+    if (error != 0) {
+        kill(job, SIGKILL);
+        _exit(127);
+    }
+    csb_init_run(ctx, job);
+}
+
+/// Forks the job; this process goes on as PID 1. The forwarded signals
+/// are blocked first, so none arrives before PID 1 listens for it.
+static int start_job(struct csb_child_ctx *_Nonnull ctx) {
+    sigset_t set;
+    sigemptyset(&set);
+    const int blocked[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < sizeof blocked / sizeof blocked[0]; i++) sigaddset(&set, blocked[i]);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "block signals in PID 1", NULL);
+        return errno;
+    }
+    pid_t job = csb_fork_raw();
+    if (job < 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "fork the job from PID 1", NULL);
+        return errno;
+    }
+    if (job == 0) job_main(ctx);
+    become_init(ctx, job);
+}
+
+/// The sandbox's setup, in order. Each step returns 0 or an errno and
+/// fills ctx->message; the first failure is reported and ends the child.
+static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
+    STEP(ctx, CSB_STAGE_PREPARE, keep_own_descriptors(ctx));
+    STEP(ctx, CSB_STAGE_SYNC, wait_for_parent(ctx));
+    STEP(ctx, CSB_STAGE_MOUNT, csb_child_open_sources(ctx));
+    STEP(ctx, CSB_STAGE_ID_MAP, csb_child_become_root(ctx));
+    STEP(ctx, CSB_STAGE_HOSTNAME, set_hostname(ctx));
+    STEP(ctx, CSB_STAGE_NETWORK, csb_child_configure_network(ctx));
+    STEP(ctx, CSB_STAGE_MOUNT, csb_child_assemble_root(ctx));
+    STEP(ctx, CSB_STAGE_PIVOT, csb_child_pivot_root(ctx));
+    STEP(ctx, CSB_STAGE_INIT, start_job(ctx));
+    _exit(127);
+}
+
+// MARK: - Parent side
+
+static void parent_fail(struct csb_error *_Nonnull error, int stage, int code, const char *_Nonnull message) {
+    error->stage = stage;
+    error->error = code;
+    csb_msg(error->message, sizeof error->message, message, NULL);
+}
+
+/// Makes the idmapped trees for CSB_BIND_IDMAP binds, in plan order, and
+/// sends them with the go-ahead. A tree that cannot be idmapped (not
+/// root, or a filesystem without idmap support) falls back to a plain bind.
+static int send_go_ahead(const struct csb_spawn_config *_Nonnull config, pid_t pid, int sync_fd,
+                         bool parent_is_root, int32_t *_Nonnull fallbacks) {
+    uint8_t present[CSB_MAX_IDMAPPED + 1];
+    memset(present, 0, sizeof present);
+    present[0] = 'G';
+    int trees[CSB_MAX_IDMAPPED];
+    size_t tree_count = 0, bind_index = 0;
+    int userns_fd = -1;
+    for (size_t i = 0; i < config->mount_count; i++) {
+        const struct csb_mount *m = &config->mounts[i];
+        if (m->kind != CSB_MOUNT_BIND || (m->flags & CSB_BIND_IDMAP) == 0) continue;
+        if (bind_index >= CSB_MAX_IDMAPPED) break;
+        size_t index = bind_index++;
+        if (!parent_is_root || m->source == NULL) {
+            if (parent_is_root) (*fallbacks)++;
+            continue;
+        }
+        if (userns_fd < 0) {
+            char path[64], pid_text[24];
+            csb_format_u64(pid_text, sizeof pid_text, (uint64_t)pid, 10);
+            csb_msg(path, sizeof path, "/proc/", pid_text, "/ns/user", NULL);
+            userns_fd = open(path, O_RDONLY | O_CLOEXEC);
+        }
+        int tree;
+        if (userns_fd >= 0 &&
+            csb_make_idmapped_tree(m->source, userns_fd, m->attr, (m->flags & CSB_BIND_RECURSIVE) != 0, &tree) == 0) {
+            trees[tree_count++] = tree;
+            present[index + 1] = 1;
+        } else {
+            (*fallbacks)++;
+        }
+    }
+    if (userns_fd >= 0) close(userns_fd);
+    char control[CMSG_SPACE(sizeof(int) * CSB_MAX_IDMAPPED)];
+    memset(control, 0, sizeof control);
+    struct iovec iov = {.iov_base = present, .iov_len = 1 + bind_index};
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (tree_count > 0) {
+        message.msg_control = control;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * tree_count);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&message);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * tree_count);
+        memcpy(CMSG_DATA(c), trees, sizeof(int) * tree_count);
+    }
+    ssize_t sent;
+    do {
+        sent = sendmsg(sync_fd, &message, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    int error = sent < 0 ? errno : 0;
+    for (size_t i = 0; i < tree_count; i++) close(trees[i]);
+    return error;
+}
+
+/// Reads the failure record, or EOF when the job's execve() succeeded.
+static int read_outcome(int error_fd, struct csb_error *_Nonnull error) {
+    struct csb_error record;
+    ssize_t n;
+    do {
+        n = read(error_fd, &record, sizeof record);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) return 0;
+    if (n == (ssize_t)sizeof record) {
+        record.message[sizeof record.message - 1] = '\0';
+        *error = record;
+        return record.error != 0 ? record.error : EIO;
+    }
+    parent_fail(error, CSB_STAGE_SYNC, n < 0 ? errno : EPROTO, "read the sandbox's setup report");
+    return error->error;
+}
+
+static void kill_and_reap(pid_t pid, int pidfd) {
+    if (pidfd >= 0) csb_pidfd_send_signal(pidfd, SIGKILL);
+    else kill(pid, SIGKILL);
+    siginfo_t info;
+    while (waitid(P_PID, (id_t)pid, &info, WEXITED) < 0 && errno == EINTR) {}
+}
+
+int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
+              struct csb_error *_Nonnull error) {
+    memset(error, 0, sizeof *error);
+    child->pid = -1;
+    child->pidfd = -1;
+    child->status_fd = -1;
+    child->idmap_fallbacks = 0;
+
+    struct csb_child_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.config = config;
+    ctx.parent_is_root = geteuid() == 0;
+    ctx.cap_last = (int)cap_max_bits() - 1;
+    ctx.empty_caps = cap_init();
+    if (ctx.empty_caps == NULL) {
+        parent_fail(error, CSB_STAGE_PREPARE, errno, "prepare an empty capability set");
+        return error->error;
+    }
+    int error_pipe[2], sync[2];
+    if (pipe2(error_pipe, O_CLOEXEC) != 0) {
+        parent_fail(error, CSB_STAGE_PREPARE, errno, "create the error pipe");
+        cap_free(ctx.empty_caps);
+        return error->error;
+    }
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) != 0) {
+        parent_fail(error, CSB_STAGE_PREPARE, errno, "create the parent/child socket");
+        close(error_pipe[0]);
+        close(error_pipe[1]);
+        cap_free(ctx.empty_caps);
+        return error->error;
+    }
+    ctx.error_fd = error_pipe[1];
+    ctx.sync_fd = sync[1];
+
+    uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
+    if (config->network != CSB_NET_HOST) flags |= CLONE_NEWNET;
+    int pidfd = -1;
+    pid_t pid = csb_clone_raw(flags, &pidfd, config->cgroup_fd);
+    if (pid == 0) child_main(&ctx);
+    int clone_error = errno;
+    close(error_pipe[1]);
+    close(sync[1]);
+    cap_free(ctx.empty_caps);
+    if (pid < 0) {
+        parent_fail(error, CSB_STAGE_CLONE, clone_error, "clone into new user, mount, pid, net, ipc, uts namespaces");
+        close(error_pipe[0]);
+        close(sync[0]);
+        return error->error;
+    }
+
+    int rc = csb_write_id_maps(pid, config->host_uid, config->host_gid, !ctx.parent_is_root,
+                               error->message, sizeof error->message);
+    if (rc != 0) {
+        error->stage = CSB_STAGE_ID_MAP;
+        error->error = rc;
+    } else {
+        rc = send_go_ahead(config, pid, sync[0], ctx.parent_is_root, &child->idmap_fallbacks);
+        if (rc != 0) parent_fail(error, CSB_STAGE_SYNC, rc, "send the go-ahead to the sandbox");
+    }
+    if (rc == 0) rc = read_outcome(error_pipe[0], error);
+    close(error_pipe[0]);
+    if (rc != 0) {
+        kill_and_reap(pid, pidfd);
+        if (pidfd >= 0) close(pidfd);
+        close(sync[0]);
+        return rc;
+    }
+    child->pid = pid;
+    child->pidfd = pidfd;
+    child->status_fd = sync[0];
+    return 0;
+}
+
+// MARK: - After the start
+
+int csb_reap(const struct csb_child *_Nonnull child, struct csb_usage *_Nonnull usage) {
+    memset(usage, 0, sizeof *usage);
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    struct rusage resources;
+    memset(&resources, 0, sizeof resources);
+    // waitid(2) with rusage: the raw call takes a fifth argument glibc hides.
+    if (syscall(SYS_waitid, P_PIDFD, child->pidfd, &info, WEXITED | WNOHANG, &resources) != 0) return errno;
+    if (info.si_pid == 0) return EAGAIN;
+    usage->init_code = info.si_code;
+    usage->init_status = info.si_status;
+    usage->user_usec = (int64_t)resources.ru_utime.tv_sec * 1000000 + resources.ru_utime.tv_usec;
+    usage->system_usec = (int64_t)resources.ru_stime.tv_sec * 1000000 + resources.ru_stime.tv_usec;
+    usage->max_rss_kb = resources.ru_maxrss;
+    int32_t status;
+    if (recv(child->status_fd, &status, sizeof status, MSG_DONTWAIT) == (ssize_t)sizeof status) {
+        usage->job_reported = 1;
+        usage->job_wait_status = status;
+    }
+    return 0;
+}
+
+int csb_signal(const struct csb_child *_Nonnull child, int signal) {
+    if (csb_pidfd_send_signal(child->pidfd, signal) != 0) return errno;
+    return 0;
+}
+
+void csb_child_close(struct csb_child *_Nonnull child) {
+    if (child->pidfd >= 0) close(child->pidfd);
+    if (child->status_fd >= 0) close(child->status_fd);
+    child->pidfd = -1;
+    child->status_fd = -1;
+}

@@ -1,0 +1,107 @@
+import Glibc
+import SystemPackage
+
+/// Which network the job gets.
+public enum NetworkPolicy: String, Sendable, CaseIterable, Codable {
+    /// A private network namespace whose only interface, lo, is down.
+    case none
+    /// A private network namespace with lo up: the job can reach itself only.
+    case loopback
+    /// The host's network namespace. Explicit opt-in, never a default.
+    case host
+}
+
+/// The host ids the sandbox's uid and gid 0 map to.
+public struct IdentityMapping: Sendable, Hashable {
+    public var hostUID: UInt32
+    public var hostGID: UInt32
+
+    public init(hostUID: UInt32, hostGID: UInt32) {
+        self.hostUID = hostUID
+        self.hostGID = hostGID
+    }
+
+    /// The id a root runner maps jobs to when told nothing else: the first
+    /// id of the conventional subordinate range, never 0.
+    public static let defaultUnprivilegedID: UInt32 = 100_000
+
+    /// Run as root: a dedicated unprivileged id. Run unprivileged: the
+    /// caller's own ids, the only mapping an unprivileged process may write.
+    public static func automatic(rootMapsTo id: UInt32 = defaultUnprivilegedID) -> IdentityMapping {
+        if geteuid() == 0 { return IdentityMapping(hostUID: id, hostGID: id) }
+        return IdentityMapping(hostUID: getuid(), hostGID: getgid())
+    }
+
+    /// True when the runner may choose any mapping (it is root).
+    public static var runnerIsPrivileged: Bool { geteuid() == 0 }
+}
+
+/// Every limit has a default; `nil` means "none".
+public struct ResourceLimits: Sendable, Hashable {
+    /// Wall-clock limit; the whole sandbox is killed when it passes.
+    public var wallTime: Duration?
+    /// CPU time (RLIMIT_CPU, whole seconds).
+    public var cpuTime: Duration?
+    /// Address-space bytes per process (RLIMIT_AS).
+    public var addressSpaceBytes: UInt64?
+    /// Processes of the sandbox's host uid (RLIMIT_NPROC).
+    public var processes: UInt64?
+    public var openFiles: UInt64
+    /// Largest file the job may write (RLIMIT_FSIZE).
+    public var fileSizeBytes: UInt64?
+    /// Bytes kept of stdout and of stderr, each; past it the job is stopped.
+    public var outputBytes: UInt64
+
+    public static let defaultOutputBytes: UInt64 = 10 << 20
+
+    public init(wallTime: Duration? = .seconds(600), cpuTime: Duration? = nil, addressSpaceBytes: UInt64? = nil,
+                processes: UInt64? = nil, openFiles: UInt64 = 1024, fileSizeBytes: UInt64? = nil,
+                outputBytes: UInt64 = ResourceLimits.defaultOutputBytes) {
+        self.wallTime = wallTime
+        self.cpuTime = cpuTime
+        self.addressSpaceBytes = addressSpaceBytes
+        self.processes = processes
+        self.openFiles = openFiles
+        self.fileSizeBytes = fileSizeBytes
+        self.outputBytes = outputBytes
+    }
+}
+
+/// Everything the sandbox needs to start one job.
+public struct SandboxConfiguration: Sendable {
+    /// The mount plan, in order, assembling the root (see `RootFilesystem`).
+    public var mounts: [Mount]
+    /// Absolute path of the program inside the sandbox.
+    public var executable: String
+    /// argv, including argv[0].
+    public var arguments: [String]
+    /// The whole environment: nothing else of the caller's reaches the job.
+    public var environment: [(name: String, value: String)]
+    public var workingDirectory: String
+    public var identity: IdentityMapping
+    public var network: NetworkPolicy
+    public var seccomp: SeccompProgram
+    public var limits: ResourceLimits
+    public var hostname: String
+    /// A host directory the shim hides under a tmpfs (in its own mount
+    /// namespace) while it assembles the root.
+    public var stagingDirectory: FilePath
+
+    public init(mounts: [Mount], executable: String, arguments: [String],
+                environment: [(name: String, value: String)], workingDirectory: String,
+                identity: IdentityMapping = .automatic(), network: NetworkPolicy = .none,
+                seccomp: SeccompProgram, limits: ResourceLimits = ResourceLimits(),
+                hostname: String = "sandbox", stagingDirectory: FilePath = "/tmp") {
+        self.mounts = mounts
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+        self.identity = identity
+        self.network = network
+        self.seccomp = seccomp
+        self.limits = limits
+        self.hostname = hostname
+        self.stagingDirectory = stagingDirectory
+    }
+}

@@ -1,0 +1,195 @@
+import CSandbox
+import Glibc
+import SystemPackage
+
+/// Runs one sandbox from clone to reap on a dedicated thread: one poll()
+/// loop over the stdout and stderr pipes, the pidfd of the sandbox's PID 1
+/// and a cancellation eventfd, with the deadline as poll's timeout. No
+/// polling intervals: every wake-up is an event or the deadline.
+final class Supervisor: @unchecked Sendable {
+    private let configuration: SandboxConfiguration
+    private let output: OutputCapture
+    let cancelFD: Int32
+
+    init(configuration: SandboxConfiguration, output: OutputCapture) throws {
+        self.configuration = configuration
+        self.output = output
+        cancelFD = csb_eventfd()
+        guard cancelFD >= 0 else {
+            throw SandboxError(.setupFailed, "create the cancellation eventfd", errno: Errno(rawValue: errno))
+        }
+    }
+
+    deinit { close(cancelFD) }
+
+    /// Asks the loop to kill the sandbox (safe from any thread).
+    func cancel() {
+        var one: UInt64 = 1
+        _ = write(cancelFD, &one, 8)
+    }
+
+    func run() -> Result<SandboxResult, SandboxError> {
+        let start = ContinuousClock.now
+        let stdoutPipe: (read: Int32, write: Int32)
+        let stderrPipe: (read: Int32, write: Int32)
+        do {
+            stdoutPipe = try Self.capturePipe()
+            stderrPipe = try Self.capturePipe()
+        } catch {
+            return .failure(error)
+        }
+        defer {
+            close(stdoutPipe.read)
+            close(stderrPipe.read)
+        }
+        var child = csb_child()
+        do {
+            let plan = try SpawnPlan(configuration, stdout: stdoutPipe.write, stderr: stderrPipe.write)
+            var failure = csb_error()
+            let rc = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
+                var config = plan.config(seccomp: bpf)
+                return csb_spawn(&config, &child, &failure)
+            }
+            close(stdoutPipe.write)
+            close(stderrPipe.write)
+            if rc != 0 { return .failure(Self.setupError(failure)) }
+        } catch let error as SandboxError {
+            close(stdoutPipe.write)
+            close(stderrPipe.write)
+            return .failure(error)
+        } catch {
+            return .failure(SandboxError(.setupFailed, "\(error)"))
+        }
+        defer { csb_child_close(&child) }
+
+        let streams = [
+            CaptureStream(name: .stdout, pipe: stdoutPipe.read, file: output.stdout, limit: configuration.limits.outputBytes),
+            CaptureStream(name: .stderr, pipe: stderrPipe.read, file: output.stderr, limit: configuration.limits.outputBytes),
+        ]
+        let deadline = configuration.limits.wallTime.map { start + $0 }
+        var limitHit = SandboxResult.LimitHit.none
+        var usage: csb_usage?
+        var killed = false
+        func kill(_ reason: SandboxResult.LimitHit) {
+            if limitHit == .none { limitHit = reason }
+            if !killed {
+                _ = csb_signal(&child, SIGKILL)
+                killed = true
+            }
+        }
+
+        while usage == nil || streams.contains(where: { !$0.finished }) {
+            var fds = [pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: cancelFD, events: Int16(POLLIN), revents: 0)]
+            for stream in streams {
+                fds.append(pollfd(fd: stream.finished ? -1 : stream.pipe, events: Int16(POLLIN), revents: 0))
+            }
+            if usage != nil { fds[0].fd = -1 }
+            var timeout: Int32 = -1
+            if usage == nil, !killed, let deadline {
+                let remaining = ContinuousClock.now.duration(to: deadline)
+                timeout = remaining <= .zero ? 0 : Int32(clamping: Self.milliseconds(remaining) + 1)
+            }
+            let ready = poll(&fds, nfds_t(fds.count), timeout)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                kill(.cancelled)
+                break
+            }
+            if let deadline, usage == nil, !killed, ContinuousClock.now >= deadline { kill(.timeout) }
+            if fds[1].revents != 0 { kill(.cancelled) }
+            for index in streams.indices where fds[2 + index].revents != 0 {
+                streams[index].pump(sink: output.sink)
+                if streams[index].overLimit { kill(.output) }
+            }
+            if fds[0].revents != 0 {
+                var reaped = csb_usage()
+                if csb_reap(&child, &reaped) == 0 { usage = reaped }
+            }
+        }
+        for index in streams.indices { streams[index].finish() }
+        return .success(result(usage: usage ?? csb_usage(), limitHit: limitHit, streams: streams,
+                               wallTime: start.duration(to: .now), fallbacks: Int(child.idmap_fallbacks)))
+    }
+
+    private func result(usage: csb_usage, limitHit: SandboxResult.LimitHit, streams: [CaptureStream],
+                        wallTime: Duration, fallbacks: Int) -> SandboxResult {
+        var termination: SandboxResult.Termination
+        if usage.job_reported != 0 {
+            let status = usage.job_wait_status
+            termination = (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
+        } else if usage.init_code == CLD_EXITED {
+            termination = .exited(usage.init_status)
+        } else {
+            termination = .signaled(usage.init_status)
+        }
+        var hit = limitHit
+        if hit == .none, case .signaled(SIGXCPU) = termination { hit = .cpuTime }
+        return SandboxResult(
+            termination: termination, limitHit: hit, wallTime: wallTime,
+            userCPUTime: .microseconds(usage.user_usec), systemCPUTime: .microseconds(usage.system_usec),
+            maxRSSKilobytes: usage.max_rss_kb,
+            stdoutBytes: streams[0].kept, stderrBytes: streams[1].kept,
+            outputTruncated: streams.contains { $0.truncated }, idmapFallbacks: fallbacks)
+    }
+
+    static func setupError(_ failure: csb_error) -> SandboxError {
+        let message = withUnsafeBytes(of: failure.message) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        let stage = SetupStage(rawValue: failure.stage)
+        return SandboxError(.setupFailed, "sandbox setup failed at \(stage.name): \(message)",
+                            errno: Errno(rawValue: failure.error), hint: stage.hint)
+    }
+
+    static func capturePipe() throws(SandboxError) -> (read: Int32, write: Int32) {
+        var readEnd: Int32 = -1, writeEnd: Int32 = -1
+        let rc = csb_capture_pipe(&readEnd, &writeEnd)
+        guard rc == 0 else {
+            throw SandboxError(.setupFailed, "create an output pipe", errno: Errno(rawValue: rc))
+        }
+        return (readEnd, writeEnd)
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// Names of the shim's stages, mirroring `enum csb_stage`.
+struct SetupStage {
+    var rawValue: Int32
+
+    var name: String {
+        switch rawValue {
+        case 1: "prepare"
+        case 2: "clone"
+        case 3: "id map"
+        case 4: "idmapped mount"
+        case 5: "sync"
+        case 6: "mount"
+        case 7: "pivot_root"
+        case 8: "network"
+        case 9: "hostname"
+        case 10: "init"
+        case 11: "file descriptors"
+        case 12: "session"
+        case 13: "rlimit"
+        case 14: "capabilities"
+        case 15: "no_new_privs"
+        case 16: "seccomp"
+        case 17: "chdir"
+        case 18: "exec"
+        default: "stage \(rawValue)"
+        }
+    }
+
+    var hint: String? {
+        switch rawValue {
+        case 2: "the kernel must allow user namespaces (sysctl user.max_user_namespaces > 0, kernel.unprivileged_userns_clone = 1)"
+        case 6: "check that the path exists, is not a symlink and is readable by the runner"
+        case 18: "check that the program exists inside the sandbox's root"
+        default: nil
+        }
+    }
+}
