@@ -33,12 +33,16 @@ let package = Package(
         .target(
             name: "Runner",
             dependencies: [
-                "Sandbox",
+                "Sandbox", "CSandbox",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
-            ]
+            ],
+            plugins: ["EmbedResources"]
         ),
+        // rootfs/etc and policies/ compiled into the Runner module.
+        .executableTarget(name: "EmbedResourcesTool", path: "Plugins/EmbedResourcesTool"),
+        .plugin(name: "EmbedResources", capability: .buildTool(), dependencies: ["EmbedResourcesTool"]),
         .executableTarget(
             name: "syft-sandbox-run",
             dependencies: [

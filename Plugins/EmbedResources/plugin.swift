@@ -1,0 +1,31 @@
+import Foundation
+import PackagePlugin
+
+/// Embeds the repository's `rootfs/etc` skeleton and `policies/` into the
+/// target as byte arrays (`EmbeddedResources.files`), so the binary needs
+/// no file at run time and cannot be pointed at a tampered copy.
+@main
+struct EmbedResources: BuildToolPlugin {
+    func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
+        let root = context.package.directoryURL
+        var inputs: [(key: String, url: URL)] = []
+        for folder in ["rootfs/etc", "policies"] {
+            let base = root.appending(path: folder)
+            guard let walker = FileManager.default.enumerator(at: base, includingPropertiesForKeys: [.isRegularFileKey]) else {
+                continue
+            }
+            for case let url as URL in walker where (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true {
+                let relative = url.standardizedFileURL.path.dropFirst(root.standardizedFileURL.path.count + 1)
+                inputs.append((String(relative), url))
+            }
+        }
+        inputs.sort { $0.key < $1.key }
+        let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedResources.swift")
+        return [.buildCommand(
+            displayName: "Embedding rootfs/etc and policies into \(target.name)",
+            executable: try context.tool(named: "EmbedResourcesTool").url,
+            arguments: [output.path] + inputs.flatMap { [$0.key, $0.url.path] },
+            inputFiles: inputs.map(\.url),
+            outputFiles: [output])]
+    }
+}
