@@ -30,6 +30,9 @@ struct csb_child_ctx {
     // child still has the caller's host uid (so it can traverse the
     // caller's private directories); -errno when the open failed.
     int source_fds[CSB_MAX_MOUNTS];
+    // Roots of CSB_TMPFS_EXPORT filesystems, sent to the parent before exec.
+    int exported_fds[CSB_MAX_EXPORTS];
+    int exported_count;
     // What failed, filled by the step that failed.
     char message[CSB_ERROR_MESSAGE_MAX];
 };

@@ -300,7 +300,50 @@ static int do_tmpfs(struct assembly *_Nonnull a, const struct csb_mount *_Nonnul
     csb_format_u64(size, sizeof size, m->size, 10);
     csb_format_u64(mode, sizeof mode, m->mode & 07777, 8);
     const char *options[] = {"mode", mode, m->size > 0 ? "size" : NULL, size, NULL, NULL};
-    return mount_new_filesystem(a, m, "tmpfs", options);
+    int error = mount_new_filesystem(a, m, "tmpfs", options);
+    if (error != 0 || (m->flags & CSB_TMPFS_EXPORT) == 0) return error;
+    // The parent's handle on this filesystem: its root, opened through the
+    // new mount (beneath the root, no symlinks).
+    struct csb_child_ctx *ctx = a->ctx;
+    if (ctx->exported_count >= CSB_MAX_EXPORTS) {
+        set_message(a, "too many exported filesystems at ", m->target);
+        return E2BIG;
+    }
+    int root = csb_openat2(a->root_fd, m->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC, BENEATH);
+    if (root < 0) {
+        error = errno;
+        set_message(a, "open the new filesystem at ", m->target);
+        return error;
+    }
+    ctx->exported_fds[ctx->exported_count++] = root;
+    return 0;
+}
+
+/// Binds a path of the new root (e.g. a filesystem mounted earlier in the
+/// plan) at a second place.
+static int do_rebind(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+    const char *source = m->source != NULL ? m->source : "";
+    while (*source == '/') source++;
+    int from = csb_openat2(a->root_fd, source, O_PATH | O_CLOEXEC, BENEATH), target = -1, tree = -1, error = 0;
+    if (from < 0) error = errno;
+    struct stat info;
+    if (error == 0 && fstat(from, &info) != 0) error = errno;
+    if (error == 0) {
+        tree = open_tree(from, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (tree < 0) error = errno;
+    }
+    if (error == 0) error = set_attributes(tree, m->attr, false);
+    if (error == 0) error = open_target(a->root_fd, m->target, S_ISDIR(info.st_mode), &target);
+    if (error == 0) error = attach(tree, target);
+    if (from >= 0) close(from);
+    if (tree >= 0) close(tree);
+    if (target >= 0) close(target);
+    if (error != 0) {
+        char text[CSB_PATH_MAX];
+        csb_msg(text, sizeof text, "bind /", source, " on ", NULL);
+        set_message(a, text, m->target);
+    }
+    return error;
 }
 
 static int do_write_file(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
@@ -421,6 +464,7 @@ static int run_operation(struct assembly *_Nonnull a, const struct csb_mount *_N
     case CSB_MOUNT_FILE: return do_write_file(a, m);
     case CSB_MOUNT_MASK: return do_mask(a, m);
     case CSB_MOUNT_READONLY: return do_read_only(a, m);
+    case CSB_MOUNT_REBIND: return do_rebind(a, m);
     default:
         set_message(a, "unknown mount operation for ", m->target);
         return EINVAL;

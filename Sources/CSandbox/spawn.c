@@ -68,6 +68,34 @@ static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
     return 0;
 }
 
+/// Hands the roots of the exported filesystems (the outputs tmpfs) to the
+/// parent, which reads them after the job. One message, before the job
+/// exists; the parent takes it once exec succeeded.
+static int send_exports(struct csb_child_ctx *_Nonnull ctx) {
+    if (ctx->exported_count == 0) return 0;
+    uint8_t tag = 'X';
+    char control[CMSG_SPACE(sizeof(int) * CSB_MAX_EXPORTS)];
+    memset(control, 0, sizeof control);
+    struct iovec iov = {.iov_base = &tag, .iov_len = 1};
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                             .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)ctx->exported_count)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&message);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)ctx->exported_count);
+    memcpy(CMSG_DATA(c), ctx->exported_fds, sizeof(int) * (size_t)ctx->exported_count);
+    ssize_t sent;
+    do {
+        sent = sendmsg(ctx->sync_fd, &message, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "send the outputs filesystem to the parent", NULL);
+        return errno;
+    }
+    for (int i = 0; i < ctx->exported_count; i++) close(ctx->exported_fds[i]);
+    return 0;
+}
+
 static int set_hostname(struct csb_child_ctx *_Nonnull ctx) {
     const char *name = ctx->config->hostname;
     if (name == NULL) return 0;
@@ -211,6 +239,7 @@ static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     STEP(ctx, CSB_STAGE_HOSTNAME, set_hostname(ctx));
     STEP(ctx, CSB_STAGE_NETWORK, csb_child_configure_network(ctx));
     STEP(ctx, CSB_STAGE_MOUNT, csb_child_assemble_root(ctx));
+    STEP(ctx, CSB_STAGE_MOUNT, send_exports(ctx));
     STEP(ctx, CSB_STAGE_PIVOT, csb_child_pivot_root(ctx));
     STEP(ctx, CSB_STAGE_INIT, start_job(ctx));
     _exit(127);
@@ -282,6 +311,61 @@ static int send_go_ahead(const struct csb_spawn_config *_Nonnull config, pid_t p
     return error;
 }
 
+/// cgroup v1: moves the (still waiting) child into the job's group of
+/// every hierarchy. (v2 needs nothing: clone3 put it there.)
+static int join_v1_cgroups(const struct csb_spawn_config *_Nonnull config, pid_t pid, struct csb_error *_Nonnull error) {
+    char text[24];
+    size_t length = csb_format_u64(text, sizeof text, (uint64_t)pid, 10);
+    for (size_t i = 0; i < config->cgroup_procs_count; i++) {
+        ssize_t written;
+        do {
+            written = pwrite(config->cgroup_procs_fds[i], text, length, 0);
+        } while (written < 0 && errno == EINTR);
+        if (written != (ssize_t)length) {
+            parent_fail(error, CSB_STAGE_CGROUP, written < 0 ? errno : EIO, "move the sandbox into its cgroup (cgroup.procs)");
+            return error->error;
+        }
+    }
+    return 0;
+}
+
+/// Takes the exported filesystems' roots the child sent before exec.
+static int receive_exports(const struct csb_spawn_config *_Nonnull config, int sync_fd,
+                           struct csb_child *_Nonnull child, struct csb_error *_Nonnull error) {
+    int expected = 0;
+    for (size_t i = 0; i < config->mount_count; i++) {
+        const struct csb_mount *m = &config->mounts[i];
+        if (m->kind == CSB_MOUNT_TMPFS && (m->flags & CSB_TMPFS_EXPORT) != 0) expected++;
+    }
+    if (expected == 0) return 0;
+    uint8_t tag = 0;
+    char control[CMSG_SPACE(sizeof(int) * CSB_MAX_EXPORTS)];
+    struct iovec iov = {.iov_base = &tag, .iov_len = 1};
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                             .msg_controllen = sizeof control};
+    ssize_t n;
+    do {
+        n = recvmsg(sync_fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    int received = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); n > 0 && c != NULL; c = CMSG_NXTHDR(&message, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < fds; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (received < CSB_MAX_EXPORTS) child->exported_fds[received++] = fd;
+            else close(fd);
+        }
+    }
+    child->exported_count = received;
+    if (n != 1 || tag != 'X' || received != expected) {
+        parent_fail(error, CSB_STAGE_SYNC, n < 0 ? errno : EPROTO, "receive the outputs filesystem from the sandbox");
+        return error->error;
+    }
+    return 0;
+}
+
 /// Reads the failure record, or EOF when the job's execve() succeeded.
 static int read_outcome(int error_fd, struct csb_error *_Nonnull error) {
     struct csb_error record;
@@ -313,6 +397,7 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
     child->pidfd = -1;
     child->status_fd = -1;
     child->idmap_fallbacks = 0;
+    child->exported_count = 0;
 
     struct csb_child_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
@@ -361,13 +446,18 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
     if (rc != 0) {
         error->stage = CSB_STAGE_ID_MAP;
         error->error = rc;
-    } else {
+    }
+    if (rc == 0) rc = join_v1_cgroups(config, pid, error);
+    if (rc == 0) {
         rc = send_go_ahead(config, pid, sync[0], ctx.parent_is_root, &child->idmap_fallbacks);
         if (rc != 0) parent_fail(error, CSB_STAGE_SYNC, rc, "send the go-ahead to the sandbox");
     }
     if (rc == 0) rc = read_outcome(error_pipe[0], error);
     close(error_pipe[0]);
+    if (rc == 0) rc = receive_exports(config, sync[0], child, error);
     if (rc != 0) {
+        for (int i = 0; i < child->exported_count; i++) close(child->exported_fds[i]);
+        child->exported_count = 0;
         kill_and_reap(pid, pidfd);
         if (pidfd >= 0) close(pidfd);
         close(sync[0]);
@@ -409,6 +499,8 @@ int csb_signal(const struct csb_child *_Nonnull child, int signal) {
 }
 
 void csb_child_close(struct csb_child *_Nonnull child) {
+    for (int i = 0; i < child->exported_count; i++) close(child->exported_fds[i]);
+    child->exported_count = 0;
     if (child->pidfd >= 0) close(child->pidfd);
     if (child->status_fd >= 0) close(child->status_fd);
     child->pidfd = -1;

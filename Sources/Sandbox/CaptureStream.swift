@@ -9,7 +9,7 @@ import Glibc
 /// is written: the stream is marked truncated (the supervisor then stops
 /// the job) and the rest is drained and dropped so the job never blocks.
 final class CaptureStream {
-    let name: OutputStream
+    let name: OutputChannel
     let pipe: Int32
     let file: Int32
     let limit: UInt64
@@ -23,7 +23,7 @@ final class CaptureStream {
 
     var overLimit: Bool { truncated }
 
-    init(name: OutputStream, pipe: Int32, file: Int32, limit: UInt64) {
+    init(name: OutputChannel, pipe: Int32, file: Int32, limit: UInt64) {
         self.name = name
         self.pipe = pipe
         self.file = file
@@ -33,7 +33,7 @@ final class CaptureStream {
     deinit { buffer?.deallocate() }
 
     /// Moves everything the pipe holds now; returns on EAGAIN or EOF.
-    func pump(sink: (@Sendable (OutputStream, [UInt8]) -> Void)?) {
+    func pump(sink: (@Sendable (OutputChannel, [UInt8]) -> Void)?) {
         while !finished {
             if sink == nil, spliceWorks, writeError == 0, kept < limit {
                 let want = Int(min(limit - kept, 1 << 20))
@@ -59,7 +59,7 @@ final class CaptureStream {
     }
 
     /// One read/write round; false when the pipe is empty for now.
-    private func readChunk(sink: (@Sendable (OutputStream, [UInt8]) -> Void)?) -> Bool {
+    private func readChunk(sink: (@Sendable (OutputChannel, [UInt8]) -> Void)?) -> Bool {
         if buffer == nil { buffer = .allocate(byteCount: 64 << 10, alignment: 16) }
         let chunk = buffer!
         let count = read(pipe, chunk.baseAddress, chunk.count)

@@ -40,11 +40,13 @@ public struct IdentityMapping: Sendable, Hashable {
 public struct ResourceLimits: Sendable, Hashable {
     /// Wall-clock limit; the whole sandbox is killed when it passes.
     public var wallTime: Duration?
-    /// CPU time (RLIMIT_CPU, whole seconds).
+    /// CPU time of the whole job (RLIMIT_CPU per process, whole seconds).
     public var cpuTime: Duration?
-    /// Address-space bytes per process (RLIMIT_AS).
-    public var addressSpaceBytes: UInt64?
-    /// Processes of the sandbox's host uid (RLIMIT_NPROC).
+    /// Memory of the whole job: the cgroup's memory.max (swap off), or,
+    /// without cgroups, RLIMIT_AS per process.
+    public var memoryBytes: UInt64?
+    /// Processes and threads of the whole job: the cgroup's pids.max, or,
+    /// without cgroups, RLIMIT_NPROC (which counts per host uid).
     public var processes: UInt64?
     public var openFiles: UInt64
     /// Largest file the job may write (RLIMIT_FSIZE).
@@ -53,13 +55,20 @@ public struct ResourceLimits: Sendable, Hashable {
     public var outputBytes: UInt64
 
     public static let defaultOutputBytes: UInt64 = 10 << 20
+    public static let defaultMemoryBytes: UInt64 = 2 << 30
+    public static let defaultProcesses: UInt64 = 512
+    public static let defaultOpenFiles: UInt64 = 1024
+    public static let defaultFileSizeBytes: UInt64 = 1 << 30
 
-    public init(wallTime: Duration? = .seconds(600), cpuTime: Duration? = nil, addressSpaceBytes: UInt64? = nil,
-                processes: UInt64? = nil, openFiles: UInt64 = 1024, fileSizeBytes: UInt64? = nil,
+    public init(wallTime: Duration? = .seconds(600), cpuTime: Duration? = nil,
+                memoryBytes: UInt64? = ResourceLimits.defaultMemoryBytes,
+                processes: UInt64? = ResourceLimits.defaultProcesses,
+                openFiles: UInt64 = ResourceLimits.defaultOpenFiles,
+                fileSizeBytes: UInt64? = ResourceLimits.defaultFileSizeBytes,
                 outputBytes: UInt64 = ResourceLimits.defaultOutputBytes) {
         self.wallTime = wallTime
         self.cpuTime = cpuTime
-        self.addressSpaceBytes = addressSpaceBytes
+        self.memoryBytes = memoryBytes
         self.processes = processes
         self.openFiles = openFiles
         self.fileSizeBytes = fileSizeBytes
@@ -86,12 +95,15 @@ public struct SandboxConfiguration: Sendable {
     /// A host directory the shim hides under a tmpfs (in its own mount
     /// namespace) while it assembles the root.
     public var stagingDirectory: FilePath
+    /// Where the job's cgroup goes (found once per process by default).
+    public var cgroups: CgroupSupport
 
     public init(mounts: [Mount], executable: String, arguments: [String],
                 environment: [(name: String, value: String)], workingDirectory: String,
                 identity: IdentityMapping = .automatic(), network: NetworkPolicy = .none,
                 seccomp: SeccompProgram, limits: ResourceLimits = ResourceLimits(),
-                hostname: String = "sandbox", stagingDirectory: FilePath = "/tmp") {
+                hostname: String = "sandbox", stagingDirectory: FilePath = "/tmp",
+                cgroups: CgroupSupport = .detected) {
         self.mounts = mounts
         self.executable = executable
         self.arguments = arguments
@@ -103,5 +115,6 @@ public struct SandboxConfiguration: Sendable {
         self.limits = limits
         self.hostname = hostname
         self.stagingDirectory = stagingDirectory
+        self.cgroups = cgroups
     }
 }

@@ -25,6 +25,13 @@ public struct Mount: Sendable, Hashable {
         case mask(source: FilePath)
         /// Make `target`, a path inside an existing mount, a read-only mount.
         case readOnly
+        /// A tmpfs of `sizeBytes` whose root the caller keeps after the job
+        /// (`SandboxResult.exported`): the job's outputs, size-bounded,
+        /// charged to the job's memory, never on the host's disk.
+        case exportedTmpfs(sizeBytes: UInt64, mode: UInt32)
+        /// Bind `source`, a path inside the sandbox mounted earlier in the
+        /// plan, at the target too.
+        case rebind(source: String)
     }
 
     public struct BindOptions: OptionSet, Sendable, Hashable {

@@ -10,9 +10,11 @@ public enum Sandbox {
     /// process of the job) and both output pipes are drained. Cancelling
     /// the calling task kills the sandbox; the result then says `cancelled`.
     /// Throws `SandboxError` with code `.setupFailed` when the sandbox could
-    /// not be set up (nothing of the job ran).
-    public static func run(_ configuration: SandboxConfiguration, output: OutputCapture) async throws -> SandboxResult {
-        let supervisor = try Supervisor(configuration: configuration, output: output)
+    /// not be set up (nothing of the job ran). `control` signals the job
+    /// while it runs.
+    public static func run(_ configuration: SandboxConfiguration, output: OutputCapture,
+                           control: SandboxControl? = nil) async throws -> SandboxResult {
+        let supervisor = try Supervisor(configuration: configuration, output: output, control: control)
         let outcome = await withTaskCancellationHandler {
             await DedicatedThread.run { supervisor.run() }
         } onCancel: {

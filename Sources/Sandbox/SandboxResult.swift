@@ -1,5 +1,7 @@
+import SystemPackage
+
 /// Which stream a chunk of output came from.
-public enum OutputStream: String, Sendable, Codable {
+public enum OutputChannel: String, Sendable, Codable {
     case stdout, stderr
 }
 
@@ -9,13 +11,33 @@ public enum OutputStream: String, Sendable, Codable {
 public struct OutputCapture: Sendable {
     public var stdout: Int32
     public var stderr: Int32
-    public var sink: (@Sendable (OutputStream, [UInt8]) -> Void)?
+    public var sink: (@Sendable (OutputChannel, [UInt8]) -> Void)?
 
-    public init(stdout: Int32, stderr: Int32, sink: (@Sendable (OutputStream, [UInt8]) -> Void)? = nil) {
+    public init(stdout: Int32, stderr: Int32, sink: (@Sendable (OutputChannel, [UInt8]) -> Void)? = nil) {
         self.stdout = stdout
         self.stderr = stderr
         self.sink = sink
     }
+}
+
+/// The root of an exported filesystem (`Mount.Kind.exportedTmpfs`), kept
+/// open after the sandbox is gone so its files can be collected. The
+/// filesystem is freed when the last owner lets go of this object.
+public final class ExportedFilesystem: @unchecked Sendable, Hashable {
+    /// Where the job saw it.
+    public let target: String
+    /// A read-only directory descriptor of its root (close-on-exec).
+    public let descriptor: FileDescriptor
+
+    init(target: String, descriptor: FileDescriptor) {
+        self.target = target
+        self.descriptor = descriptor
+    }
+
+    deinit { try? descriptor.close() }
+
+    public static func == (a: ExportedFilesystem, b: ExportedFilesystem) -> Bool { a === b }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }
 
 /// How a sandboxed job ended and what it used.
@@ -27,7 +49,12 @@ public struct SandboxResult: Sendable, Hashable {
 
     /// The limit that ended the job, if one did.
     public enum LimitHit: String, Sendable, Codable {
-        case none, timeout, output, cpuTime = "cpu_time", cancelled
+        case none, timeout, memory, pids, output, cpuTime = "cpu_time", outputsSize = "outputs_size", cancelled
+    }
+
+    /// What enforced the memory and process limits.
+    public enum Enforcement: String, Sendable, Codable {
+        case cgroupV2 = "cgroup_v2", cgroupV1 = "cgroup_v1", rlimit
     }
 
     public var termination: Termination
@@ -43,8 +70,44 @@ public struct SandboxResult: Sendable, Hashable {
     public var outputTruncated: Bool
     /// Binds asked to be idmapped that fell back to plain binds.
     public var idmapFallbacks: Int
+    /// Largest memory use of the whole job (cgroup), when known.
+    public var memoryPeakBytes: UInt64?
+    /// The kernel's OOM killer ended a process of the job.
+    public var oomKilled: Bool
+    /// The process limit refused a fork at least once.
+    public var processLimitReached: Bool
+    public var enforcement: Enforcement
+    /// Why cgroups were not used, when they were not.
+    public var cgroupNote: String?
+    /// The exported filesystems, by target, in plan order.
+    public var exported: [ExportedFilesystem] = []
+
+    public init(termination: Termination, limitHit: LimitHit, wallTime: Duration, userCPUTime: Duration,
+                systemCPUTime: Duration, maxRSSKilobytes: Int64, stdoutBytes: UInt64, stderrBytes: UInt64,
+                outputTruncated: Bool, idmapFallbacks: Int = 0, memoryPeakBytes: UInt64? = nil,
+                oomKilled: Bool = false, processLimitReached: Bool = false, enforcement: Enforcement = .rlimit,
+                cgroupNote: String? = nil) {
+        self.termination = termination
+        self.limitHit = limitHit
+        self.wallTime = wallTime
+        self.userCPUTime = userCPUTime
+        self.systemCPUTime = systemCPUTime
+        self.maxRSSKilobytes = maxRSSKilobytes
+        self.stdoutBytes = stdoutBytes
+        self.stderrBytes = stderrBytes
+        self.outputTruncated = outputTruncated
+        self.idmapFallbacks = idmapFallbacks
+        self.memoryPeakBytes = memoryPeakBytes
+        self.oomKilled = oomKilled
+        self.processLimitReached = processLimitReached
+        self.enforcement = enforcement
+        self.cgroupNote = cgroupNote
+    }
 
     public var timedOut: Bool { limitHit == .timeout }
+
+    /// The job ended on its own with status 0.
+    public var succeeded: Bool { termination == .exited(0) && limitHit == .none }
 
     /// The exit status of a command that ran the job, as timeout(1) and
     /// shells report it: the job's code, 124 on timeout, 128+N on signal N.

@@ -13,9 +13,13 @@ final class SpawnPlan {
     private let path: UnsafePointer<CChar>, cwd: UnsafePointer<CChar>
     private let argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, envp: UnsafePointer<UnsafeMutablePointer<CChar>?>
     private let stdout: Int32, stderr: Int32, cgroupFD: Int32
+    private let cgroupProcs: UnsafePointer<Int32>, cgroupProcsCount: Int
     private let limits: UnsafePointer<csb_rlimit>, limitCount: Int
 
-    init(_ configuration: SandboxConfiguration, stdout: Int32, stderr: Int32, cgroupFD: Int32 = -1) throws {
+    /// `cgroup` places the sandbox in its cgroups: a v2 directory fd for
+    /// CLONE_INTO_CGROUP, or v1 `cgroup.procs` fds the parent writes.
+    init(_ configuration: SandboxConfiguration, stdout: Int32, stderr: Int32,
+         cgroup: CgroupPlacement = .none) throws {
         try Self.validate(configuration)
         let arena = CArena()
         self.arena = arena
@@ -23,7 +27,9 @@ final class SpawnPlan {
         for (index, mount) in configuration.mounts.enumerated() {
             mounts[index] = Self.cMount(mount, arena)
         }
-        let limits = Self.rlimits(configuration.limits)
+        let limits = Self.rlimits(configuration.limits, inCgroup: {
+            if case .none = cgroup { return false } else { return true }
+        }())
         let cLimits = arena.allocate(csb_rlimit.self, count: max(limits.count, 1))
         for (index, limit) in limits.enumerated() { cLimits[index] = limit }
         hostUID = configuration.identity.hostUID
@@ -39,7 +45,22 @@ final class SpawnPlan {
         limitCount = limits.count
         self.stdout = stdout
         self.stderr = stderr
-        self.cgroupFD = cgroupFD
+        switch cgroup {
+        case .none:
+            cgroupFD = -1
+            cgroupProcsCount = 0
+        case let .cloneInto(directory):
+            cgroupFD = directory
+            cgroupProcsCount = 0
+        case let .join(procsFiles):
+            cgroupFD = -1
+            cgroupProcsCount = procsFiles.count
+        }
+        let procs = arena.allocate(Int32.self, count: max(cgroupProcsCount, 1))
+        if case let .join(procsFiles) = cgroup {
+            for (index, fd) in procsFiles.enumerated() { procs[index] = fd }
+        }
+        cgroupProcs = UnsafePointer(procs)
         hostname = UnsafePointer(arena.string(configuration.hostname))
         stagingDirectory = UnsafePointer(arena.string(configuration.stagingDirectory.string))
         path = UnsafePointer(arena.string(configuration.executable))
@@ -54,7 +75,8 @@ final class SpawnPlan {
             host_uid: hostUID, host_gid: hostGID, network: network, hostname: hostname,
             staging_dir: stagingDirectory, mounts: mounts, mount_count: mountCount,
             path: path, argv: argv, envp: envp, cwd: cwd, stdout_fd: stdout, stderr_fd: stderr,
-            rlimits: limits, rlimit_count: limitCount, seccomp: seccomp, cgroup_fd: cgroupFD)
+            rlimits: limits, rlimit_count: limitCount, seccomp: seccomp, cgroup_fd: cgroupFD,
+            cgroup_procs_fds: cgroupProcs, cgroup_procs_count: cgroupProcsCount)
     }
 
     /// Refuses what the shim cannot take safely.
@@ -68,7 +90,15 @@ final class SpawnPlan {
             throw SandboxError(.invalidInput, "the executable must be an absolute path inside the sandbox",
                                path: configuration.executable)
         }
+        let exports = configuration.mounts.filter { if case .exportedTmpfs = $0.kind { true } else { false } }
+        guard exports.count <= Int(CSB_MAX_EXPORTS) else {
+            throw SandboxError(.invalidInput, "at most \(CSB_MAX_EXPORTS) exported filesystems")
+        }
         for mount in configuration.mounts {
+            if case let .rebind(source) = mount.kind,
+               !source.hasPrefix("/") || source.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) {
+                throw SandboxError(.invalidInput, "a rebind source must be absolute, without '.' or '..'", path: source)
+            }
             let parts = mount.target.split(separator: "/")
             guard mount.target.hasPrefix("/"), !parts.contains(".."), !parts.contains(".") else {
                 throw SandboxError(.invalidInput, "a mount target must be absolute, without '.' or '..'",
@@ -124,11 +154,21 @@ final class SpawnPlan {
             m.source = UnsafePointer(arena.string(source.string))
         case .readOnly:
             m.kind = UInt32(CSB_MOUNT_READONLY.rawValue)
+        case let .exportedTmpfs(size, mode):
+            m.kind = UInt32(CSB_MOUNT_TMPFS.rawValue)
+            m.flags = CSB_TMPFS_EXPORT
+            m.size = size
+            m.mode = mode
+        case let .rebind(source):
+            m.kind = UInt32(CSB_MOUNT_REBIND.rawValue)
+            m.source = UnsafePointer(arena.string(source))
         }
         return m
     }
 
-    private static func rlimits(_ limits: ResourceLimits) -> [csb_rlimit] {
+    /// The job's rlimits. In a cgroup, memory and processes are the
+    /// group's business; without one, RLIMIT_AS and RLIMIT_NPROC stand in.
+    static func rlimits(_ limits: ResourceLimits, inCgroup: Bool) -> [csb_rlimit] {
         func limit(_ resource: csb_resource, _ value: UInt64) -> csb_rlimit {
             csb_rlimit(resource: Int32(resource.rawValue), soft: value, hard: value)
         }
@@ -138,11 +178,20 @@ final class SpawnPlan {
             // Soft limit: SIGXCPU; one second later the hard limit: SIGKILL.
             result.append(csb_rlimit(resource: Int32(CSB_RLIMIT_CPU.rawValue), soft: seconds, hard: seconds + 1))
         }
-        if let bytes = limits.addressSpaceBytes { result.append(limit(CSB_RLIMIT_AS, bytes)) }
-        if let count = limits.processes { result.append(limit(CSB_RLIMIT_NPROC, count)) }
+        if !inCgroup, let bytes = limits.memoryBytes { result.append(limit(CSB_RLIMIT_AS, bytes)) }
+        if !inCgroup, let count = limits.processes { result.append(limit(CSB_RLIMIT_NPROC, count)) }
         if let bytes = limits.fileSizeBytes { result.append(limit(CSB_RLIMIT_FSIZE, bytes)) }
         return result
     }
+}
+
+/// How the shim puts a new sandbox into its cgroups.
+enum CgroupPlacement {
+    case none
+    /// cgroup v2: clone3 creates the child inside this directory.
+    case cloneInto(directory: Int32)
+    /// cgroup v1: the parent writes the child's pid to these `cgroup.procs`.
+    case join(procsFiles: [Int32])
 }
 
 /// C memory owned by one plan, freed with it.

@@ -9,11 +9,13 @@ import SystemPackage
 final class Supervisor: @unchecked Sendable {
     private let configuration: SandboxConfiguration
     private let output: OutputCapture
+    private let control: SandboxControl?
     let cancelFD: Int32
 
-    init(configuration: SandboxConfiguration, output: OutputCapture) throws {
+    init(configuration: SandboxConfiguration, output: OutputCapture, control: SandboxControl?) throws {
         self.configuration = configuration
         self.output = output
+        self.control = control
         cancelFD = csb_eventfd()
         guard cancelFD >= 0 else {
             throw SandboxError(.setupFailed, "create the cancellation eventfd", errno: Errno(rawValue: errno))
@@ -42,9 +44,12 @@ final class Supervisor: @unchecked Sendable {
             close(stdoutPipe.read)
             close(stderrPipe.read)
         }
+        let (cgroup, cgroupNote) = makeCgroup()
+        defer { cgroup?.killAndRemove() }
         var child = csb_child()
         do {
-            let plan = try SpawnPlan(configuration, stdout: stdoutPipe.write, stderr: stderrPipe.write)
+            let plan = try SpawnPlan(configuration, stdout: stdoutPipe.write, stderr: stderrPipe.write,
+                                     cgroup: cgroup?.placement ?? .none)
             var failure = csb_error()
             let rc = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
                 var config = plan.config(seccomp: bpf)
@@ -80,7 +85,8 @@ final class Supervisor: @unchecked Sendable {
 
         while usage == nil || streams.contains(where: { !$0.finished }) {
             var fds = [pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: cancelFD, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: cancelFD, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: killed || usage != nil ? -1 : control?.readEnd ?? -1, events: Int16(POLLIN), revents: 0)]
             for stream in streams {
                 fds.append(pollfd(fd: stream.finished ? -1 : stream.pipe, events: Int16(POLLIN), revents: 0))
             }
@@ -98,7 +104,12 @@ final class Supervisor: @unchecked Sendable {
             }
             if let deadline, usage == nil, !killed, ContinuousClock.now >= deadline { kill(.timeout) }
             if fds[1].revents != 0 { kill(.cancelled) }
-            for index in streams.indices where fds[2 + index].revents != 0 {
+            if fds[2].revents != 0, let control {
+                for signal in control.drain() where !killed {
+                    if signal == SIGKILL { kill(.cancelled) } else { _ = csb_signal(&child, signal) }
+                }
+            }
+            for index in streams.indices where fds[3 + index].revents != 0 {
                 streams[index].pump(sink: output.sink)
                 if streams[index].overLimit { kill(.output) }
             }
@@ -108,8 +119,50 @@ final class Supervisor: @unchecked Sendable {
             }
         }
         for index in streams.indices { streams[index].finish() }
-        return .success(result(usage: usage ?? csb_usage(), limitHit: limitHit, streams: streams,
-                               wallTime: start.duration(to: .now), fallbacks: Int(child.idmap_fallbacks)))
+        var outcome = result(usage: usage ?? csb_usage(), limitHit: limitHit, streams: streams,
+                             wallTime: start.duration(to: .now), fallbacks: Int(child.idmap_fallbacks))
+        Self.account(cgroup: cgroup, note: cgroupNote, into: &outcome)
+        outcome.exported = takeExports(&child)
+        return .success(outcome)
+    }
+
+    /// Takes ownership of the exported roots from the C record.
+    private func takeExports(_ child: inout csb_child) -> [ExportedFilesystem] {
+        let targets = configuration.mounts.compactMap { mount -> String? in
+            if case .exportedTmpfs = mount.kind { return mount.target } else { return nil }
+        }
+        let fds = withUnsafeBytes(of: child.exported_fds) { Array($0.bindMemory(to: Int32.self)) }
+        let count = Int(child.exported_count)
+        child.exported_count = 0
+        return (0..<count).map { ExportedFilesystem(target: targets[$0], descriptor: FileDescriptor(rawValue: fds[$0])) }
+    }
+
+    /// The job's cgroup with its memory and process limits, or nil and why
+    /// (then rlimits stand in).
+    private func makeCgroup() -> (JobCgroup?, String?) {
+        if case let .unavailable(reason) = configuration.cgroups { return (nil, reason) }
+        let limits = JobCgroup.Limits(memoryBytes: configuration.limits.memoryBytes,
+                                      processes: configuration.limits.processes)
+        let name = "job-\(getpid())-\(String(UInt64.random(in: 0 ... .max), radix: 16))"
+        do {
+            return (try JobCgroup(support: configuration.cgroups, name: name, limits: limits), nil)
+        } catch {
+            return (nil, error.description)
+        }
+    }
+
+    /// What the cgroup saw, and the limit it names when the job did not
+    /// end well on its own: an OOM kill means memory, a refused fork pids.
+    private static func account(cgroup: JobCgroup?, note: String?, into result: inout SandboxResult) {
+        result.cgroupNote = note
+        guard let cgroup else { return }
+        let usage = cgroup.usage()
+        result.enforcement = cgroup.version == 2 ? .cgroupV2 : .cgroupV1
+        result.memoryPeakBytes = usage.memoryPeakBytes
+        result.oomKilled = usage.oomKills > 0
+        result.processLimitReached = usage.pidsLimitHits > 0
+        guard result.limitHit == .none, result.termination != .exited(0) else { return }
+        if result.oomKilled { result.limitHit = .memory } else if result.processLimitReached { result.limitHit = .pids }
     }
 
     private func result(usage: csb_usage, limitHit: SandboxResult.LimitHit, streams: [CaptureStream],
@@ -180,6 +233,7 @@ struct SetupStage {
         case 16: "seccomp"
         case 17: "chdir"
         case 18: "exec"
+        case 19: "cgroup"
         default: "stage \(rawValue)"
         }
     }

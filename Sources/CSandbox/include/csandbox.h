@@ -43,6 +43,7 @@ enum csb_stage {
     CSB_STAGE_SECCOMP = 16,    // job: loading the seccomp filter
     CSB_STAGE_CHDIR = 17,      // job: entering the working directory
     CSB_STAGE_EXEC = 18,       // job: execve
+    CSB_STAGE_CGROUP = 19,     // parent: placing the sandbox in its cgroups
 };
 
 #define CSB_ERROR_MESSAGE_MAX 240
@@ -128,6 +129,7 @@ enum csb_mount_kind {
     CSB_MOUNT_FILE = 8,     // create `target` with `data`[0..<data_length], `mode`
     CSB_MOUNT_MASK = 9,     // hide `target` (a file: `source` (/dev/null) over it; a dir: empty read-only tmpfs)
     CSB_MOUNT_READONLY = 10,// make the mount at `target` read-only (bind it onto itself first)
+    CSB_MOUNT_REBIND = 11,  // bind `source`, a path inside the new root, at `target`
 };
 
 /// Mount attributes (values of the kernel's MOUNT_ATTR_*).
@@ -140,6 +142,9 @@ enum csb_mount_kind {
 #define CSB_BIND_RECURSIVE 0x1u  // bind the whole subtree (AT_RECURSIVE)
 #define CSB_BIND_IDMAP 0x2u      // map the source's owner to the sandbox's root (needs the parent to be root)
 #define CSB_BIND_OPTIONAL 0x4u   // a missing or unmountable source is skipped, not an error
+/// TMPFS flag: hand the new filesystem's root to the parent (see csb_child.exported_fds).
+#define CSB_TMPFS_EXPORT 0x8u
+#define CSB_MAX_EXPORTS 4
 
 struct csb_mount {
     uint32_t kind;               // enum csb_mount_kind
@@ -211,8 +216,14 @@ struct csb_spawn_config {
     const struct csb_rlimit *_Nullable rlimits;
     size_t rlimit_count;
     const struct csb_bpf *_Nonnull seccomp;    // loaded last before execve
-    /// Job's cgroup: a directory fd the child joins before exec (-1: none).
+    /// cgroup v2: the job's cgroup directory, entered at clone time
+    /// (CLONE_INTO_CGROUP), so nothing runs outside it (-1: none).
     int32_t cgroup_fd;
+    /// cgroup v1: `cgroup.procs` files (opened for writing) of the job's
+    /// group in each hierarchy. The parent writes the child's pid into
+    /// each before releasing it, so the job never runs outside them.
+    const int32_t *_Nullable cgroup_procs_fds;
+    size_t cgroup_procs_count;
 };
 
 struct csb_child {
@@ -220,6 +231,10 @@ struct csb_child {
     int32_t pidfd;     // pidfd of that process (close-on-exec)
     int32_t status_fd; // PID 1 writes the job's wait status here before exiting
     int32_t idmap_fallbacks; // CSB_BIND_IDMAP binds that fell back to a plain bind
+    /// Roots of the CSB_TMPFS_EXPORT filesystems, in plan order: the parent
+    /// reads them after the job (they outlive the sandbox while open).
+    int32_t exported_fds[CSB_MAX_EXPORTS];
+    int32_t exported_count;
 };
 
 /// Clones the sandbox, writes its id maps, releases it and waits until the
@@ -250,7 +265,7 @@ int csb_reap(const struct csb_child *_Nonnull child, struct csb_usage *_Nonnull 
 /// whole PID namespace; SIGTERM/SIGINT/SIGHUP are forwarded to the job.
 int csb_signal(const struct csb_child *_Nonnull child, int signal);
 
-/// Closes the child's descriptors (after csb_reap).
+/// Closes the child's descriptors (after csb_reap), exported roots included.
 void csb_child_close(struct csb_child *_Nonnull child);
 
 /// Moves up to `length` bytes from a non-blocking pipe into a file at its
@@ -265,6 +280,25 @@ int csb_capture_pipe(int *_Nonnull read_end, int *_Nonnull write_end);
 
 /// A close-on-exec, non-blocking eventfd (to wake a poll loop), or -1.
 int csb_eventfd(void);
+
+// MARK: - GNU and Linux calls Swift's Glibc module does not export
+
+/// pipe2(2): `ends` gets the read and write ends, created atomically with
+/// `flags` (O_CLOEXEC, O_NONBLOCK). Returns 0 or an errno.
+int csb_pipe(int *_Nonnull ends, int flags);
+
+#define CSB_RENAME_NOREPLACE 1u // fail with EEXIST instead of replacing
+#define CSB_RENAME_EXCHANGE 2u  // swap the two names atomically
+#define CSB_SEEK_DATA 3         // lseek(2): next data at or after the offset
+#define CSB_SEEK_HOLE 4         // lseek(2): next hole at or after the offset
+
+/// renameat2(2): 0, or -1 with errno.
+int csb_renameat2(int old_dir, const char *_Nonnull old_name, int new_dir, const char *_Nonnull new_name,
+                  unsigned flags);
+
+/// copy_file_range(2) without flags: bytes copied, or -1 with errno.
+ssize_t csb_copy_file_range(int in_fd, int64_t *_Nullable in_offset, int out_fd, int64_t *_Nullable out_offset,
+                            size_t length);
 
 /// Name of an errno value ("ENOENT"), or NULL when unknown.
 const char *_Nullable csb_errno_name(int error);

@@ -1,0 +1,251 @@
+import Glibc
+import SystemPackage
+
+/// Where per-job cgroups can be made on this machine, found once.
+///
+/// - cgroup v2 (what current distributions run): a delegated subtree with
+///   the memory and pids controllers. The runner's own cgroup becomes the
+///   parent of the jobs' groups; because a v2 group with processes cannot
+///   hand controllers to children, the runner first moves itself into a
+///   leaf of its own (`supervisor-PID`), as nsjail and crun do.
+/// - cgroup v1: one hierarchy per controller (memory, pids, freezer); the
+///   jobs' groups go under `syft-sandbox-run/` in the runner's own group of
+///   each.
+/// - neither: limits fall back to rlimits, and result.json says so.
+public enum CgroupSupport: Sendable, CustomStringConvertible {
+    case v2(parent: FilePath)
+    case v1(hierarchies: [Hierarchy])
+    case unavailable(reason: String)
+
+    /// One v1 hierarchy: its controller and the parent of the jobs' groups.
+    public struct Hierarchy: Sendable, Hashable {
+        public var controller: String
+        public var parent: FilePath
+    }
+
+    /// Controllers the limits need; v1 also uses the freezer to kill.
+    static let required = ["memory", "pids"]
+
+    public var description: String {
+        switch self {
+        case let .v2(parent): "cgroup v2 at \(parent)"
+        case let .v1(hierarchies): "cgroup v1 (\(hierarchies.map(\.controller).joined(separator: ", ")))"
+        case let .unavailable(reason): "no cgroups (\(reason))"
+        }
+    }
+
+    /// This process's answer, found on first use (for v2 that may move the
+    /// runner into a leaf group of its own, once).
+    public static let detected: CgroupSupport = detect()
+
+    public var isAvailable: Bool {
+        if case .unavailable = self { return false }
+        return true
+    }
+
+    /// Finds (and prepares, for v2) the place for job cgroups. v2 first.
+    public static func detect(procRoot: FilePath = "/proc") -> CgroupSupport {
+        guard let mountinfo = try? CgroupFiles.read(procRoot.appending("self/mountinfo")),
+              let membership = try? CgroupFiles.read(procRoot.appending("self/cgroup")) else {
+            return .unavailable(reason: "cannot read /proc/self/mountinfo or /proc/self/cgroup")
+        }
+        let mounts = CgroupMount.parse(mountinfo: mountinfo)
+        let groups = CgroupMembership.parse(membership)
+        var reasons: [String] = []
+        switch prepareV2(mounts: mounts, groups: groups) {
+        case let .success(parent):
+            sweepStaleGroups(in: parent)
+            return .v2(parent: parent)
+        case let .failure(reason): reasons.append("v2: \(reason)")
+        }
+        switch prepareV1(mounts: mounts, groups: groups) {
+        case let .success(hierarchies):
+            for hierarchy in hierarchies { sweepStaleGroups(in: hierarchy.parent) }
+            return .v1(hierarchies: hierarchies)
+        case let .failure(reason): reasons.append("v1: \(reason)")
+        }
+        return .unavailable(reason: reasons.joined(separator: "; "))
+    }
+
+    struct Reason: Error { var text: String; init(_ text: String) { self.text = text } }
+
+    static func prepareV2(mounts: [CgroupMount], groups: CgroupMembership) -> Result<FilePath, Reason> {
+        guard let mount = mounts.first(where: { $0.isV2 }) else { return .failure(Reason("no cgroup2 mount")) }
+        guard let path = groups.unified else { return .failure(Reason("no cgroup2 entry in /proc/self/cgroup")) }
+        let own = mount.point.appending(path.components)
+        let available = Set((try? CgroupFiles.read(own.appending("cgroup.controllers")))?
+            .split(whereSeparator: \.isWhitespace).map(String.init) ?? [])
+        let missing = required.filter { !available.contains($0) }
+        guard missing.isEmpty else {
+            return .failure(Reason("\(own) lacks the \(missing.joined(separator: " and ")) controller"))
+        }
+        let enable = required.map { "+" + $0 }.joined(separator: " ")
+        // The root group may hold processes and children at once; any other
+        // must be emptied first: move the runner into a leaf of its own.
+        if let error = CgroupFiles.write(enable, to: own.appending("cgroup.subtree_control")) {
+            guard error == .resourceBusy else {
+                return .failure(Reason("cannot enable \(enable) in \(own): \(error.symbolicName)"))
+            }
+            let leaf = own.appending("supervisor-\(getpid())")
+            if mkdir(leaf.string, 0o755) != 0, errno != EEXIST {
+                return .failure(Reason("cannot create \(leaf): \(Errno(rawValue: errno).symbolicName)"))
+            }
+            if let error = CgroupFiles.write("0", to: leaf.appending("cgroup.procs")) {
+                return .failure(Reason("cannot move the runner into \(leaf): \(error.symbolicName)"))
+            }
+            if let error = CgroupFiles.write(enable, to: own.appending("cgroup.subtree_control")) {
+                return .failure(Reason("cannot enable \(enable) in \(own): \(error.symbolicName)"))
+            }
+        }
+        return .success(own)
+    }
+
+    /// Removes the groups a runner that is gone left behind (killed with
+    /// SIGKILL, it could not clean up): `job-PID-…` and `supervisor-PID`
+    /// whose PID no longer exists. Their sandboxes died with the runner
+    /// (PID 1 exits when its parent does); anything left is killed first.
+    static func sweepStaleGroups(in parent: FilePath) {
+        guard let directory = opendir(parent.string) else { return }
+        var stale: [FilePath] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let parts = name.split(separator: "-")
+            guard parts.count >= 2, parts[0] == "job" || parts[0] == "supervisor", let pid = pid_t(parts[1]),
+                  pid > 0, pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            stale.append(parent.appending(name))
+        }
+        closedir(directory)
+        for group in stale { JobCgroup.remove(group) }
+    }
+
+    static func prepareV1(mounts: [CgroupMount], groups: CgroupMembership) -> Result<[Hierarchy], Reason> {
+        var hierarchies: [Hierarchy] = []
+        for controller in required + ["freezer"] {
+            guard let mount = mounts.first(where: { $0.controllers.contains(controller) }),
+                  let path = groups.v1[controller] else {
+                if controller == "freezer" { continue } // optional: the PID namespace kills everything anyway
+                return .failure(Reason("no \(controller) hierarchy"))
+            }
+            let parent = mount.point.appending(path.components).appending("syft-sandbox-run")
+            if mkdir(parent.string, 0o755) != 0, errno != EEXIST {
+                return .failure(Reason("cannot create \(parent): \(Errno(rawValue: errno).symbolicName)"))
+            }
+            hierarchies.append(Hierarchy(controller: controller, parent: parent))
+        }
+        return .success(hierarchies)
+    }
+}
+
+/// A cgroup filesystem mount, from /proc/self/mountinfo.
+struct CgroupMount: Hashable {
+    var point: FilePath
+    var isV2: Bool
+    /// v1: the controllers of the hierarchy (from the super options).
+    var controllers: Set<String>
+
+    static func parse(mountinfo: String) -> [CgroupMount] {
+        mountinfo.split(separator: "\n").compactMap { line in
+            // ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER_OPTIONS
+            let halves = line.split(separator: " - ", maxSplits: 1)
+            guard halves.count == 2 else { return nil }
+            let left = halves[0].split(separator: " "), right = halves[1].split(separator: " ")
+            guard left.count >= 5, right.count >= 3, right[0] == "cgroup" || right[0] == "cgroup2" else { return nil }
+            let point = FilePath(unescape(String(left[4])))
+            if right[0] == "cgroup2" { return CgroupMount(point: point, isV2: true, controllers: []) }
+            return CgroupMount(point: point, isV2: false,
+                               controllers: Set(right[2].split(separator: ",").map(String.init)))
+        }
+    }
+
+    /// mountinfo escapes space, tab, newline and backslash as \ooo.
+    static func unescape(_ text: String) -> String {
+        var bytes: [UInt8] = []
+        var input = Array(text.utf8)[...]
+        while let byte = input.popFirst() {
+            if byte == UInt8(ascii: "\\"), input.count >= 3,
+               let value = UInt8(String(decoding: input.prefix(3), as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                input = input.dropFirst(3)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The runner's own groups, from /proc/self/cgroup.
+struct CgroupMembership: Hashable {
+    /// The v2 path ("0::/path"), relative to the v2 mount.
+    var unified: RelativeGroupPath?
+    /// v1 paths by controller ("4:memory:/path").
+    var v1: [String: RelativeGroupPath]
+
+    static func parse(_ text: String) -> CgroupMembership {
+        var result = CgroupMembership(unified: nil, v1: [:])
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3 else { continue }
+            let path = RelativeGroupPath(String(fields[2]))
+            if fields[0] == "0" && fields[1].isEmpty {
+                result.unified = path
+            } else {
+                for controller in fields[1].split(separator: ",") { result.v1[String(controller)] = path }
+            }
+        }
+        return result
+    }
+}
+
+/// A group's path below its hierarchy's mount, without leading "/".
+struct RelativeGroupPath: Hashable {
+    var components: [FilePath.Component]
+
+    init(_ text: String) {
+        components = text.split(separator: "/").compactMap { FilePath.Component(String($0)) }
+            .filter { $0.kind == .regular }
+    }
+}
+
+/// Reading and writing the small control files of cgroupfs.
+enum CgroupFiles {
+    static func read(_ path: FilePath) throws -> String {
+        let fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
+        defer { try? fd.close() }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try fd.read(into: $0) }
+            if n == 0 { break }
+            bytes += chunk[..<n]
+            if bytes.count > 4 << 20 { break }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// One write() of `text`; the errno when the kernel refused it.
+    @discardableResult
+    static func write(_ text: String, to path: FilePath) -> Errno? {
+        let fd = open(path.string, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return Errno(rawValue: errno) }
+        defer { close(fd) }
+        var bytes = Array(text.utf8)
+        let n = Glibc.write(fd, &bytes, bytes.count)
+        return n == bytes.count ? nil : Errno(rawValue: n < 0 ? errno : EIO)
+    }
+
+    /// "key value" lines (memory.events, pids.events, cpu.stat) as a dictionary.
+    static func keyedValues(_ path: FilePath) -> [String: UInt64] {
+        guard let text = try? read(path) else { return [:] }
+        var values: [String: UInt64] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let value = UInt64(parts[1]) { values[String(parts[0])] = value }
+        }
+        return values
+    }
+
+    static func number(_ path: FilePath) -> UInt64? {
+        (try? read(path)).flatMap { UInt64($0.split(whereSeparator: \.isWhitespace).first ?? "") }
+    }
+}
