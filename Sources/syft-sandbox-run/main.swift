@@ -1,12 +1,47 @@
-import Sandbox
+import ArgumentParser
 import Glibc
+import Logging
 
-let skeleton = RootSkeleton(files: [.init(path: "/etc/passwd", contents: Array("root:x:0:0:root:/tmp:/bin/bash\n".utf8))])
-var mounts = try RootFilesystem.assembled(skeleton: skeleton, network: .none, tmpBytes: 64 << 20)
-mounts.append(.bind("/tmp/j", at: "/job", options: [.idmap], mountPoints: ["outputs"]))
-let config = SandboxConfiguration(mounts: mounts, executable: "/bin/bash", arguments: ["bash", "-c", CommandLine.arguments[1]],
-    environment: [("PATH", "/usr/bin:/bin")], workingDirectory: "/job", seccomp: .allowAllForTesting)
+/// `syft-sandbox-run <jobdir>` runs one job; subcommands come later
+/// (`daemon`, `jobs`). Exit statuses follow the CLI contract: the job's own,
+/// 124 on timeout, 125 when the sandbox could not be set up or the input is
+/// bad (a usage error included), 128+N when the job was killed by signal N.
+struct SyftSandboxRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "syft-sandbox-run",
+        abstract: "Run untrusted job folders in a Linux namespace sandbox.",
+        version: "0.1.0",
+        subcommands: [RunCommand.self],
+        defaultSubcommand: RunCommand.self)
+}
+
+/// A subcommand main() runs. (Calling `run()` on the parsed command picks
+/// ArgumentParser's synchronous default, which only prints help.)
+protocol ExecutableCommand {
+    func execute() async throws
+}
+
+enum ExitStatus {
+    static let setupFailed: Int32 = 125
+}
+
+LoggingSystem.bootstrap { label in CLILogHandler(label: label) }
+
 do {
-    let r = try await Sandbox.run(config, output: OutputCapture(stdout: 1, stderr: 2))
-    print(r)
-} catch { print("ERROR: \(error)") }
+    var command = try SyftSandboxRun.parseAsRoot()
+    if let executable = command as? ExecutableCommand {
+        try await executable.execute()
+    } else {
+        try command.run()
+    }
+} catch let exit as ExitCode {
+    Glibc.exit(exit.rawValue)
+} catch {
+    // Help and --version are clean exits; every other parse error is bad input.
+    let code = SyftSandboxRun.exitCode(for: error)
+    if code == .success {
+        SyftSandboxRun.exit(withError: error)
+    }
+    writeStandardError(SyftSandboxRun.fullMessage(for: error) + "\n")
+    Glibc.exit(ExitStatus.setupFailed)
+}

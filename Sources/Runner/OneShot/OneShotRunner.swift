@@ -1,0 +1,197 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Glibc
+import Logging
+import Sandbox
+import SystemPackage
+
+/// Everything `syft-sandbox-run <jobdir>` needs.
+public struct OneShotOptions: Sendable {
+    public var jobFolder: FilePath
+    /// Where results go; nil: the job folder itself.
+    public var resultsFolder: FilePath?
+    public var network: NetworkPolicy
+    /// Time, CPU, memory, processes, files and output caps.
+    public var limits: ResourceLimits
+    /// Size of the writable outputs folder (a tmpfs; the job gets ENOSPC past it).
+    public var outputsBytes: UInt64
+    /// Size of the job's private /tmp.
+    public var tmpBytes: UInt64
+    public var extraEnvironment: [(name: String, value: String)]
+    public var seccomp: SeccompProgram
+    /// A prepared root directory instead of the assembled one.
+    public var rootfs: FilePath?
+    public var skeleton: RootSkeleton
+    public var identity: IdentityMapping
+    public var jobID: String
+    public var requester: String
+
+    public static let defaultOutputsBytes: UInt64 = 1 << 30
+    public static let defaultTmpBytes: UInt64 = 512 << 20
+
+    public init(jobFolder: FilePath, seccomp: SeccompProgram, skeleton: RootSkeleton) {
+        self.jobFolder = jobFolder
+        self.seccomp = seccomp
+        self.skeleton = skeleton
+        resultsFolder = nil
+        network = .none
+        limits = ResourceLimits(wallTime: .seconds(OneShotOptions.defaultTimeoutSeconds()))
+        outputsBytes = Self.defaultOutputsBytes
+        tmpBytes = Self.defaultTmpBytes
+        extraEnvironment = []
+        rootfs = nil
+        identity = .automatic()
+        jobID = UUID().uuidString.lowercased()
+        requester = "local"
+    }
+
+    /// `SYFT_DEFAULT_JOB_TIMEOUT_SECONDS`, else 600 (syft-job's default).
+    public static func defaultTimeoutSeconds(environment: [String: String]? = nil) -> Int64 {
+        let value = environment?["SYFT_DEFAULT_JOB_TIMEOUT_SECONDS"]
+            ?? getenv("SYFT_DEFAULT_JOB_TIMEOUT_SECONDS").map { String(cString: $0) }
+        if let value, let seconds = Int64(value), seconds > 0 { return seconds }
+        return 600
+    }
+}
+
+/// The outcome of a one-shot run: the record written to result.json and
+/// the exit status the CLI returns.
+public struct OneShotOutcome: Sendable {
+    public var record: ResultRecord
+    public var exitStatus: Int32
+}
+
+/// Runs one job folder in the sandbox and leaves stdout.txt, stderr.txt,
+/// returncode.txt, outputs/ and result.json in the results folder.
+///
+/// Nothing is written half-way: output goes to temporary files that are
+/// renamed into place at the end, outputs/ is replaced atomically, and
+/// result.json, written last, marks a complete set. When the sandbox cannot
+/// be set up, nothing is left behind and `SandboxError` is thrown.
+public enum OneShotRunner {
+    public static let timeoutMarker = "\n--- PROCESS TIMED OUT ---\n"
+
+    public static func run(_ options: OneShotOptions, logger: Logger,
+                           control: SandboxControl? = nil) async throws -> OneShotOutcome {
+        let job = try JobFolder.open(options.jobFolder)
+        for warning in job.warnings { logger.warning("\(warning)") }
+        let results = try ResultsFolder(options.resultsFolder ?? job.path, runID: options.jobID)
+        let files = try results.createPartialLogs()
+        var committed = false
+        defer { if !committed { results.discard(files) } }
+
+        let configuration = try sandboxConfiguration(options, job: job)
+        let started = Date()
+        logger.debug("starting the sandbox", metadata: ["job": "\(job.path)", "id": "\(options.jobID)"])
+        var result = try await Sandbox.run(
+            configuration, output: OutputCapture(stdout: files.stdout.rawValue, stderr: files.stderr.rawValue),
+            control: control)
+        let finished = Date()
+        if result.timedOut {
+            for fd in [files.stdout, files.stderr] { _ = try? fd.writeAll(Array(timeoutMarker.utf8)) }
+        }
+        var warnings = job.warnings
+        if result.idmapFallbacks > 0 {
+            warnings.append("the job folder could not be idmapped; files only the invoking user may read are unreadable inside")
+        }
+        if let note = result.cgroupNote {
+            warnings.append("no cgroup for the job (\(note)); memory and processes are limited per process with rlimits")
+        }
+        guard let outputs = result.exported.first(where: { $0.target == outputsTarget }) else {
+            throw SandboxError(.setupFailed, "the sandbox did not hand back its outputs folder")
+        }
+        if OutputsVolume.isFull(outputs.descriptor) {
+            warnings.append("the outputs folder filled up (\(ByteSize.describe(options.outputsBytes))); the job got ENOSPC")
+            if result.limitHit == .none, !result.succeeded { result.limitHit = .outputsSize }
+        }
+        let report = try results.collectOutputs(from: outputs.descriptor)
+        var record = makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,
+                                started: started, finished: finished)
+        try results.commit(files, returncode: record.returncode ?? -1, record: &record)
+        committed = true
+        return OneShotOutcome(record: record, exitStatus: result.shellStatus)
+    }
+
+    /// Where the job sees its writable outputs folder (and, with code/,
+    /// at /job/code/outputs too: the syft-job convention).
+    static let outputsTarget = "/job/outputs"
+
+    static func sandboxConfiguration(_ options: OneShotOptions, job: JobFolder) throws -> SandboxConfiguration {
+        let outputPoints = ["outputs"] + (job.hasCodeFolder ? ["code/outputs"] : [])
+        var mounts: [Mount]
+        if let rootfs = options.rootfs {
+            mounts = RootFilesystem.prepared(try FileSystem.canonical(rootfs), tmpBytes: options.tmpBytes,
+                                             mountPoints: ["job"])
+        } else {
+            mounts = try RootFilesystem.assembled(skeleton: options.skeleton, network: options.network,
+                                                  tmpBytes: options.tmpBytes)
+        }
+        mounts.append(.bind(job.path, at: "/job", options: [.idmap], mountPoints: outputPoints))
+        mounts.append(Mount(.exportedTmpfs(sizeBytes: options.outputsBytes, mode: 0o755), at: outputsTarget,
+                            attributes: [.noSetuid, .noDevices]))
+        if job.hasCodeFolder {
+            mounts.append(Mount(.rebind(source: outputsTarget), at: "/job/code/outputs",
+                                attributes: [.noSetuid, .noDevices]))
+        }
+        let environment = JobEnvironment.build(
+            jobID: options.jobID, jobName: job.name, requester: options.requester,
+            extra: options.extraEnvironment)
+        return SandboxConfiguration(
+            mounts: mounts, executable: "/bin/bash", arguments: ["bash", "run.sh"], environment: environment,
+            workingDirectory: "/job", identity: options.identity, network: options.network,
+            seccomp: options.seccomp, limits: options.limits)
+    }
+
+    static func makeRecord(_ options: OneShotOptions, job: JobFolder, result: SandboxResult,
+                           outputs: ArtifactReport, warnings: [String], started: Date, finished: Date) -> ResultRecord {
+        var exitCode: Int32?
+        var signal: Int32?
+        switch result.termination {
+        case let .exited(code): exitCode = code
+        case let .signaled(number): signal = number
+        }
+        let status: ResultRecord.Status
+        switch result.limitHit {
+        case .timeout: status = .timedOut
+        case .none: status = exitCode == 0 ? .succeeded : .failed
+        case .memory, .pids, .outputsSize: status = .failed
+        case .output, .cpuTime, .cancelled: status = .killed
+        }
+        let returncode: Int32 = result.timedOut ? -1 : (exitCode ?? result.shellStatus)
+        let limits = options.limits
+        let record = ResultRecord.Limits(
+            timeoutSeconds: limits.wallTime.map { Double(milliseconds($0)) / 1000 },
+            cpuTimeSeconds: limits.cpuTime.map { Double(milliseconds($0)) / 1000 },
+            memoryBytes: limits.memoryBytes, processes: limits.processes, enforcement: result.enforcement,
+            openFiles: limits.openFiles, fileSizeBytes: limits.fileSizeBytes, outputBytes: limits.outputBytes,
+            outputsBytes: options.outputsBytes, tmpBytes: options.tmpBytes)
+        return ResultRecord(
+            status: status, exitCode: exitCode, signal: signal, returncode: returncode,
+            job: .init(id: options.jobID, name: job.name, type: job.config.type, folder: job.path.string),
+            startedAt: started.formatted(.iso8601), finishedAt: finished.formatted(.iso8601),
+            wallMs: milliseconds(result.wallTime), cpuUserMs: milliseconds(result.userCPUTime),
+            cpuSysMs: milliseconds(result.systemCPUTime), maxRssKb: result.maxRSSKilobytes,
+            memoryPeakBytes: result.memoryPeakBytes, oomKilled: result.oomKilled,
+            stdoutBytes: result.stdoutBytes, stderrBytes: result.stderrBytes,
+            outputTruncated: result.outputTruncated, limitHit: result.limitHit, limits: record,
+            network: options.network, outputs: outputs, warnings: warnings, error: nil)
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// The outputs filesystem as the runner sees it after the job.
+enum OutputsVolume {
+    /// True when the job used it all (ENOSPC for its next write): no block
+    /// or no inode left.
+    static func isFull(_ directory: FileDescriptor) -> Bool {
+        var info = statvfs()
+        guard fstatvfs(directory.rawValue, &info) == 0 else { return false }
+        return info.f_bavail == 0 || (info.f_files > 0 && info.f_favail == 0)
+    }
+}

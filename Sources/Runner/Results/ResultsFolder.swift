@@ -1,0 +1,94 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Glibc
+import Sandbox
+import SystemPackage
+
+/// The folder a run's results land in, written so that a reader never sees
+/// a half-written set: logs grow in hidden partial files, outputs/ is
+/// swapped in whole, and result.json is written last.
+struct ResultsFolder {
+    struct PartialLogs {
+        var stdout: FileDescriptor
+        var stderr: FileDescriptor
+        var stdoutPath: FilePath
+        var stderrPath: FilePath
+    }
+
+    let path: FilePath
+    let runID: String
+
+    init(_ given: FilePath, runID: String) throws {
+        if FileSystem.lstatKind(given) == nil, mkdir(given.string, 0o755) != 0, errno != EEXIST {
+            throw SandboxError(.resultsNotWritable, "cannot create the results folder", path: given.string,
+                               errno: Errno(rawValue: errno))
+        }
+        let path = try FileSystem.canonical(given)
+        var info = stat()
+        guard stat(path.string, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            throw SandboxError(.resultsNotWritable, "the results path is not a folder", path: path.string)
+        }
+        guard access(path.string, W_OK | X_OK) == 0 else {
+            throw SandboxError(.resultsNotWritable, "cannot write the results folder", path: path.string,
+                               errno: Errno(rawValue: errno), hint: "pass --results with a folder you can write")
+        }
+        self.path = path
+        self.runID = runID
+    }
+
+    func createPartialLogs() throws -> PartialLogs {
+        let stdoutPath = path.appending(".stdout.txt.partial-\(runID)")
+        let stderrPath = path.appending(".stderr.txt.partial-\(runID)")
+        let stdout = try create(stdoutPath)
+        do {
+            return PartialLogs(stdout: stdout, stderr: try create(stderrPath),
+                               stdoutPath: stdoutPath, stderrPath: stderrPath)
+        } catch {
+            try? stdout.close()
+            unlink(stdoutPath.string)
+            throw error
+        }
+    }
+
+    private func create(_ file: FilePath) throws -> FileDescriptor {
+        do {
+            return try FileDescriptor.open(file, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec],
+                                           permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        } catch let error as Errno {
+            throw SandboxError(.resultsNotWritable, "cannot create a log file", path: file.string, errno: error)
+        }
+    }
+
+    func discard(_ logs: PartialLogs) {
+        try? logs.stdout.close()
+        try? logs.stderr.close()
+        unlink(logs.stdoutPath.string)
+        unlink(logs.stderrPath.string)
+    }
+
+    /// Copies the job's outputs filesystem (its root directory) into
+    /// outputs/, replacing the previous outputs/ atomically.
+    func collectOutputs(from root: FileDescriptor) throws -> ArtifactReport {
+        try ArtifactCollector().collect(from: root, into: path.appending("outputs"))
+    }
+
+    /// Moves the logs into place, then returncode.txt, then result.json.
+    func commit(_ logs: PartialLogs, returncode: Int32, record: inout ResultRecord) throws {
+        try logs.stdout.close()
+        try logs.stderr.close()
+        try FileSystem.rename(logs.stdoutPath, to: path.appending("stdout.txt"))
+        try FileSystem.rename(logs.stderrPath, to: path.appending("stderr.txt"))
+        // No trailing newline: syft-job writes it so and its readers int() it.
+        try FileSystem.writeAtomically(Array(String(returncode).utf8), to: path.appending("returncode.txt"))
+        try FileSystem.writeAtomically(try ResultsFolder.encode(record), to: path.appending("result.json"))
+    }
+
+    static func encode(_ record: ResultRecord) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(record)) + [0x0A]
+    }
+}

@@ -1,1 +1,0 @@
-// Runner: job folders, results, artifacts, the SyftBox queue.

@@ -1,0 +1,94 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Glibc
+import Sandbox
+import SystemPackage
+
+extension SandboxError.Code {
+    /// The job folder is missing, unreadable or lacks run.sh.
+    public static let invalidJob = Self(rawValue: "invalid_job")
+    /// The results folder cannot be written.
+    public static let resultsNotWritable = Self(rawValue: "results_not_writable")
+}
+
+/// Small filesystem helpers that speak `SandboxError`.
+enum FileSystem {
+    /// The canonical absolute path (every symlink resolved), as the shim
+    /// needs for mount sources.
+    static func canonical(_ path: FilePath) throws -> FilePath {
+        guard let resolved = realpath(path.string, nil) else {
+            let error = Errno(rawValue: errno)
+            throw SandboxError(.invalidInput, "cannot resolve", path: path.string, errno: error)
+        }
+        defer { free(resolved) }
+        return FilePath(String(cString: resolved))
+    }
+
+    static func lstatKind(_ path: FilePath) -> mode_t? {
+        var info = stat()
+        guard lstat(path.string, &info) == 0 else { return nil }
+        return info.st_mode & S_IFMT
+    }
+
+    static func isDirectory(_ path: FilePath) -> Bool { lstatKind(path) == S_IFDIR }
+
+    /// Reads at most `limit` bytes of a regular file (never a FIFO or device).
+    static func readRegularFile(_ path: FilePath, limit: Int) throws -> [UInt8] {
+        let fd = try errnoWrapped(path) {
+            try FileDescriptor.open(path, .readOnly, options: [.closeOnExec, .noFollow, .nonBlocking])
+        }
+        defer { try? fd.close() }
+        var info = stat()
+        guard fstat(fd.rawValue, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw SandboxError(.invalidInput, "not a regular file", path: path.string)
+        }
+        guard info.st_size <= limit else {
+            throw SandboxError(.invalidInput, "file larger than \(limit) bytes", path: path.string)
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        let count = try bytes.withUnsafeMutableBytes { buffer in
+            try errnoWrapped(path) { try fd.read(into: buffer) }
+        }
+        return Array(bytes.prefix(count))
+    }
+
+    /// Writes `bytes` to `path` atomically: a temporary file in the same
+    /// directory, fsync, rename. Readers see the old file or the new one.
+    static func writeAtomically(_ bytes: [UInt8], to path: FilePath, mode: mode_t = 0o644) throws {
+        let temporary = FilePath(path.string + ".tmp-\(UInt32.random(in: .min ... .max))")
+        let fd = try errnoWrapped(temporary) {
+            try FileDescriptor.open(temporary, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec],
+                                    permissions: FilePermissions(rawValue: mode))
+        }
+        do {
+            try errnoWrapped(temporary) { _ = try fd.writeAll(bytes) }
+            guard fsync(fd.rawValue) == 0 else {
+                throw SandboxError(.io, "fsync", path: temporary.string, errno: Errno(rawValue: errno))
+            }
+            try fd.close()
+            try rename(temporary, to: path)
+        } catch {
+            try? fd.close()
+            unlink(temporary.string)
+            throw error
+        }
+    }
+
+    static func rename(_ from: FilePath, to: FilePath) throws {
+        guard Glibc.rename(from.string, to.string) == 0 else {
+            throw SandboxError(.io, "rename \(from.string) to", path: to.string, errno: Errno(rawValue: errno))
+        }
+    }
+
+    /// Runs `body`, turning swift-system's `Errno` into a `SandboxError` on `path`.
+    static func errnoWrapped<T>(_ path: FilePath, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as Errno {
+            throw SandboxError(.io, "cannot access", path: path.string, errno: error)
+        }
+    }
+}

@@ -1,0 +1,153 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import ArgumentParser
+import Glibc
+import Logging
+import Runner
+import Sandbox
+import SystemPackage
+
+extension NetworkPolicy: ExpressibleByArgument {}
+
+/// The one-shot form: run one job folder and leave its results.
+struct RunCommand: AsyncParsableCommand, ExecutableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run one job folder (bash run.sh) in the sandbox.",
+        discussion: """
+        Writes stdout.txt, stderr.txt, returncode.txt, result.json and outputs/ into the results folder.
+        Exit status: the job's own; 124 on timeout; 125 when the sandbox could not be set up or the \
+        input is bad; 128+N when the job was killed by signal N.
+        """)
+
+    @Option(help: "Folder for the results (default: the job folder).")
+    var results: String?
+
+    @Option(help: "Wall-clock limit in seconds (default: $SYFT_DEFAULT_JOB_TIMEOUT_SECONDS, else 600).")
+    var timeout: Double?
+
+    @Option(help: "Network: none (default), loopback, or host.")
+    var net: NetworkPolicy = .none
+
+    @Option(help: "Memory of the whole job, e.g. 512M (default 2G; a cgroup, else RLIMIT_AS).")
+    var memory: String?
+
+    @Option(help: "Processes and threads of the whole job (default 512; a cgroup, else RLIMIT_NPROC).")
+    var pids: UInt64?
+
+    @Option(name: .customLong("cpu-time"), help: "CPU seconds per process (default: none).")
+    var cpuTime: UInt64?
+
+    @Option(name: .customLong("max-output"), help: "Bytes kept of stdout and of stderr, each (default 10M); past it the job is stopped.")
+    var maxOutput: String?
+
+    @Option(name: .customLong("max-outputs"), help: "Size of the writable outputs folder (default 1G); past it writes fail with ENOSPC.")
+    var maxOutputs: String?
+
+    @Option(name: .customLong("tmp-size"), help: "Size of the job's private /tmp (default 512M).")
+    var tmpSize: String?
+
+    @Option(name: .customLong("open-files"), help: "Open files per process (default 1024).")
+    var openFiles: UInt64?
+
+    @Option(name: .customLong("file-size"), help: "Largest file the job may write (default 1G).")
+    var fileSize: String?
+
+    @Option(name: .customLong("env"), help: "Add KEY=VALUE to the job's environment (repeatable).")
+    var environment: [String] = []
+
+    @Option(help: "A seccomp profile in the OCI/Docker JSON format instead of the default.")
+    var seccomp: String?
+
+    @Option(help: "A prepared root directory instead of the assembled root.")
+    var rootfs: String?
+
+    @Option(help: "Host uid and gid the job's root maps to when run as root (default 100000).")
+    var uid: UInt32?
+
+    @Flag(help: "Print result.json's record on stdout.")
+    var json = false
+
+    @Argument(help: "The job folder (holds run.sh).")
+    var jobdir: String
+
+    func validate() throws {
+        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
+        for size in [memory, maxOutput, maxOutputs, tmpSize, fileSize].compactMap({ $0 }) where ByteSize.parse(size) ?? 0 == 0 {
+            throw ValidationError("'\(size)' is not a positive size (examples: 4096, 512K, 10M, 2G)")
+        }
+        for entry in environment where !entry.contains("=") || entry.hasPrefix("=") {
+            throw ValidationError("--env takes KEY=VALUE, got '\(entry)'")
+        }
+        if uid == 0 { throw ValidationError("--uid 0 would run the job as the host's root") }
+        if pids == 0 || cpuTime == 0 || openFiles == 0 {
+            throw ValidationError("--pids, --cpu-time and --open-files take a positive number")
+        }
+    }
+
+    func run() async throws { try await execute() }
+
+    func execute() async throws {
+        let logger = Logger(label: "syft-sandbox-run")
+        do {
+            let options = try makeOptions()
+            let control = try SandboxControl()
+            SignalForwarder.forward(to: control)
+            let outcome = try await OneShotRunner.run(options, logger: logger, control: control)
+            if json { try printJSON(outcome.record) }
+            throw ExitCode(outcome.exitStatus)
+        } catch let error as SandboxError {
+            logger.critical("\(error)")
+            if json { printFailureJSON(error) }
+            throw ExitCode(ExitStatus.setupFailed)
+        }
+    }
+
+    func makeOptions() throws -> OneShotOptions {
+        var options = OneShotOptions(jobFolder: FilePath(jobdir),
+                                     seccomp: try BuiltinPolicies.seccompProgram(path: seccomp.map { FilePath($0) }),
+                                     skeleton: BuiltinPolicies.skeleton)
+        options.resultsFolder = results.map { FilePath($0) }
+        if let timeout { options.limits.wallTime = .milliseconds(Int64((timeout * 1000).rounded(.up))) }
+        options.network = net
+        if let bytes = memory.flatMap(ByteSize.parse) { options.limits.memoryBytes = bytes }
+        if let pids { options.limits.processes = pids }
+        if let cpuTime { options.limits.cpuTime = .seconds(cpuTime) }
+        if let openFiles { options.limits.openFiles = openFiles }
+        if let bytes = fileSize.flatMap(ByteSize.parse) { options.limits.fileSizeBytes = bytes }
+        if let bytes = maxOutput.flatMap(ByteSize.parse) { options.limits.outputBytes = bytes }
+        if let bytes = maxOutputs.flatMap(ByteSize.parse) { options.outputsBytes = bytes }
+        if let bytes = tmpSize.flatMap(ByteSize.parse) { options.tmpBytes = bytes }
+        options.extraEnvironment = environment.map { entry in
+            let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+        }
+        options.rootfs = rootfs.map { FilePath($0) }
+        if let uid { options.identity = .automatic(rootMapsTo: uid) }
+        if let user = getenv("USER") { options.requester = String(cString: user) }
+        return options
+    }
+
+    func printJSON(_ record: ResultRecord) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(record)
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    func printFailureJSON(_ error: SandboxError) {
+        struct Failure: Encodable {
+            var status = "setup_failed"
+            var error: String
+            var code: String
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if let data = try? encoder.encode(Failure(error: error.description, code: error.code.rawValue)) {
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+}
