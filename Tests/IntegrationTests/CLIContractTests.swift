@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+
+/// The one-shot CLI contract: results files, bad input, artifacts.
+@Suite struct CLIContractTests {
+    @Test func exampleJobLeavesEveryResultFile() throws {
+        let results = NSTemporaryDirectory() + "syft-it-example-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: results) }
+        let run = TestSupport.cli(["--results", results, "--json", TestSupport.repository.path + "/examples/hello"])
+        #expect(run.status == 0, "\(run.stderr)")
+        for name in ["stdout.txt", "stderr.txt", "returncode.txt", "result.json", "outputs/report.json"] {
+            #expect(FileManager.default.fileExists(atPath: results + "/" + name), "missing \(name)")
+        }
+        let stdout = try String(contentsOfFile: results + "/stdout.txt", encoding: .utf8)
+        #expect(stdout.hasPrefix("hello from hello-example (job "))
+        #expect(try String(contentsOfFile: results + "/stderr.txt", encoding: .utf8) == "a line on stderr\n")
+        #expect(try String(contentsOfFile: results + "/returncode.txt", encoding: .utf8) == "0")
+        let report = try String(contentsOfFile: results + "/outputs/report.json", encoding: .utf8)
+        #expect(report.contains("\"user\": \"0\""))
+        #expect(report.contains("\"host\": \"sandbox\""))
+        // --json prints the same record as result.json.
+        let printed = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        #expect(printed?["status"] as? String == "succeeded")
+        for key in ["exit_code", "signal", "wall_ms", "cpu_user_ms", "cpu_sys_ms", "max_rss_kb", "stdout_bytes",
+                    "stderr_bytes", "output_truncated", "limit_hit", "limits", "outputs", "job"] {
+            #expect(printed?.keys.contains(key) == true, "no \(key) in the record")
+        }
+    }
+
+    @Test func resultsDefaultToTheJobFolder() throws {
+        let job = try JobFixture("echo hi; echo out > outputs/o.txt")
+        let run = TestSupport.cli([job.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try String(contentsOfFile: job.path + "/stdout.txt", encoding: .utf8) == "hi\n")
+        #expect(try String(contentsOfFile: job.path + "/outputs/o.txt", encoding: .utf8) == "out\n")
+        // A second run replaces the first run's outputs.
+        let again = TestSupport.cli([job.path])
+        #expect(again.status == 0)
+    }
+
+    @Test func badInputExits125WithOneLineAndWritesNothing() throws {
+        let missing = TestSupport.cli(["/nonexistent/job-\(UUID().uuidString)"])
+        #expect(missing.status == 125)
+        #expect(missing.stderr.contains("job folder not found"))
+        #expect(missing.stderr.split(separator: "\n").count == 1, "\(missing.stderr)")
+
+        let noScript = try JobFixture("true")
+        try FileManager.default.removeItem(atPath: noScript.path + "/run.sh")
+        let run = noScript.run()
+        #expect(run.status == 125)
+        #expect(run.stderr.contains("no run.sh"))
+        #expect(!FileManager.default.fileExists(atPath: noScript.results.path + "/result.json"))
+
+        let symlinked = try JobFixture("true")
+        try FileManager.default.removeItem(atPath: symlinked.path + "/run.sh")
+        try FileManager.default.createSymbolicLink(atPath: symlinked.path + "/run.sh", withDestinationPath: "/etc/passwd")
+        #expect(symlinked.run().status == 125)
+
+        let usage = TestSupport.cli(["--timeout", "-3", noScript.path])
+        #expect(usage.status == 125)
+    }
+
+    @Test func unwritableResultsFolderExits125AndLeavesNothing() throws {
+        let job = try JobFixture("echo hi")
+        let file = job.results.path + "-is-a-file"
+        try "x".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let run = TestSupport.cli(["--results", file, job.path])
+        #expect(run.status == 125)
+        #expect(run.stderr.contains("results"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: job.path).sorted() == ["code", "run.sh"])
+    }
+
+    @Test func setupFailureExits125AndLeavesNothing() throws {
+        let job = try JobFixture("echo hi")
+        let run = job.run(["--rootfs", "/nonexistent-rootfs"])
+        #expect(run.status == 125)
+        let empty = try JobFixture("true")
+        let rootless = empty.run(["--rootfs", empty.path + "/code"]) // no /bin/bash in there
+        #expect(rootless.status == 125)
+        #expect(rootless.stderr.contains("execve"), "\(rootless.stderr)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: empty.results.path)) ?? [] == [])
+    }
+
+    @Test func malformedConfigIsAWarningAndDefaultsApply() throws {
+        let job = try JobFixture("echo $SYFT_JOB_NAME", config: "name: [unclosed\n  : : :")
+        let run = job.run()
+        #expect(run.status == 0)
+        #expect(run.stderr.contains("warning"))
+        #expect(job.result("stdout.txt") == "job\n")
+    }
+
+    @Test func hostileOutputsAreCollectedSafely() throws {
+        let job = try JobFixture("""
+        cd /job/outputs
+        ln -s /etc/shadow shadow-link
+        ln -s ../../../../../../etc/passwd escape-link
+        mkfifo a-fifo
+        echo fine > "$(printf 'name-\\xff\\xfe-bytes')"
+        mkdir -p deep/er && echo nested > deep/er/file.txt
+        echo suid > suid && chmod 4755 suid
+        """)
+        let run = job.run()
+        #expect(run.status == 0, "\(run.stderr) \(job.result("stderr.txt") ?? "")")
+        let outputs = job.results.path + "/outputs"
+        let names = try FileManager.default.contentsOfDirectory(atPath: outputs)
+        #expect(!names.contains("shadow-link"))
+        #expect(!names.contains("escape-link"))
+        #expect(!names.contains("a-fifo"))
+        #expect(try String(contentsOfFile: outputs + "/deep/er/file.txt", encoding: .utf8) == "nested\n")
+        // The non-UTF-8 name arrives byte for byte.
+        let raw = Array("name-".utf8) + [0xff, 0xfe] + Array("-bytes".utf8)
+        let fd = raw.withUnsafeBufferPointer { bytes -> Int32 in
+            let path = Array((outputs + "/").utf8) + Array(bytes) + [0]
+            return path.withUnsafeBufferPointer { open(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), O_RDONLY) }
+        }
+        #expect(fd >= 0, "the non-UTF-8 name was not preserved")
+        if fd >= 0 { close(fd) }
+        var info = stat()
+        #expect(stat(outputs + "/suid", &info) == 0)
+        #expect(info.st_mode & S_ISUID == 0, "the setuid bit survived collection")
+        #expect(info.st_uid == getuid(), "collected files must belong to the invoking user")
+    }
+}

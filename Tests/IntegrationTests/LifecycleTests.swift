@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+/// Exit statuses, timeouts, and that no process outlives its job.
+@Suite struct LifecycleTests {
+    @Test(arguments: [(0, 0), (3, 3), (255, 255)])
+    func exitStatusIsTheJobs(code: Int, expected: Int32) throws {
+        let job = try JobFixture("exit \(code)")
+        let run = job.run()
+        #expect(run.status == expected)
+        #expect(job.result("returncode.txt") == "\(code)")
+    }
+
+    @Test func killedBySignalIs128PlusN() throws {
+        let job = try JobFixture("kill -KILL $$")
+        let run = job.run()
+        #expect(run.status == 137)
+        let record = job.resultJSON()
+        #expect(record?["signal"] as? Int == 9)
+        #expect(record?["status"] as? String == "failed")
+    }
+
+    @Test func timeoutKillsAnEscapedGrandchildPromptly() throws {
+        let marker = "probe-\(UUID().uuidString.prefix(8))"
+        let job = try JobFixture("./\(marker) escape; sleep 100", withProbe: true)
+        try FileManager.default.moveItem(atPath: job.path + "/probe", toPath: job.path + "/" + marker)
+        let run = job.run(["--timeout", "1"])
+        #expect(run.status == 124)
+        #expect(run.seconds < 2.5, "took \(run.seconds) s for a 1 s timeout")
+        #expect(job.result("returncode.txt") == "-1")
+        #expect(job.result("stdout.txt")?.contains("escaped") == true)
+        #expect(job.result("stdout.txt")?.hasSuffix("--- PROCESS TIMED OUT ---\n") == true)
+        #expect(job.resultJSON()?["status"] as? String == "timed_out")
+        #expect(job.resultJSON()?["limit_hit"] as? String == "timeout")
+        #expect(TestSupport.processes(matching: marker).isEmpty, "a job process survived the timeout")
+    }
+
+    @Test func noProcessRemainsAfterANormalExit() throws {
+        let marker = "probe-\(UUID().uuidString.prefix(8))"
+        let job = try JobFixture("./\(marker) escape; exit 0", withProbe: true)
+        try FileManager.default.moveItem(atPath: job.path + "/probe", toPath: job.path + "/" + marker)
+        let run = job.run()
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(TestSupport.processes(matching: marker).isEmpty, "a setsid, double-forked child outlived the job")
+    }
+
+    @Test func timeoutDefaultsToTheSyftJobVariable() throws {
+        let job = try JobFixture("sleep 30")
+        var environment = ProcessInfo.processInfo.environment
+        environment["SYFT_DEFAULT_JOB_TIMEOUT_SECONDS"] = "1"
+        let run = job.run([], environment: environment)
+        #expect(run.status == 124)
+        #expect(run.seconds < 2.5)
+    }
+
+    @Test func outputPastTheCapIsCutAndTheJobStopped() throws {
+        let job = try JobFixture("yes 0123456789")
+        let run = job.run(["--max-output", "64K", "--timeout", "20"])
+        #expect(run.status == 137)
+        #expect(run.seconds < 5)
+        let stdout = job.result("stdout.txt") ?? ""
+        #expect(stdout.utf8.count < 64 * 1024 + 200)
+        #expect(stdout.hasSuffix("truncated at 65536 bytes; the job was stopped]\n"))
+        let record = job.resultJSON()
+        #expect(record?["limit_hit"] as? String == "output")
+        #expect(record?["output_truncated"] as? Bool == true)
+        #expect(record?["stdout_bytes"] as? Int == 65536)
+    }
+
+    /// SIGTERM to the CLI (a CI runner cancelling the step) reaches the job
+    /// through the sandbox's PID 1; the job ends its own way and the
+    /// results are still complete.
+    @Test func terminationSignalsAreForwardedToTheJob() async throws {
+        let job = try JobFixture("""
+        trap 'echo "got TERM"; echo partial > /job/outputs/p.txt; exit 3' TERM
+        echo ready
+        while true; do sleep 0.05; done
+        """)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestSupport.binary)
+        process.arguments = ["--results", job.results.path, "--timeout", "30", job.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait until the job has said it is ready (its log grows in a hidden partial file).
+        var ready = false
+        for _ in 0..<100 where !ready {
+            try await Task.sleep(for: .milliseconds(50))
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: job.results.path)) ?? []
+            ready = names.contains { name in
+                name.hasPrefix(".stdout.txt.partial")
+                    && ((try? String(contentsOfFile: job.results.path + "/" + name, encoding: .utf8)) ?? "").contains("ready")
+            }
+        }
+        #expect(ready, "the job never started")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 3)
+        #expect(job.result("stdout.txt") == "ready\ngot TERM\n")
+        #expect(job.result("outputs/p.txt") == "partial\n")
+        #expect(job.resultJSON()?["exit_code"] as? Int == 3)
+    }
+}

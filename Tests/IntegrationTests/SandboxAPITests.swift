@@ -1,0 +1,89 @@
+import Foundation
+import Runner
+import Sandbox
+import SystemPackage
+import Testing
+
+/// The Swift API the daemon embeds: `Sandbox.run` with a live sink, and
+/// cancellation of the calling task.
+@Suite struct SandboxAPITests {
+    final class Chunks: @unchecked Sendable {
+        private let lock = NSLock()
+        private var chunks: [(OutputChannel, [UInt8])] = []
+        func append(_ stream: OutputChannel, _ bytes: [UInt8]) { lock.withLock { chunks.append((stream, bytes)) } }
+        func text(_ stream: OutputChannel) -> String {
+            lock.withLock { String(decoding: chunks.filter { $0.0 == stream }.flatMap(\.1), as: UTF8.self) }
+        }
+    }
+
+    func configuration(_ script: String, wallTime: Duration = .seconds(30)) throws -> SandboxConfiguration {
+        SandboxConfiguration(
+            mounts: try RootFilesystem.assembled(skeleton: BuiltinPolicies.skeleton, network: .none, tmpBytes: 16 << 20),
+            executable: "/bin/sh", arguments: ["sh", "-c", script],
+            environment: [("PATH", "/usr/bin:/bin")], workingDirectory: "/",
+            seccomp: try BuiltinPolicies.seccompProgram(), limits: ResourceLimits(wallTime: wallTime))
+    }
+
+    func files() throws -> (FileDescriptor, FileDescriptor, String) {
+        let base = NSTemporaryDirectory() + "syft-api-\(UUID().uuidString)"
+        let out = try FileDescriptor.open(base + ".out", .readWrite, options: [.create, .truncate], permissions: .ownerReadWrite)
+        let err = try FileDescriptor.open(base + ".err", .readWrite, options: [.create, .truncate], permissions: .ownerReadWrite)
+        return (out, err, base)
+    }
+
+    @Test func outputReachesFilesAndTheLiveSink() async throws {
+        let (out, err, base) = try files()
+        defer {
+            try? out.close(); try? err.close()
+            unlink(base + ".out"); unlink(base + ".err")
+        }
+        let chunks = Chunks()
+        let result = try await Sandbox.run(
+            configuration("echo one; echo two >&2; sleep 0.1; echo three; exit 7"),
+            output: OutputCapture(stdout: out.rawValue, stderr: err.rawValue, sink: { chunks.append($0, $1) }))
+        #expect(result.termination == .exited(7))
+        #expect(result.shellStatus == 7)
+        #expect(result.limitHit == .none)
+        #expect(chunks.text(.stdout) == "one\nthree\n")
+        #expect(chunks.text(.stderr) == "two\n")
+        #expect(try String(contentsOfFile: base + ".out", encoding: .utf8) == "one\nthree\n")
+        #expect(result.stdoutBytes == 10 && result.stderrBytes == 4)
+        #expect(result.wallTime > .milliseconds(100))
+    }
+
+    @Test func cancellingTheTaskKillsTheSandboxPromptly() async throws {
+        let (out, err, base) = try files()
+        defer {
+            try? out.close(); try? err.close()
+            unlink(base + ".out"); unlink(base + ".err")
+        }
+        let config = try configuration("sleep 60")
+        let task = Task { try await Sandbox.run(config, output: OutputCapture(stdout: out.rawValue, stderr: err.rawValue)) }
+        try await Task.sleep(for: .milliseconds(300))
+        let cancelled = ContinuousClock.now
+        task.cancel()
+        let result = try await task.value
+        #expect(result.limitHit == .cancelled)
+        #expect(result.termination == .signaled(SIGKILL))
+        #expect(cancelled.duration(to: .now) < .seconds(3), "the sandbox outlived its cancellation")
+    }
+
+    @Test func aSetupFailureThrowsWithTheStageAndPath() async throws {
+        let (out, err, base) = try files()
+        defer {
+            try? out.close(); try? err.close()
+            unlink(base + ".out"); unlink(base + ".err")
+        }
+        var config = try configuration("true")
+        config.mounts.append(.bind(FilePath("/nonexistent-\(UUID().uuidString)"), at: "/data"))
+        do {
+            _ = try await Sandbox.run(config, output: OutputCapture(stdout: out.rawValue, stderr: err.rawValue))
+            Issue.record("a missing bind source did not fail the setup")
+        } catch let error as SandboxError {
+            #expect(error.code == .setupFailed)
+            #expect(error.description.contains("mount"))
+            #expect(error.description.contains("/nonexistent-"))
+            #expect(error.errno == .noSuchFileOrDirectory)
+        }
+    }
+}

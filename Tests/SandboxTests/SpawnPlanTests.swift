@@ -1,0 +1,54 @@
+import Sandbox
+import SystemPackage
+import Testing
+
+@Suite struct RootFilesystemTests {
+    @Test func assembledRootMirrorsTheHostsTopLevelLinks() throws {
+        let plan = try RootFilesystem.assembled(skeleton: RootSkeleton(files: []), network: .none, tmpBytes: 1 << 20)
+        #expect(plan.first?.target == "/usr")
+        if case let .bind(source, _, _) = plan[0].kind { #expect(source == "/usr") } else { Issue.record("no /usr bind") }
+        #expect(plan[0].attributes.contains(.readOnly) && plan[0].attributes.contains(.noSetuid)
+            && plan[0].attributes.contains(.noDevices))
+        // This machine has a merged /usr: /bin is a link, recreated as one.
+        let bin = plan.first { $0.target == "/bin" }
+        #expect(bin?.kind == .symlink(destination: "usr/bin"))
+        #expect(plan.contains { $0.target == "/tmp" && $0.kind == .tmpfs(sizeBytes: 1 << 20, mode: 0o1777) })
+        #expect(plan.contains { $0.target == "/proc/sys" && $0.kind == .readOnly })
+        #expect(plan.contains { $0.target == "/proc/kcore" })
+    }
+
+    @Test func hostNetworkGetsTheHostsResolverConfiguration() throws {
+        let skeleton = RootSkeleton(files: [.init(path: "/etc/resolv.conf", contents: Array("# none\n".utf8))])
+        let isolated = try RootFilesystem.assembled(skeleton: skeleton, network: .none, tmpBytes: 1 << 20)
+        let host = try RootFilesystem.assembled(skeleton: skeleton, network: .host, tmpBytes: 1 << 20)
+        #expect(isolated.filter { $0.target == "/etc/resolv.conf" }.count == 1)
+        #expect(host.filter { $0.target == "/etc/resolv.conf" }.count == 1)
+        #expect(isolated.first { $0.target == "/etc/resolv.conf" }?.kind == .file(contents: Array("# none\n".utf8), mode: 0o644))
+    }
+
+    @Test func preparedRootAsksForItsMountPoints() {
+        let plan = RootFilesystem.prepared("/srv/root", tmpBytes: 1 << 20, mountPoints: ["job"])
+        #expect(plan[0].target == "/")
+        if case let .bind(_, options, points) = plan[0].kind {
+            #expect(points == ["proc", "dev", "tmp", "job"])
+            #expect(options.contains(.recursive))
+        } else {
+            Issue.record("the prepared root is not a bind")
+        }
+    }
+}
+
+@Suite struct ResultStatusTests {
+    @Test func shellStatusFollowsTheContract() {
+        func result(_ termination: SandboxResult.Termination, _ limit: SandboxResult.LimitHit) -> SandboxResult {
+            SandboxResult(termination: termination, limitHit: limit, wallTime: .zero, userCPUTime: .zero,
+                          systemCPUTime: .zero, maxRSSKilobytes: 0, stdoutBytes: 0, stderrBytes: 0,
+                          outputTruncated: false, idmapFallbacks: 0)
+        }
+        #expect(result(.exited(0), .none).shellStatus == 0)
+        #expect(result(.exited(42), .none).shellStatus == 42)
+        #expect(result(.signaled(9), .none).shellStatus == 137)
+        #expect(result(.signaled(9), .timeout).shellStatus == 124)
+        #expect(result(.signaled(9), .output).shellStatus == 137)
+    }
+}
