@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The benchmark suite: syft-sandbox-run side by side with its baselines.
+#
+#   bench/bench.sh [--quick] [BINARY]
+#
+# Prints medians and ratios; asserts nothing (machines are noisy). --quick
+# runs few iterations and a small output size so CI can run it and it
+# cannot rot. BINARY defaults to .build/release/syft-sandbox-run.
+#
+#   launch  a trivial job (`true`) through the CLI vs bubblewrap with the
+#           same namespaces vs plain `bash run.sh`
+#   output  a job writing N bytes to stdout, captured, vs writing it to a file
+#   memory  peak RSS of syft-sandbox-run itself while a job runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+if [[ ${1:-} == --quick ]]; then quick=1; shift; fi
+binary=$(realpath "${1:-.build/release/syft-sandbox-run}")
+[[ -x $binary ]] || { echo "bench: no binary at $binary (swift build -c release)" >&2; exit 2; }
+
+need=()
+command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v hyperfine >/dev/null || need+=(hyperfine)
+if ((${#need[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ((quick)); then runs=10; warmup=2; output_size=64M; output_runs=3
+else runs=100; warmup=10; output_size=1G; output_runs=10; fi
+
+work=$(mktemp -d /var/tmp/syft-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/trivial/code" "$work/output/code" "$work/sleeper/code"
+echo 'true' > "$work/trivial/run.sh"
+echo "head -c $output_size /dev/zero" > "$work/output/run.sh"
+echo 'head -c 8M /dev/zero; sleep 1' > "$work/sleeper/run.sh"
+
+median() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join(str(x["median"]) for x in r))' "$1"; }
+
+echo "== launch: a trivial job ($runs runs each)"
+bwrap_cmd="bwrap --unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp --ro-bind $work/trivial /job --chdir /job bash run.sh"
+hyperfine -N --style basic --warmup "$warmup" --runs "$runs" --export-json "$work/launch.json" \
+    -n syft-sandbox-run "$binary --results $work/r-trivial $work/trivial" \
+    -n bwrap "$bwrap_cmd" \
+    -n "bash run.sh" "bash $work/trivial/run.sh" >/dev/null
+read -r ours bwrap plain < <(median "$work/launch.json")
+python3 - "$ours" "$bwrap" "$plain" <<'PY'
+import sys
+ours, bwrap, plain = map(float, sys.argv[1:])
+print(f"  syft-sandbox-run {ours*1000:8.2f} ms")
+print(f"  bwrap            {bwrap*1000:8.2f} ms")
+print(f"  bash run.sh      {plain*1000:8.2f} ms")
+print(f"  ratio vs bwrap   {ours/bwrap:8.2f}x   (target <= 1.00x)")
+PY
+
+echo "== output: $output_size to stdout ($output_runs runs each)"
+hyperfine -N --style basic --warmup 1 --runs "$output_runs" --export-json "$work/output.json" \
+    -n captured "$binary --max-output 4G --results $work/r-output $work/output" \
+    -n "to a file" "bash -c 'head -c $output_size /dev/zero > $work/direct.bin'" >/dev/null
+read -r captured direct < <(median "$work/output.json")
+python3 - "$captured" "$direct" <<'PY'
+import sys
+captured, direct = map(float, sys.argv[1:])
+print(f"  captured         {captured*1000:8.1f} ms")
+print(f"  to a file        {direct*1000:8.1f} ms")
+print(f"  ratio            {captured/direct:8.2f}x   (target <= 1.25x)")
+PY
+
+echo "== memory: peak RSS of syft-sandbox-run while a job runs"
+python3 - "$binary" "$work" <<'PY'
+import subprocess, sys, time
+binary, work = sys.argv[1:]
+process = subprocess.Popen([binary, "--results", f"{work}/r-sleeper", f"{work}/sleeper"])
+time.sleep(0.6)
+fields = dict(line.split(":", 1) for line in open(f"/proc/{process.pid}/status"))
+process.wait()
+print(f"  VmHWM            {fields['VmHWM'].strip()}")
+print(f"  VmRSS            {fields['VmRSS'].strip()}")
+PY
