@@ -40,8 +40,9 @@ let package = Package(
             ],
             plugins: ["EmbedResources"]
         ),
-        // rootfs/etc and policies/ compiled into the Runner module.
-        .executableTarget(name: "EmbedResourcesTool", path: "Plugins/EmbedResourcesTool"),
+        // rootfs/etc and policies/ compiled into the Runner module, the
+        // default seccomp profile also as its BPF program.
+        .executableTarget(name: "EmbedResourcesTool", dependencies: ["Sandbox"], path: "Plugins/EmbedResourcesTool"),
         .plugin(name: "EmbedResources", capability: .buildTool(), dependencies: ["EmbedResourcesTool"]),
         .executableTarget(
             name: "syft-sandbox-run",

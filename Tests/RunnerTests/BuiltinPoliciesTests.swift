@@ -42,6 +42,17 @@ import Testing
         #expect(program.instructionCount < 4096)
     }
 
+    /// The program compiled at build time is the one the JSON gives now:
+    /// the binary cannot carry a stale or different default.
+    @Test func thePrecompiledDefaultIsTheDefaultProfileCompiled() throws {
+        let precompiled = try #require(BuiltinPolicies.precompiledDefault())
+        let bytes = try #require(BuiltinPolicies.file(BuiltinPolicies.defaultSeccompKey))
+        let fresh = try SeccompProgram(try SeccompProfile.parse(bytes, source: "default.json"), source: "default.json")
+        #expect(precompiled.bytes == fresh.bytes)
+        #expect(precompiled.skippedSyscalls == fresh.skippedSyscalls)
+        #expect(try BuiltinPolicies.seccompProgram().bytes == fresh.bytes)
+    }
+
     @Test func aMissingOrBrokenProfileFileIsAClearError() throws {
         do {
             _ = try BuiltinPolicies.seccompProgram(path: "/nonexistent/profile.json")

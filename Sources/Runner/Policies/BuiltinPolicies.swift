@@ -20,6 +20,29 @@ public enum BuiltinPolicies {
         EmbeddedResources.files[key].map { Array($0.utf8) }
     }
 
+    /// The default profile's program compiled at build time, when this
+    /// machine has the architecture it was compiled for (nil otherwise:
+    /// then it is compiled from the JSON).
+    public static func precompiledDefault() -> SeccompProgram? {
+        guard !EmbeddedResources.defaultSeccompProgram.isEmpty,
+              EmbeddedResources.defaultSeccompArchitecture == SeccompProfile.Environment.current.architecture else {
+            return nil
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(EmbeddedResources.defaultSeccompProgram.utf8.count / 2)
+        var high: UInt8?
+        for digit in EmbeddedResources.defaultSeccompProgram.utf8 {
+            let value = digit <= UInt8(ascii: "9") ? digit - UInt8(ascii: "0") : digit - UInt8(ascii: "a") + 10
+            if let first = high {
+                bytes.append(first << 4 | value)
+                high = nil
+            } else {
+                high = value
+            }
+        }
+        return try? SeccompProgram(compiled: bytes, skippedSyscalls: EmbeddedResources.defaultSeccompSkipped)
+    }
+
     /// The seccomp program of `path` (an OCI/Docker JSON profile), or of
     /// the built-in default profile when `path` is nil.
     public static func seccompProgram(path: FilePath? = nil) throws -> SeccompProgram {
@@ -31,6 +54,7 @@ public enum BuiltinPolicies {
             source = resolved.string
             bytes = try FileSystem.readRegularFile(resolved, limit: 4 << 20)
         } else {
+            if let program = precompiledDefault() { return program }
             source = "built-in " + defaultSeccompKey
             bytes = file(defaultSeccompKey) ?? []
         }

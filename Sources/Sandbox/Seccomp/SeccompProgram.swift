@@ -64,6 +64,25 @@ public final class SeccompProgram: @unchecked Sendable {
         skippedSyscalls = skipped
     }
 
+    /// A program compiled earlier (`bytes`): struct sock_filter records,
+    /// e.g. the default profile compiled at build time.
+    public init(compiled bytes: [UInt8], skippedSyscalls: Int = 0) throws(SandboxError) {
+        guard !bytes.isEmpty, bytes.count % 8 == 0, bytes.count / 8 <= 4096 else {
+            throw SandboxError(.invalidSeccompProfile, "a compiled seccomp program must be 1 to 4096 instructions of 8 bytes")
+        }
+        let filter = malloc(bytes.count)!
+        bytes.withUnsafeBytes { filter.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        let compiled = UnsafeMutablePointer<csb_bpf>.allocate(capacity: 1)
+        compiled.initialize(to: csb_bpf(filter: filter, length: UInt16(bytes.count / 8)))
+        bpf = compiled
+        self.skippedSyscalls = skippedSyscalls
+    }
+
+    /// The program as bytes (struct sock_filter records).
+    public var bytes: [UInt8] {
+        Array(UnsafeRawBufferPointer(start: bpf.pointee.filter, count: instructionCount * 8))
+    }
+
     deinit {
         csb_bpf_free(bpf)
         bpf.deallocate()
