@@ -1,8 +1,10 @@
 // spawn.c — cloning the sandbox and the order of its setup.
 //
 // Parent:  prepare pipes and capability state -> clone3 into the namespaces
-//          -> write the id maps -> make idmapped trees -> send the go-ahead
-//          -> wait for EOF (exec succeeded) or a failure record.
+//          (v2: into the job's cgroup) -> write the id maps -> make idmapped
+//          trees -> send the go-ahead -> v1: move the child into the job's
+//          cgroups while it assembles its root, then say so -> wait for EOF
+//          (exec succeeded) or a failure record -> take the exported roots.
 // Child:   the flat list in child_main(); it becomes PID 1 and forks the
 //          job, which runs the flat list in job_main() and execs.
 #include "internal.h"
@@ -93,6 +95,25 @@ static int send_exports(struct csb_child_ctx *_Nonnull ctx) {
         return errno;
     }
     for (int i = 0; i < ctx->exported_count; i++) close(ctx->exported_fds[i]);
+    return 0;
+}
+
+/// cgroup v1: the parent moves this process into the job's groups while
+/// it assembles the root (the move can wait for an RCU grace period, ~10
+/// ms); the job is forked only once the parent says it is done, so no
+/// process of the job ever runs outside the groups.
+static int wait_for_cgroup(struct csb_child_ctx *_Nonnull ctx) {
+    if (ctx->config->cgroup_procs_count == 0) return 0;
+    uint8_t tag = 0;
+    ssize_t n;
+    do {
+        n = recv(ctx->sync_fd, &tag, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) _exit(1); // the parent is gone
+    if (n != 1 || tag != 'C') {
+        csb_msg(ctx->message, sizeof ctx->message, "wait for the parent to place the sandbox in its cgroups", NULL);
+        return n < 0 ? errno : EPROTO;
+    }
     return 0;
 }
 
@@ -241,6 +262,7 @@ static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     STEP(ctx, CSB_STAGE_MOUNT, csb_child_assemble_root(ctx));
     STEP(ctx, CSB_STAGE_MOUNT, send_exports(ctx));
     STEP(ctx, CSB_STAGE_PIVOT, csb_child_pivot_root(ctx));
+    STEP(ctx, CSB_STAGE_CGROUP, wait_for_cgroup(ctx));
     STEP(ctx, CSB_STAGE_INIT, start_job(ctx));
     _exit(127);
 }
@@ -311,9 +333,12 @@ static int send_go_ahead(const struct csb_spawn_config *_Nonnull config, pid_t p
     return error;
 }
 
-/// cgroup v1: moves the (still waiting) child into the job's group of
-/// every hierarchy. (v2 needs nothing: clone3 put it there.)
-static int join_v1_cgroups(const struct csb_spawn_config *_Nonnull config, pid_t pid, struct csb_error *_Nonnull error) {
+/// cgroup v1: moves the child (busy assembling its root, not yet forking
+/// the job) into the job's group of every hierarchy, then tells it so.
+/// (v2 needs nothing: clone3 created it there.)
+static int join_v1_cgroups(const struct csb_spawn_config *_Nonnull config, pid_t pid, int sync_fd,
+                           struct csb_error *_Nonnull error) {
+    if (config->cgroup_procs_count == 0) return 0;
     char text[24];
     size_t length = csb_format_u64(text, sizeof text, (uint64_t)pid, 10);
     for (size_t i = 0; i < config->cgroup_procs_count; i++) {
@@ -325,6 +350,15 @@ static int join_v1_cgroups(const struct csb_spawn_config *_Nonnull config, pid_t
             parent_fail(error, CSB_STAGE_CGROUP, written < 0 ? errno : EIO, "move the sandbox into its cgroup (cgroup.procs)");
             return error->error;
         }
+    }
+    uint8_t tag = 'C';
+    ssize_t sent;
+    do {
+        sent = send(sync_fd, &tag, 1, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent != 1) {
+        parent_fail(error, CSB_STAGE_SYNC, sent < 0 ? errno : EIO, "tell the sandbox it is in its cgroups");
+        return error->error;
     }
     return 0;
 }
@@ -447,11 +481,11 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
         error->stage = CSB_STAGE_ID_MAP;
         error->error = rc;
     }
-    if (rc == 0) rc = join_v1_cgroups(config, pid, error);
     if (rc == 0) {
         rc = send_go_ahead(config, pid, sync[0], ctx.parent_is_root, &child->idmap_fallbacks);
         if (rc != 0) parent_fail(error, CSB_STAGE_SYNC, rc, "send the go-ahead to the sandbox");
     }
+    if (rc == 0) rc = join_v1_cgroups(config, pid, sync[0], error);
     if (rc == 0) rc = read_outcome(error_pipe[0], error);
     close(error_pipe[0]);
     if (rc == 0) rc = receive_exports(config, sync[0], child, error);

@@ -81,6 +81,12 @@ public struct SandboxResult: Sendable, Hashable {
     public var cgroupNote: String?
     /// The exported filesystems, by target, in plan order.
     public var exported: [ExportedFilesystem] = []
+    /// Where the time went: from `Sandbox.run` to the job's execve (cgroup,
+    /// clone, id maps, mounts, pivot_root, the last steps), and from the
+    /// end of the job's processes to the return (draining, accounting,
+    /// removing the cgroup).
+    public var setupTime: Duration = .zero
+    public var teardownTime: Duration = .zero
 
     public init(termination: Termination, limitHit: LimitHit, wallTime: Duration, userCPUTime: Duration,
                 systemCPUTime: Duration, maxRSSKilobytes: Int64, stdoutBytes: UInt64, stderrBytes: UInt64,

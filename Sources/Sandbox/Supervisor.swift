@@ -66,6 +66,7 @@ final class Supervisor: @unchecked Sendable {
             return .failure(SandboxError(.setupFailed, "\(error)"))
         }
         defer { csb_child_close(&child) }
+        let running = ContinuousClock.now
 
         let streams = [
             CaptureStream(name: .stdout, pipe: stdoutPipe.read, file: output.stdout, limit: configuration.limits.outputBytes),
@@ -74,6 +75,7 @@ final class Supervisor: @unchecked Sendable {
         let deadline = configuration.limits.wallTime.map { start + $0 }
         var limitHit = SandboxResult.LimitHit.none
         var usage: csb_usage?
+        var reapedAt = ContinuousClock.now
         var killed = false
         func kill(_ reason: SandboxResult.LimitHit) {
             if limitHit == .none { limitHit = reason }
@@ -115,7 +117,10 @@ final class Supervisor: @unchecked Sendable {
             }
             if fds[0].revents != 0 {
                 var reaped = csb_usage()
-                if csb_reap(&child, &reaped) == 0 { usage = reaped }
+                if csb_reap(&child, &reaped) == 0 {
+                    usage = reaped
+                    reapedAt = .now
+                }
             }
         }
         for index in streams.indices { streams[index].finish() }
@@ -123,6 +128,9 @@ final class Supervisor: @unchecked Sendable {
                              wallTime: start.duration(to: .now), fallbacks: Int(child.idmap_fallbacks))
         Self.account(cgroup: cgroup, note: cgroupNote, into: &outcome)
         outcome.exported = takeExports(&child)
+        outcome.setupTime = start.duration(to: running)
+        // The cgroup's removal (a defer) is not counted: it runs after this.
+        outcome.teardownTime = reapedAt.duration(to: .now)
         return .success(outcome)
     }
 

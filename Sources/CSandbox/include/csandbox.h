@@ -221,7 +221,8 @@ struct csb_spawn_config {
     int32_t cgroup_fd;
     /// cgroup v1: `cgroup.procs` files (opened for writing) of the job's
     /// group in each hierarchy. The parent writes the child's pid into
-    /// each before releasing it, so the job never runs outside them.
+    /// each while the child assembles its root; the child forks the job
+    /// only after that, so the job never runs outside them.
     const int32_t *_Nullable cgroup_procs_fds;
     size_t cgroup_procs_count;
 };
