@@ -93,7 +93,9 @@ struct RunCommand: AsyncParsableCommand, ExecutableCommand {
     func execute() async throws {
         let logger = Logger(label: "syft-sandbox-run")
         do {
+            let parsing = ContinuousClock.now
             let options = try makeOptions()
+            logger.debug("options ready", metadata: ["us": "\(OneShotRunner.microseconds(parsing.duration(to: .now)))"])
             let control = try SandboxControl()
             SignalForwarder.forward(to: control)
             let outcome = try await OneShotRunner.run(options, logger: logger, control: control)

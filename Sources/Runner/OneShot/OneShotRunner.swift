@@ -85,6 +85,7 @@ public enum OneShotRunner {
 
         let configuration = try sandboxConfiguration(options, job: job)
         let started = Date()
+        let clock = ContinuousClock.now
         logger.debug("starting the sandbox", metadata: ["job": "\(job.path)", "id": "\(options.jobID)"])
         var result = try await Sandbox.run(
             configuration, output: OutputCapture(stdout: files.stdout.rawValue, stderr: files.stderr.rawValue),
@@ -107,11 +108,20 @@ public enum OneShotRunner {
             warnings.append("the outputs folder filled up (\(ByteSize.describe(options.outputsBytes))); the job got ENOSPC")
             if result.limitHit == .none, !result.succeeded { result.limitHit = .outputsSize }
         }
+        let ran = ContinuousClock.now
         let report = try results.collectOutputs(from: outputs.descriptor)
+        let collected = ContinuousClock.now
         var record = makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,
                                 started: started, finished: finished)
-        try results.commit(files, returncode: record.returncode ?? -1, record: &record)
+        try results.commit(files, returncode: record.returncode ?? -1, record: &record, durable: false)
         committed = true
+        logger.debug("timings", metadata: [
+            "sandbox_us": "\(microseconds(clock.duration(to: ran)))",
+            "setup_us": "\(microseconds(result.setupTime))",
+            "teardown_us": "\(microseconds(result.teardownTime))",
+            "collect_us": "\(microseconds(ran.duration(to: collected)))",
+            "commit_us": "\(microseconds(collected.duration(to: .now)))",
+        ])
         return OneShotOutcome(record: record, exitStatus: result.shellStatus)
     }
 
@@ -178,6 +188,10 @@ public enum OneShotRunner {
             stdoutBytes: result.stdoutBytes, stderrBytes: result.stderrBytes,
             outputTruncated: result.outputTruncated, limitHit: result.limitHit, limits: record,
             network: options.network, outputs: outputs, warnings: warnings, error: nil)
+    }
+
+    public static func microseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {

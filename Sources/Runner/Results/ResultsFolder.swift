@@ -76,14 +76,19 @@ struct ResultsFolder {
     }
 
     /// Moves the logs into place, then returncode.txt, then result.json.
-    func commit(_ logs: PartialLogs, returncode: Int32, record: inout ResultRecord) throws {
+    /// Every step is a rename, so a reader never sees a half-written file;
+    /// `durable` also fsyncs the two small files (a one-shot run's caller
+    /// reads them at once and skips the two journal commits).
+    func commit(_ logs: PartialLogs, returncode: Int32, record: inout ResultRecord, durable: Bool) throws {
         try logs.stdout.close()
         try logs.stderr.close()
         try FileSystem.rename(logs.stdoutPath, to: path.appending("stdout.txt"))
         try FileSystem.rename(logs.stderrPath, to: path.appending("stderr.txt"))
         // No trailing newline: syft-job writes it so and its readers int() it.
-        try FileSystem.writeAtomically(Array(String(returncode).utf8), to: path.appending("returncode.txt"))
-        try FileSystem.writeAtomically(try ResultsFolder.encode(record), to: path.appending("result.json"))
+        try FileSystem.writeAtomically(Array(String(returncode).utf8), to: path.appending("returncode.txt"),
+                                       durable: durable)
+        try FileSystem.writeAtomically(try ResultsFolder.encode(record), to: path.appending("result.json"),
+                                       durable: durable)
     }
 
     static func encode(_ record: ResultRecord) throws -> [UInt8] {

@@ -56,8 +56,12 @@ enum FileSystem {
     }
 
     /// Writes `bytes` to `path` atomically: a temporary file in the same
-    /// directory, fsync, rename. Readers see the old file or the new one.
-    static func writeAtomically(_ bytes: [UInt8], to path: FilePath, mode: mode_t = 0o644) throws {
+    /// directory, then rename. Readers see the old file or the new one.
+    /// `durable` adds an fsync before the rename, for files that must
+    /// survive a power loss as well (the daemon's state), at the cost of a
+    /// journal commit each.
+    static func writeAtomically(_ bytes: [UInt8], to path: FilePath, mode: mode_t = 0o644,
+                                durable: Bool = true) throws {
         let temporary = FilePath(path.string + ".tmp-\(UInt32.random(in: .min ... .max))")
         let fd = try errnoWrapped(temporary) {
             try FileDescriptor.open(temporary, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec],
@@ -65,7 +69,7 @@ enum FileSystem {
         }
         do {
             try errnoWrapped(temporary) { _ = try fd.writeAll(bytes) }
-            guard fsync(fd.rawValue) == 0 else {
+            guard !durable || fsync(fd.rawValue) == 0 else {
                 throw SandboxError(.io, "fsync", path: temporary.string, errno: Errno(rawValue: errno))
             }
             try fd.close()
