@@ -80,4 +80,51 @@ import Testing
             == "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero")
         #expect(lines.dropFirst() == ["0", "tmp-ok"], "\(lines)")
     }
+
+    /// A job folder whose `outputs` and `code/outputs` are symlinks to a
+    /// host directory: the mounts land on real directories of the sandbox
+    /// (the shim opens targets with RESOLVE_NO_SYMLINKS and lays mount
+    /// points over the folder), never on the host directory.
+    @Test func symlinksInTheJobFolderCannotRedirectMounts() throws {
+        let job = try JobFixture("""
+        echo written > /job/outputs/a.txt
+        echo written > /job/code/outputs/b.txt
+        echo done
+        """)
+        let host = job.url.deletingLastPathComponent().appendingPathComponent("host-target")
+        try FileManager.default.createDirectory(at: host, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: job.path + "/outputs", withDestinationPath: host.path)
+        try FileManager.default.createSymbolicLink(atPath: job.path + "/code/outputs", withDestinationPath: host.path)
+        let run = job.run()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: host.path).isEmpty,
+                "a mount followed a symlink onto the host")
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(job.result("outputs/a.txt") == "written\n")
+        #expect(job.result("outputs/b.txt") == "written\n")
+    }
+
+    /// The same with a prepared root whose /tmp and /proc are symlinks to
+    /// host directories.
+    @Test func symlinksInAPreparedRootCannotRedirectMounts() throws {
+        let job = try JobFixture("echo x > /tmp/x; echo done")
+        let base = job.url.deletingLastPathComponent()
+        let host = base.appendingPathComponent("host-target")
+        let root = base.appendingPathComponent("root")
+        try FileManager.default.createDirectory(at: host, withIntermediateDirectories: true)
+        for directory in ["bin", "lib/x86_64-linux-gnu", "lib64"] {
+            try FileManager.default.createDirectory(at: root.appendingPathComponent(directory),
+                                                    withIntermediateDirectories: true)
+        }
+        for file in ["/bin/bash", "/lib/x86_64-linux-gnu/libtinfo.so.6", "/lib/x86_64-linux-gnu/libc.so.6",
+                     "/lib64/ld-linux-x86-64.so.2"] {
+            try Data(contentsOf: URL(fileURLWithPath: file).resolvingSymlinksInPath())
+                .write(to: URL(fileURLWithPath: root.path + file))
+            chmod(root.path + file, 0o755)
+        }
+        try FileManager.default.createSymbolicLink(atPath: root.path + "/tmp", withDestinationPath: host.path)
+        try FileManager.default.createSymbolicLink(atPath: root.path + "/proc", withDestinationPath: host.path)
+        _ = job.run(["--rootfs", root.path])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: host.path).isEmpty,
+                "a mount followed a symlink onto the host")
+    }
 }

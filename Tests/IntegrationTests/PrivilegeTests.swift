@@ -90,5 +90,13 @@ import Testing
         var info = stat()
         #expect(stat(job.results.path + "/outputs/o.txt", &info) == 0)
         #expect(info.st_uid == 65534, "collected outputs belong to the invoking user")
+
+        // A job folder this user cannot read is bad input: one line, 125.
+        #expect(chown(job.path, 0, 0) == 0 && chmod(job.path, 0o700) == 0)
+        let unreadable = TestSupport.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                                          TestSupport.binary, "--results", job.results.path + "-2", job.path])
+        #expect(unreadable.status == 125)
+        #expect(unreadable.stderr.contains("cannot read the job folder"), "\(unreadable.stderr)")
+        #expect(unreadable.stderr.split(separator: "\n").count == 1)
     }
 }
