@@ -53,6 +53,26 @@ import Testing
         #expect(listener.accepted() == false)
     }
 
+    /// `loopback`: lo is up, so the job reaches a listener of its own;
+    /// `none`: lo is down, so even that fails.
+    @Test(arguments: [("loopback", "reply"), ("none", "unreachable")])
+    func theJobReachesItselfOnlyWithLoopback(policy: String, expected: String) throws {
+        let job = try JobFixture("""
+        python3 - <<'PY'
+        import socket
+        try:
+            server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(1)
+            client = socket.create_connection(server.getsockname(), timeout=2)
+            connection, _ = server.accept(); connection.sendall(b"reply"); print(client.recv(16).decode())
+        except OSError:
+            print("unreachable")
+        PY
+        """)
+        let run = job.run(["--net", policy])
+        #expect(run.status == 0, "\(run.stderr) \(job.result("stderr.txt") ?? "")")
+        #expect(job.result("stdout.txt") == expected + "\n")
+    }
+
     @Test func hostNetworkIsAnExplicitOptIn() throws {
         let listener = try TCPListener()
         let job = try JobFixture("./probe connect 127.0.0.1 \(listener.port)", withProbe: true)
