@@ -486,7 +486,18 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
         if (rc != 0) parent_fail(error, CSB_STAGE_SYNC, rc, "send the go-ahead to the sandbox");
     }
     if (rc == 0) rc = join_v1_cgroups(config, pid, sync[0], error);
-    if (rc == 0) rc = read_outcome(error_pipe[0], error);
+    if (rc == 0) {
+        rc = read_outcome(error_pipe[0], error);
+    } else {
+        // A child that failed on its own (a mount, say) makes the parent's
+        // later steps fail too (EPIPE on the socket): its record is the
+        // cause. Stop it first, so a child still waiting cannot block the read.
+        if (pidfd >= 0) csb_pidfd_send_signal(pidfd, SIGKILL);
+        else kill(pid, SIGKILL);
+        struct csb_error record;
+        memset(&record, 0, sizeof record);
+        if (read_outcome(error_pipe[0], &record) != 0 && record.stage != CSB_STAGE_SYNC) *error = record;
+    }
     close(error_pipe[0]);
     if (rc == 0) rc = receive_exports(config, sync[0], child, error);
     if (rc != 0) {
