@@ -28,6 +28,19 @@ public struct OneShotOptions: Sendable {
     public var identity: IdentityMapping
     public var jobID: String
     public var requester: String
+    /// Daemon jobs: the data owner (SYFTBOX_EMAIL), the SyftBox view
+    /// (mounted read-only at `syftboxFolder`, SYFTBOX_FOLDER).
+    public var ownerEmail: String?
+    public var syftboxFolder: String?
+    /// Mounts added after the job folder's (the daemon's SyftBox view).
+    public var extraMounts: [Mount]
+    /// Write result.json into the results folder (syft-job's review
+    /// folder has none: the daemon keeps the record in its history).
+    public var writesRecord: Bool
+    /// fsync returncode.txt and result.json before renaming them in.
+    public var durable: Bool
+    /// Receives output chunks as they are written (live logs).
+    public var sink: (@Sendable (OutputChannel, [UInt8]) -> Void)?
 
     public static let defaultOutputsBytes: UInt64 = 1 << 30
     public static let defaultTmpBytes: UInt64 = 512 << 20
@@ -46,6 +59,12 @@ public struct OneShotOptions: Sendable {
         identity = .automatic()
         jobID = UUID().uuidString.lowercased()
         requester = "local"
+        ownerEmail = nil
+        syftboxFolder = nil
+        extraMounts = []
+        writesRecord = true
+        durable = false
+        sink = nil
     }
 
     /// `SYFT_DEFAULT_JOB_TIMEOUT_SECONDS`, else 600 (syft-job's default).
@@ -88,7 +107,8 @@ public enum OneShotRunner {
         let clock = ContinuousClock.now
         logger.debug("starting the sandbox", metadata: ["job": "\(job.path)", "id": "\(options.jobID)"])
         var result = try await Sandbox.run(
-            configuration, output: OutputCapture(stdout: files.stdout.rawValue, stderr: files.stderr.rawValue),
+            configuration,
+            output: OutputCapture(stdout: files.stdout.rawValue, stderr: files.stderr.rawValue, sink: options.sink),
             control: control)
         let finished = Date()
         if result.timedOut {
@@ -111,9 +131,10 @@ public enum OneShotRunner {
         let ran = ContinuousClock.now
         let report = try results.collectOutputs(from: outputs.descriptor)
         let collected = ContinuousClock.now
-        var record = makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,
+        let record = makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,
                                 started: started, finished: finished)
-        try results.commit(files, returncode: record.returncode ?? -1, record: &record, durable: false)
+        try results.commit(files, returncode: record.returncode ?? -1, record: options.writesRecord ? record : nil,
+                           durable: options.durable)
         committed = true
         logger.debug("timings", metadata: [
             "sandbox_us": "\(microseconds(clock.duration(to: ran)))",
@@ -146,9 +167,10 @@ public enum OneShotRunner {
             mounts.append(Mount(.rebind(source: outputsTarget), at: "/job/code/outputs",
                                 attributes: [.noSetuid, .noDevices]))
         }
+        mounts += options.extraMounts
         let environment = JobEnvironment.build(
             jobID: options.jobID, jobName: job.name, requester: options.requester,
-            extra: options.extraEnvironment)
+            ownerEmail: options.ownerEmail, syftboxFolder: options.syftboxFolder, extra: options.extraEnvironment)
         return SandboxConfiguration(
             mounts: mounts, executable: "/bin/bash", arguments: ["bash", "run.sh"], environment: environment,
             workingDirectory: "/job", identity: options.identity, network: options.network,

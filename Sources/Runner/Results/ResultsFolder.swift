@@ -79,7 +79,7 @@ struct ResultsFolder {
     /// Every step is a rename, so a reader never sees a half-written file;
     /// `durable` also fsyncs the two small files (a one-shot run's caller
     /// reads them at once and skips the two journal commits).
-    func commit(_ logs: PartialLogs, returncode: Int32, record: inout ResultRecord, durable: Bool) throws {
+    func commit(_ logs: PartialLogs, returncode: Int32, record: ResultRecord?, durable: Bool) throws {
         try logs.stdout.close()
         try logs.stderr.close()
         try FileSystem.rename(logs.stdoutPath, to: path.appending("stdout.txt"))
@@ -87,8 +87,10 @@ struct ResultsFolder {
         // No trailing newline: syft-job writes it so and its readers int() it.
         try FileSystem.writeAtomically(Array(String(returncode).utf8), to: path.appending("returncode.txt"),
                                        durable: durable)
-        try FileSystem.writeAtomically(try ResultsFolder.encode(record), to: path.appending("result.json"),
-                                       durable: durable)
+        if let record {
+            try FileSystem.writeAtomically(try ResultsFolder.encode(record), to: path.appending("result.json"),
+                                           durable: durable)
+        }
     }
 
     static func encode(_ record: ResultRecord) throws -> [UInt8] {

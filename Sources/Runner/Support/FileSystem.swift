@@ -81,6 +81,17 @@ enum FileSystem {
         }
     }
 
+    /// mkdir -p: creates `path` and its missing parents with `mode`.
+    static func makeDirectories(_ path: FilePath, mode: mode_t = 0o755) throws {
+        var current = FilePath(path.root?.string ?? "")
+        for component in path.components {
+            current.append(component)
+            if mkdir(current.string, mode) != 0, errno != EEXIST {
+                throw SandboxError(.io, "cannot create the folder", path: current.string, errno: Errno(rawValue: errno))
+            }
+        }
+    }
+
     static func rename(_ from: FilePath, to: FilePath) throws {
         guard Glibc.rename(from.string, to.string) == 0 else {
             throw SandboxError(.io, "rename \(from.string) to", path: to.string, errno: Errno(rawValue: errno))

@@ -1,0 +1,123 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Logging
+import Sandbox
+import SystemPackage
+
+/// One approved job, run by the daemon: `running`, a private snapshot that
+/// must match the fingerprint taken at receipt, the sandbox with the
+/// SyftBox view, results where syft-job's runner puts them (stdout.txt,
+/// stderr.txt, returncode.txt, outputs/ in the review folder), then `done`
+/// or `failed`. The inbox is never written.
+struct DaemonJobRun {
+    let job: InboxJob
+    let options: DaemonOptions
+    let receipts: ReceiptStore
+    let logger: Logger
+
+    private var layout: SyftBoxLayout { options.layout }
+    private var stateFile: FilePath { layout.stateFile(of: job) }
+
+    func execute() async {
+        // The owner may have changed their mind since it was queued.
+        guard let state = currentState(), state.isApproved else { return }
+        let runID = UUID().uuidString.lowercased()
+        let work = options.stateDirectory.appending("work").appending(runID)
+        defer { try? ArtifactCollector.removeTree(work) }
+        do {
+            try write(state.markRunning())
+            logger.info("running", metadata: ["job": "\(job)", "run": "\(runID)"])
+            let receipt = try receiptOrLate()
+            guard let fingerprint = SubmissionFingerprint(hex: receipt.fingerprint) else {
+                return fail("the receipt's fingerprint is unreadable; receive the job again")
+            }
+            try FileSystem.makeDirectories(work, mode: 0o700)
+            let snapshot: SubmissionSnapshot
+            switch try SubmissionSnapshot.create(from: layout.inboxFolder(of: job), into: work.appending("job"),
+                                                 expecting: fingerprint) {
+            case let .refused(reason): return fail(reason)
+            case let .created(copy): snapshot = copy
+            }
+            let outcome = try await OneShotRunner.run(try runOptions(snapshot: snapshot, receipt: receipt, runID: runID),
+                                                      logger: logger)
+            try record(outcome.record)
+            let finishedState = currentState() ?? state
+            if Task.isCancelled || outcome.record.limitHit == .cancelled {
+                return fail("the runner stopped while the job ran")
+            }
+            let final = outcome.record.status == .timedOut
+                ? finishedState.markTimedOut() : finishedState.markFinished(returnCode: Int(outcome.record.returncode ?? -1))
+            try write(final)
+            logger.info("\(final.status)", metadata: ["job": "\(job)", "return_code": "\(final.returnCode ?? -1)",
+                                                      "limit_hit": "\(outcome.record.limitHit.rawValue)",
+                                                      "wall_ms": "\(outcome.record.wallMs ?? 0)"])
+        } catch {
+            fail("the sandbox could not run the job: \(error)")
+        }
+    }
+
+    private func runOptions(snapshot: SubmissionSnapshot, receipt: Receipt, runID: String) throws -> OneShotOptions {
+        let metadata = try? SubmissionMetadata.parse(
+            FileSystem.readRegularFile(snapshot.folder.appending("config.yaml"), limit: 4 << 20))
+        var run = OneShotOptions(jobFolder: snapshot.folder, seccomp: options.seccomp, skeleton: options.skeleton)
+        run.resultsFolder = layout.reviewFolder(of: job)
+        run.jobID = runID
+        run.requester = job.submitter
+        run.ownerEmail = layout.owner
+        run.network = options.network
+        run.identity = options.identity
+        run.limits = options.limits
+        if let cap = receipt.maxTimeoutSeconds, let current = run.limits.wallTime, .seconds(cap) < current {
+            run.limits.wallTime = .seconds(cap)
+        }
+        if let cap = receipt.maxMemoryBytes { run.limits.memoryBytes = min(run.limits.memoryBytes ?? cap, cap) }
+        let view = SyftBoxView.mounts(root: layout.root, owner: layout.owner, datasets: metadata?.datasets)
+        for note in view.notes { logger.info("\(note)", metadata: ["job": "\(job)"]) }
+        run.extraMounts = view.mounts
+        run.syftboxFolder = SyftBoxView.target
+        run.writesRecord = false
+        run.durable = true
+        return run
+    }
+
+    /// The receipt; a job approved that this daemon never received (its
+    /// state folder was wiped) is fingerprinted now, and the log says so.
+    private func receiptOrLate() throws -> Receipt {
+        if let receipt = receipts.read(job) { return receipt }
+        let fingerprint = try Submission.fingerprint(of: layout.inboxFolder(of: job))
+        logger.warning("no receipt: fingerprinting the submission now", metadata: ["job": "\(job)"])
+        let receipt = Receipt(fingerprint: fingerprint.hex, receivedAt: JobTimestamp.now().text, rule: nil,
+                              maxTimeoutSeconds: nil, maxMemoryBytes: nil, shareOutputs: false, shareLogs: false)
+        try receipts.write(receipt, for: job)
+        return receipt
+    }
+
+    private func currentState() -> JobState? {
+        try? JobState.read(from: stateFile, protocolVersion: job.protocolVersion)
+    }
+
+    private func write(_ state: JobState) throws {
+        try state.write(to: stateFile)
+    }
+
+    private func fail(_ reason: String) {
+        let state = currentState() ?? JobState(protocolVersion: job.protocolVersion)
+        do {
+            try write(state.markFailed(reason: reason))
+            logger.info("failed", metadata: ["job": "\(job)", "reason": "\(reason)"])
+        } catch {
+            logger.error("cannot write the failed state: \(error)", metadata: ["job": "\(job)"])
+        }
+    }
+
+    /// The run's record in the state folder (the history).
+    private func record(_ record: ResultRecord) throws {
+        let runs = options.stateDirectory.appending("runs")
+        try FileSystem.makeDirectories(runs, mode: 0o700)
+        try FileSystem.writeAtomically(try ResultsFolder.encode(record), to: runs.appending(record.job.id + ".json"),
+                                       mode: 0o600, durable: true)
+    }
+}

@@ -1,0 +1,270 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Glibc
+import Logging
+import Sandbox
+import ServiceLifecycle
+import SystemPackage
+
+/// Everything `syft-sandbox-run daemon` needs.
+public struct DaemonOptions: Sendable {
+    public var layout: SyftBoxLayout
+    public var stateDirectory: FilePath
+    public var rules: ApprovalRules
+    /// Jobs running at once.
+    public var concurrency: Int
+    /// A job found `running` with no sandbox runs again (else it fails).
+    public var rerunInterrupted: Bool
+    /// The safety-net rescan; inotify does the real work.
+    public var rescanInterval: Duration
+    /// How long a new inbox folder must stay unchanged before it is
+    /// received (the sync engine writes files one by one).
+    public var settleDelay: Duration
+    /// The job's limits before an approval rule's caps.
+    public var limits: ResourceLimits
+    public var network: NetworkPolicy
+    public var seccomp: SeccompProgram
+    public var skeleton: RootSkeleton
+    public var identity: IdentityMapping
+
+    public init(layout: SyftBoxLayout, stateDirectory: FilePath, seccomp: SeccompProgram, skeleton: RootSkeleton) {
+        self.layout = layout
+        self.stateDirectory = stateDirectory
+        self.seccomp = seccomp
+        self.skeleton = skeleton
+        rules = ApprovalRules()
+        concurrency = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        rerunInterrupted = false
+        rescanInterval = .seconds(30)
+        settleDelay = .milliseconds(200)
+        limits = ResourceLimits(wallTime: .seconds(OneShotOptions.defaultTimeoutSeconds()))
+        network = .none
+        identity = .automatic()
+    }
+
+    /// `SYFTBOX/OWNER/app_data/syft-sandbox-run`.
+    public static func defaultStateDirectory(for layout: SyftBoxLayout) -> FilePath {
+        layout.root.appending(layout.owner).appending("app_data").appending("syft-sandbox-run")
+    }
+}
+
+/// The owner's job queue: receives inbox folders, applies the approval
+/// rules, runs approved jobs in the sandbox and writes their results where
+/// syft-job's own runner does. One log line per transition.
+///
+/// Wake-ups come from inotify (a state.yaml the client writes, a folder the
+/// sync engine creates) and from a rescan every `rescanInterval`; each
+/// wake-up rescans the inbox, so nothing depends on seeing every event.
+public actor JobQueueService: Service {
+    private let options: DaemonOptions
+    private let logger: Logger
+    private let receipts: ReceiptStore
+    private var layout: SyftBoxLayout { options.layout }
+    /// Inbox folders seen without a state, and how they looked.
+    private var settling: [InboxJob: CompletenessSignature] = [:]
+    /// Approved jobs waiting for a slot, and the running ones.
+    private var waiting: [(job: InboxJob, approvedAt: Int64)] = []
+    private var running: [InboxJob: Task<Void, Never>] = [:]
+    private let wakeUps: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+    private var stopping = false
+
+    public init(options: DaemonOptions, logger: Logger) {
+        self.options = options
+        self.logger = logger
+        receipts = ReceiptStore(stateDirectory: options.stateDirectory)
+        (wakeUps, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    public func run() async throws {
+        try FileSystem.makeDirectories(options.stateDirectory, mode: 0o700)
+        let lock = try DaemonLock(options.stateDirectory.appending("daemon.lock"))
+        defer { withExtendedLifetime(lock) {} }
+        try FileSystem.makeDirectories(layout.inbox)
+        try FileSystem.makeDirectories(layout.review)
+        recoverInterrupted()
+        let watcher = try DirectoryWatcher(roots: [layout.inbox, layout.review], maxDepth: 3)
+        logger.info("watching", metadata: ["inbox": "\(layout.inbox)", "concurrency": "\(options.concurrency)"])
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await _ in watcher.events { self.wake.yield() }
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: self.options.rescanInterval)
+                        self.wake.yield()
+                    }
+                }
+                group.addTask { await self.scanOnWakeUps() }
+                self.wake.yield()
+                await withTaskCancellationHandler {
+                    await group.next()
+                } onCancel: {
+                    watcher.stop()
+                }
+                group.cancelAll()
+            }
+        }
+        watcher.stop()
+        await stopRunningJobs()
+        logger.info("stopped")
+    }
+
+    // MARK: Scanning
+
+    private func scanOnWakeUps() async {
+        for await _ in wakeUps {
+            if Task.isCancelled { return }
+            scan()
+        }
+    }
+
+    /// Looks at every inbox job once: receives the new ones, queues the
+    /// approved ones, starts what the slots allow.
+    func scan() {
+        let found: InboxScan
+        do {
+            found = try layout.scanInbox()
+        } catch {
+            logger.error("cannot scan the inbox: \(error)")
+            return
+        }
+        var stillSettling: [InboxJob: CompletenessSignature] = [:]
+        for job in found.jobs {
+            let state: JobState?
+            do {
+                state = try JobState.read(from: layout.stateFile(of: job), protocolVersion: job.protocolVersion)
+            } catch {
+                logger.warning("unreadable state.yaml, left alone: \(error)", metadata: ["job": "\(job)"])
+                continue
+            }
+            guard let state else {
+                if let signature = receiveIfSettled(job) { stillSettling[job] = signature }
+                continue
+            }
+            if state.isApproved, running[job] == nil, !waiting.contains(where: { $0.job == job }) {
+                waiting.append((job, state.approvedAt?.microsecondsSinceEpoch ?? 0))
+            }
+        }
+        settling = stillSettling
+        if !settling.isEmpty {
+            let delay = options.settleDelay
+            Task {
+                try? await Task.sleep(for: delay)
+                self.wake.yield()
+            }
+        }
+        startJobs()
+    }
+
+    // MARK: Receiving
+
+    /// Receives `job` once it has stayed the same for one settle delay;
+    /// returns its signature while it has not.
+    private func receiveIfSettled(_ job: InboxJob) -> CompletenessSignature? {
+        do {
+            let folder = try layout.openInboxFolder(of: job)
+            defer { try? folder.close() }
+            let seen = try Submission.completenessSignature(of: folder)
+            guard seen.hasRequiredEntries, settling[job] == seen else { return seen }
+            receive(job, check: try Submission.check(folder))
+            return nil
+        } catch let error as SandboxError where error.code == .submissionUnstable {
+            return CompletenessSignature?.none // changing while read: the next wake-up looks again
+        } catch {
+            logger.warning("cannot examine the inbox folder: \(error)", metadata: ["job": "\(job)"])
+            return nil
+        }
+    }
+
+    private func receive(_ job: InboxJob, check: SubmissionCheck) {
+        let owner = layout.owner
+        do {
+            try FileSystem.makeDirectories(layout.reviewFolder(of: job))
+            let received = JobState(protocolVersion: job.protocolVersion)
+            switch check {
+            case let .rejected(reason):
+                try received.markRejected(reason: reason, by: owner).write(to: layout.stateFile(of: job))
+                logger.info("rejected", metadata: ["job": "\(job)", "reason": "\(reason)"])
+            case let .valid(submission):
+                let candidate = ApprovalRules.Candidate(
+                    requester: job.submitter, type: submission.metadata.type, headers: submission.metadata.headers,
+                    fingerprint: submission.fingerprint.hex)
+                let rule = options.rules.approvingRule(for: candidate)
+                let now = JobTimestamp.now()
+                // The receipt first: an approved state never exists without it.
+                try receipts.write(Receipt(fingerprint: submission.fingerprint.hex, receivedAt: now.text, rule: rule?.name,
+                                           maxTimeoutSeconds: rule?.maxTimeoutSeconds, maxMemoryBytes: rule?.maxMemoryBytes,
+                                           shareOutputs: rule?.shareOutputs ?? false, shareLogs: rule?.shareLogs ?? false),
+                                   for: job)
+                var state = received.markPending(at: now)
+                if let rule {
+                    state = state.markApproved(by: owner, method: .auto, reason: "approved by rule '\(rule.name)'", at: now)
+                }
+                try state.write(to: layout.stateFile(of: job))
+                logger.info(rule == nil ? "received, pending review" : "received and approved",
+                            metadata: ["job": "\(job)", "sha256": "\(submission.fingerprint.hex)",
+                                       "rule": "\(rule?.name ?? "-")"])
+            }
+        } catch {
+            logger.error("cannot record the receipt: \(error)", metadata: ["job": "\(job)"])
+        }
+    }
+
+    // MARK: Running
+
+    private func startJobs() {
+        waiting.sort { $0.approvedAt < $1.approvedAt }
+        while !stopping, running.count < options.concurrency, !waiting.isEmpty {
+            let job = waiting.removeFirst().job
+            running[job] = Task { await self.execute(job) }
+        }
+    }
+
+    private func execute(_ job: InboxJob) async {
+        let run = DaemonJobRun(job: job, options: options, receipts: receipts, logger: logger)
+        await run.execute()
+        running[job] = nil
+        startJobs()
+    }
+
+    /// Jobs left `running` by a daemon that died: failed with the reason,
+    /// or queued again with --rerun-interrupted. Their work folders go.
+    private func recoverInterrupted() {
+        try? ArtifactCollector.removeTree(options.stateDirectory.appending("work"))
+        guard let found = try? layout.scanInbox() else { return }
+        for job in found.jobs {
+            let file = layout.stateFile(of: job)
+            guard let state = try? JobState.read(from: file, protocolVersion: job.protocolVersion),
+                  state.status == .running else { continue }
+            do {
+                if options.rerunInterrupted {
+                    var again = state
+                    again.status = .approved
+                    try again.write(to: file)
+                    logger.info("interrupted by a restart, runs again", metadata: ["job": "\(job)"])
+                } else {
+                    try state.markFailed(reason: "the runner restarted while the job ran; it was not run to the end")
+                        .write(to: file)
+                    logger.info("interrupted by a restart, failed", metadata: ["job": "\(job)"])
+                }
+            } catch {
+                logger.error("cannot recover the job's state: \(error)", metadata: ["job": "\(job)"])
+            }
+        }
+    }
+
+    /// On shutdown: stop taking jobs, stop the running ones (their state
+    /// says so), wait for them.
+    private func stopRunningJobs() async {
+        stopping = true
+        waiting.removeAll()
+        let tasks = Array(running.values)
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+    }
+}
