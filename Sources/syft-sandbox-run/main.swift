@@ -11,7 +11,7 @@ struct SyftSandboxRun: AsyncParsableCommand {
         commandName: "syft-sandbox-run",
         abstract: "Run untrusted job folders in a Linux namespace sandbox.",
         version: "0.1.0",
-        subcommands: [RunCommand.self, DaemonCommand.self],
+        subcommands: [RunCommand.self, DaemonCommand.self, JobsCommand.self],
         defaultSubcommand: RunCommand.self)
 }
 

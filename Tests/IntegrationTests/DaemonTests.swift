@@ -194,4 +194,46 @@ import Testing
         #expect(try await box.wait("job-long", for: "failed"), "\(box.state("job-long"))")
         #expect(box.state("job-long").contains("the runner restarted"))
     }
+
+    /// The owner's CLI: approve from the command line, then cancel the
+    /// running job: its sandbox dies, the owner's state stands, the daemon
+    /// goes on with the next job.
+    @Test func theOwnersCLIApprovesAndCancels() async throws {
+        let box = try Fixture()
+        let marker = "\(Int.random(in: 100_000...999_999))"
+        try box.submit("job-cancel", script: "exec sleep 30.\(marker)")
+        try box.start()
+        #expect(try await box.wait("job-cancel", for: "pending"))
+        let folder = ["--syftbox", box.root.path, "--email", box.owner]
+        let listed = TestSupport.cli(["jobs", "list"] + folder)
+        #expect(listed.stdout.contains("ds@example.com/v1/job-cancel  pending"), "\(listed.stdout)")
+        #expect(TestSupport.cli(["jobs", "approve", "job-cancel"] + folder).status == 0)
+        #expect(box.state("job-cancel").contains("approval_method: manual"))
+        #expect(try await box.wait("job-cancel", for: "running"))
+        var started = false
+        for _ in 0..<100 where !started {
+            try await Task.sleep(for: .milliseconds(20))
+            started = !TestSupport.processes(matching: "sleep\u{0}30.\(marker)").isEmpty
+        }
+        #expect(started)
+        let cancel = TestSupport.cli(["jobs", "cancel", "ds@example.com/v1/job-cancel"] + folder)
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        var gone = false
+        for _ in 0..<100 where !gone {
+            try await Task.sleep(for: .milliseconds(20))
+            gone = TestSupport.processes(matching: "sleep\u{0}30.\(marker)").isEmpty
+        }
+        #expect(gone, "the cancelled job's sandbox is still running")
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(box.state("job-cancel").contains("review_reason: cancelled by the owner"), "\(box.state("job-cancel"))")
+        #expect(box.state("job-cancel").contains("status: failed"))
+        // Approving it again is refused: it is not pending.
+        #expect(TestSupport.cli(["jobs", "approve", "job-cancel"] + folder).status == 1)
+        try box.submit("job-next", script: "echo next")
+        #expect(try await box.wait("job-next", for: "pending"))
+        #expect(TestSupport.cli(["jobs", "approve", "job-next"] + folder).status == 0)
+        #expect(try await box.wait("job-next", for: "done"))
+        let logs = TestSupport.cli(["jobs", "logs", "job-next"] + folder)
+        #expect(logs.stdout == "==> stdout.txt <==\nnext\n==> stderr.txt <==\n")
+    }
 }

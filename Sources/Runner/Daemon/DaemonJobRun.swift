@@ -45,6 +45,10 @@ struct DaemonJobRun {
                                                       logger: logger)
             try record(outcome.record)
             let finishedState = currentState() ?? state
+            if finishedState.status != .running {
+                // Someone else ended it meanwhile (the owner cancelled): theirs stands.
+                return
+            }
             if Task.isCancelled || outcome.record.limitHit == .cancelled {
                 return fail("the runner stopped while the job ran")
             }

@@ -149,6 +149,12 @@ public actor JobQueueService: Service {
             if state.isApproved, running[job] == nil, !waiting.contains(where: { $0.job == job }) {
                 waiting.append((job, state.approvedAt?.microsecondsSinceEpoch ?? 0))
             }
+            // The owner ended a job this daemon runs (`jobs cancel`, or the
+            // client): stop its sandbox; its state stays as they wrote it.
+            if state.isTerminal, let task = running[job] {
+                logger.info("cancelled by the owner", metadata: ["job": "\(job)", "status": "\(state.status)"])
+                task.cancel()
+            }
         }
         settling = stillSettling
         if !settling.isEmpty {
