@@ -5,6 +5,7 @@
 set -euo pipefail
 packages=(
     libseccomp-dev libcap-dev      # the C shim links libseccomp and libcap
+    libsqlite3-dev                 # the daemon's history (GRDB)
     gcc libc6-dev                  # tests compile small static probes
     python3                        # jobs and test helpers use the host's /usr/bin/python3
     iproute2                       # network tests inspect interfaces

@@ -37,6 +37,9 @@ struct DaemonCommand: AsyncParsableCommand, ExecutableCommand {
     @Flag(name: .customLong("rerun-interrupted"), help: "Run again the jobs a restart interrupted (default: mark them failed).")
     var rerunInterrupted = false
 
+    @Option(name: .customLong("keep-history"), help: "Days of run history to keep (default: all).")
+    var keepHistory: Int?
+
     @Option(help: "Wall-clock limit per job in seconds (default: $SYFT_DEFAULT_JOB_TIMEOUT_SECONDS, else 600).")
     var timeout: Double?
 
@@ -51,6 +54,7 @@ struct DaemonCommand: AsyncParsableCommand, ExecutableCommand {
 
     func validate() throws {
         if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+        if let keepHistory, keepHistory < 1 { throw ValidationError("--keep-history takes a positive number of days") }
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
         if let memory, ByteSize.parse(memory) ?? 0 == 0 { throw ValidationError("'\(memory)' is not a positive size") }
         if uid == 0 { throw ValidationError("--uid 0 would run jobs as the host's root") }
@@ -70,6 +74,7 @@ struct DaemonCommand: AsyncParsableCommand, ExecutableCommand {
             options.rules = try loadRules()
             if let concurrency { options.concurrency = concurrency }
             options.rerunInterrupted = rerunInterrupted
+            options.keepHistory = keepHistory.map { .seconds(Int64($0) * 86_400) }
             if let timeout { options.limits.wallTime = .milliseconds(Int64((timeout * 1000).rounded(.up))) }
             if let bytes = memory.flatMap(ByteSize.parse) { options.limits.memoryBytes = bytes }
             options.network = net

@@ -1,4 +1,6 @@
 import Foundation
+import Runner
+import SystemPackage
 import Testing
 
 /// The daemon against a SyftBox folder laid out as syft-job lays it out:
@@ -177,6 +179,17 @@ import Testing
         #expect(box.state("job-auto").contains("approval_method: auto"))
         #expect(box.state("job-auto").contains("approved_by: do@example.com"))
         #expect(box.result("job-auto", "stdout.txt") == "auto\n")
+        // The run is in the history (SQLite, WAL: readable while the daemon runs).
+        let history = try HistoryStore(stateDirectory: FilePath(box.root.appendingPathComponent(
+            "\(box.owner)/app_data/syft-sandbox-run").path))
+        var runs: [RunRecord] = []
+        for _ in 0..<100 where runs.isEmpty {
+            try await Task.sleep(for: .milliseconds(20))
+            runs = try history.runs(query: "job-auto")
+        }
+        #expect(runs.count == 1)
+        #expect(runs.first?.status == "succeeded" && runs.first?.returnCode == 0 && runs.first?.submitter == box.submitter)
+        #expect(runs.first?.record?.contains("\"limit_hit\" : \"none\"") == true)
     }
 
     @Test func aSecondDaemonRefusesAndARestartFailsTheInterruptedJob() async throws {

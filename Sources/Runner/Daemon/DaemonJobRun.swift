@@ -16,7 +16,10 @@ struct DaemonJobRun {
     let job: InboxJob
     let options: DaemonOptions
     let receipts: ReceiptStore
+    let history: HistoryStore
     let logger: Logger
+    let started = Date()
+    let runID = UUID().uuidString.lowercased()
 
     private var layout: SyftBoxLayout { options.layout }
     private var stateFile: FilePath { layout.stateFile(of: job) }
@@ -24,7 +27,6 @@ struct DaemonJobRun {
     func execute() async {
         // The owner may have changed their mind since it was queued.
         guard let state = currentState(), state.isApproved else { return }
-        let runID = UUID().uuidString.lowercased()
         let work = options.stateDirectory.appending("work").appending(runID)
         defer { try? ArtifactCollector.removeTree(work) }
         do {
@@ -43,14 +45,14 @@ struct DaemonJobRun {
             }
             let outcome = try await OneShotRunner.run(try runOptions(snapshot: snapshot, receipt: receipt, runID: runID),
                                                       logger: logger)
-            try record(outcome.record)
+            record(outcome.record)
             let finishedState = currentState() ?? state
             if finishedState.status != .running {
                 // Someone else ended it meanwhile (the owner cancelled): theirs stands.
                 return
             }
             if Task.isCancelled || outcome.record.limitHit == .cancelled {
-                return fail("the runner stopped while the job ran")
+                return fail("the runner stopped while the job ran", ran: true)
             }
             let final = outcome.record.status == .timedOut
                 ? finishedState.markTimedOut() : finishedState.markFinished(returnCode: Int(outcome.record.returncode ?? -1))
@@ -107,7 +109,9 @@ struct DaemonJobRun {
         try state.write(to: stateFile)
     }
 
-    private func fail(_ reason: String) {
+    /// Fails the job with `reason`. `ran`: the sandbox ran and the history
+    /// has its record already; else the history gets a refusal.
+    private func fail(_ reason: String, ran: Bool = false) {
         let state = currentState() ?? JobState(protocolVersion: job.protocolVersion)
         do {
             try write(state.markFailed(reason: reason))
@@ -115,13 +119,26 @@ struct DaemonJobRun {
         } catch {
             logger.error("cannot write the failed state: \(error)", metadata: ["job": "\(job)"])
         }
+        guard !ran else { return }
+        insert(RunRecord(id: runID, job: job.relativePath.string, submitter: job.submitter, name: job.name,
+                         status: "refused", startedAt: started, finishedAt: Date(), returnCode: -1, reason: reason))
     }
 
-    /// The run's record in the state folder (the history).
-    private func record(_ record: ResultRecord) throws {
-        let runs = options.stateDirectory.appending("runs")
-        try FileSystem.makeDirectories(runs, mode: 0o700)
-        try FileSystem.writeAtomically(try ResultsFolder.encode(record), to: runs.appending(record.job.id + ".json"),
-                                       mode: 0o600, durable: true)
+    /// The sandbox's record of the run, into the history.
+    private func record(_ result: ResultRecord) {
+        let json = (try? ResultsFolder.encode(result)).map { String(decoding: $0, as: UTF8.self) }
+        insert(RunRecord(id: runID, job: job.relativePath.string, submitter: job.submitter, name: job.name,
+                         status: result.status.rawValue, startedAt: started, finishedAt: Date(), wallMs: result.wallMs,
+                         exitCode: result.exitCode.map(Int.init), returnCode: result.returncode.map(Int.init),
+                         limitHit: result.limitHit.rawValue, stdoutBytes: Int64(result.stdoutBytes),
+                         stderrBytes: Int64(result.stderrBytes), record: json))
+    }
+
+    private func insert(_ run: RunRecord) {
+        do {
+            try history.insert(run)
+        } catch {
+            logger.error("cannot record the run in the history: \(error)", metadata: ["job": "\(job)"])
+        }
     }
 }

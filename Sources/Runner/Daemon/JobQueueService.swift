@@ -23,6 +23,8 @@ public struct DaemonOptions: Sendable {
     /// How long a new inbox folder must stay unchanged before it is
     /// received (the sync engine writes files one by one).
     public var settleDelay: Duration
+    /// Runs older than this are pruned from the history (nil: kept).
+    public var keepHistory: Duration?
     /// The job's limits before an approval rule's caps.
     public var limits: ResourceLimits
     public var network: NetworkPolicy
@@ -38,6 +40,7 @@ public struct DaemonOptions: Sendable {
         rules = ApprovalRules()
         concurrency = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         rerunInterrupted = false
+        keepHistory = nil
         rescanInterval = .seconds(30)
         settleDelay = .milliseconds(200)
         limits = ResourceLimits(wallTime: .seconds(OneShotOptions.defaultTimeoutSeconds()))
@@ -62,6 +65,7 @@ public actor JobQueueService: Service {
     private let options: DaemonOptions
     private let logger: Logger
     private let receipts: ReceiptStore
+    private var history: HistoryStore?
     private var layout: SyftBoxLayout { options.layout }
     /// Inbox folders seen without a state, and how they looked.
     private var settling: [InboxJob: CompletenessSignature] = [:]
@@ -85,6 +89,8 @@ public actor JobQueueService: Service {
         defer { withExtendedLifetime(lock) {} }
         try FileSystem.makeDirectories(layout.inbox)
         try FileSystem.makeDirectories(layout.review)
+        history = try HistoryStore(stateDirectory: options.stateDirectory)
+        pruneHistory()
         recoverInterrupted()
         let watcher = try DirectoryWatcher(roots: [layout.inbox, layout.review], maxDepth: 3)
         logger.info("watching", metadata: ["inbox": "\(layout.inbox)", "concurrency": "\(options.concurrency)"])
@@ -94,9 +100,15 @@ public actor JobQueueService: Service {
                     for await _ in watcher.events { self.wake.yield() }
                 }
                 group.addTask {
+                    var sincePrune = Duration.zero
                     while !Task.isCancelled {
                         try? await Task.sleep(for: self.options.rescanInterval)
                         self.wake.yield()
+                        sincePrune += self.options.rescanInterval
+                        if sincePrune >= .seconds(3600) {
+                            sincePrune = .zero
+                            await self.pruneHistory()
+                        }
                     }
                 }
                 group.addTask { await self.scanOnWakeUps() }
@@ -231,8 +243,21 @@ public actor JobQueueService: Service {
         }
     }
 
+    /// --keep-history: drops runs that finished longer ago (at start, then hourly).
+    private func pruneHistory() {
+        guard let keep = options.keepHistory, let history else { return }
+        let cutoff = Date(timeIntervalSinceNow: -Double(keep.components.seconds))
+        do {
+            let removed = try history.prune(finishedBefore: cutoff)
+            if removed > 0 { logger.info("pruned the history", metadata: ["runs": "\(removed)"]) }
+        } catch {
+            logger.error("cannot prune the history: \(error)")
+        }
+    }
+
     private func execute(_ job: InboxJob) async {
-        let run = DaemonJobRun(job: job, options: options, receipts: receipts, logger: logger)
+        guard let history else { return }
+        let run = DaemonJobRun(job: job, options: options, receipts: receipts, history: history, logger: logger)
         await run.execute()
         running[job] = nil
         startJobs()
