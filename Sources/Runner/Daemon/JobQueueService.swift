@@ -97,7 +97,7 @@ public actor JobQueueService: Service {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for await _ in watcher.events { self.wake.yield() }
+                    for await event in watcher.events { await self.handle(event) }
                 }
                 group.addTask {
                     var sincePrune = Duration.zero
@@ -135,6 +135,21 @@ public actor JobQueueService: Service {
         }
     }
 
+    /// A change under inbox/ or review/: only the job it concerns is looked
+    /// at again (the daemon's own state writes cause events too: a full
+    /// scan for each would be quadratic). A lost event means a full scan.
+    private func handle(_ event: DirectoryWatcher.Event) {
+        switch event {
+        case .overflow:
+            scan()
+        case let .changed(directory, name):
+            let path = name.flatMap { FilePath.Component($0) }.map { directory.appending($0) } ?? directory
+            guard let job = layout.job(containing: path) else { return }
+            examine(job)
+            startJobs()
+        }
+    }
+
     /// Looks at every inbox job once: receives the new ones, queues the
     /// approved ones, starts what the slots allow.
     func scan() {
@@ -145,37 +160,46 @@ public actor JobQueueService: Service {
             logger.error("cannot scan the inbox: \(error)")
             return
         }
-        var stillSettling: [InboxJob: CompletenessSignature] = [:]
-        for job in found.jobs {
-            let state: JobState?
-            do {
-                state = try JobState.read(from: layout.stateFile(of: job), protocolVersion: job.protocolVersion)
-            } catch {
-                logger.warning("unreadable state.yaml, left alone: \(error)", metadata: ["job": "\(job)"])
-                continue
-            }
-            guard let state else {
-                if let signature = receiveIfSettled(job) { stillSettling[job] = signature }
-                continue
-            }
-            if state.isApproved, running[job] == nil, !waiting.contains(where: { $0.job == job }) {
-                waiting.append((job, state.approvedAt?.microsecondsSinceEpoch ?? 0))
-            }
-            // The owner ended a job this daemon runs (`jobs cancel`, or the
-            // client): stop its sandbox; its state stays as they wrote it.
-            if state.isTerminal, let task = running[job] {
-                logger.info("cancelled by the owner", metadata: ["job": "\(job)", "status": "\(state.status)"])
-                task.cancel()
-            }
+        for job in found.jobs { examine(job) }
+        startJobs()
+    }
+
+    /// One job: received when new and settled, queued when approved, its
+    /// sandbox stopped when the owner ended it.
+    private func examine(_ job: InboxJob) {
+        let state: JobState?
+        do {
+            state = try JobState.read(from: layout.stateFile(of: job), protocolVersion: job.protocolVersion)
+        } catch {
+            logger.warning("unreadable state.yaml, left alone: \(error)", metadata: ["job": "\(job)"])
+            return
         }
-        settling = stillSettling
-        if !settling.isEmpty {
-            let delay = options.settleDelay
-            Task {
-                try? await Task.sleep(for: delay)
-                self.wake.yield()
+        guard let state else {
+            settling[job] = receiveIfSettled(job)
+            if settling[job] != nil {
+                // Look again once it had time to settle.
+                let delay = options.settleDelay
+                Task {
+                    try? await Task.sleep(for: delay)
+                    await self.examineAndStart(job)
+                }
             }
+            return
         }
+        settling[job] = nil
+        if state.isApproved, running[job] == nil, !waiting.contains(where: { $0.job == job }) {
+            waiting.append((job, state.approvedAt?.microsecondsSinceEpoch ?? 0))
+        }
+        // The owner ended a job this daemon runs (`jobs cancel`, or the
+        // client): stop its sandbox; its state stays as they wrote it.
+        if state.isTerminal, let task = running[job] {
+            logger.info("cancelled by the owner", metadata: ["job": "\(job)", "status": "\(state.status)"])
+            task.cancel()
+        }
+    }
+
+    private func examineAndStart(_ job: InboxJob) {
+        examine(job)
         startJobs()
     }
 

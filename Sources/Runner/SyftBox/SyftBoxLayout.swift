@@ -175,6 +175,26 @@ public struct SyftBoxLayout: Sendable, Hashable {
         return nil
     }
 
+    /// The job whose inbox or review folder holds `path` (the folder
+    /// itself, or anything in it), by the names the scan accepts; nil for
+    /// paths above a job folder or names no job can have.
+    public func job(containing path: FilePath) -> InboxJob? {
+        var relative = path
+        guard relative.removePrefix(inbox) || relative.removePrefix(review) else { return nil }
+        let names = relative.components.map(\.string)
+        guard names.count >= 2, Self.isEmailAddress(names[0]),
+              Self.unusableNameReason(Array(names[0].utf8)) == nil else { return nil }
+        let job: InboxJob
+        if Self.isProtocolSegment(names[1]) {
+            guard names[1] == "v1", names.count >= 3 else { return nil }
+            job = InboxJob(submitter: names[0], name: names[2], protocolVersion: .v1)
+        } else {
+            job = InboxJob(submitter: names[0], name: names[1], protocolVersion: .v0)
+        }
+        guard Self.unusableNameReason(Array(job.name.utf8)) == nil, job.name != "..", job.name != "." else { return nil }
+        return job
+    }
+
     // MARK: Scan
 
     /// Lists the job folders of every submitter, both protocols. A missing
