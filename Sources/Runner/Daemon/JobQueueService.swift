@@ -69,6 +69,8 @@ public actor JobQueueService: Service {
     private var layout: SyftBoxLayout { options.layout }
     /// Inbox folders seen without a state, and how they looked.
     private var settling: [InboxJob: CompletenessSignature] = [:]
+    /// Jobs with events not yet looked at.
+    private var dirty: Set<InboxJob> = []
     /// Approved jobs waiting for a slot, and the running ones.
     private var waiting: [(job: InboxJob, approvedAt: Int64)] = []
     private var running: [InboxJob: Task<Void, Never>] = [:]
@@ -145,9 +147,23 @@ public actor JobQueueService: Service {
         case let .changed(directory, name):
             let path = name.flatMap { FilePath.Component($0) }.map { directory.appending($0) } ?? directory
             guard let job = layout.job(containing: path) else { return }
-            examine(job)
-            startJobs()
+            // In review/, only the state matters (the owner's approvals and
+            // cancels); the daemon's own logs and outputs land there too.
+            if directory.starts(with: layout.review), directory == layout.reviewFolder(of: job),
+               let name, name != "state.yaml" {
+                return
+            }
+            // A burst of events for one job is looked at once.
+            guard dirty.insert(job).inserted, dirty.count == 1 else { return }
+            Task { await self.examineDirty() }
         }
+    }
+
+    private func examineDirty() {
+        let jobs = dirty
+        dirty.removeAll()
+        for job in jobs { examine(job) }
+        startJobs()
     }
 
     /// Looks at every inbox job once: receives the new ones, queues the
