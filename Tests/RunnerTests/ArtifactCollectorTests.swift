@@ -568,6 +568,28 @@ private func tree(_ path: String, prefix: String = "") -> Set<String> {
         #expect(try JSONDecoder().decode(ArtifactReport.self, from: data) == report)
         let kinds = ArtifactReport.Skipped.Kind.allCases.map(\.rawValue)
         #expect(Set(kinds) == ["symlink", "fifo", "socket", "block_device", "char_device", "unknown", "too_deep",
-                               "too_many_entries", "unreadable"])
+                               "too_many_entries", "unreadable", "withheld"])
+    }
+
+    /// The daemon withholds syft.pub.yaml: a permission file the job wrote
+    /// would decide who reads its outputs. At any depth; other names pass.
+    @Test func withheldNamesAreNeverCollected() throws {
+        let base = NSTemporaryDirectory() + "syft-withheld-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let staging = base + "/staging"
+        try FileManager.default.createDirectory(atPath: staging + "/deep/er", withIntermediateDirectories: true)
+        for path in ["/syft.pub.yaml", "/deep/er/syft.pub.yaml", "/deep/result.csv", "/syft.pub.yaml.txt"] {
+            try "x".write(toFile: staging + path, atomically: false, encoding: .utf8)
+        }
+        let report = try ArtifactCollector(withheldNames: ["syft.pub.yaml"])
+            .collect(from: FilePath(staging), into: FilePath(base + "/outputs"))
+        #expect(!FileManager.default.fileExists(atPath: base + "/outputs/syft.pub.yaml"))
+        #expect(!FileManager.default.fileExists(atPath: base + "/outputs/deep/er/syft.pub.yaml"))
+        #expect(FileManager.default.fileExists(atPath: base + "/outputs/deep/result.csv"))
+        #expect(FileManager.default.fileExists(atPath: base + "/outputs/syft.pub.yaml.txt"))
+        #expect(Set(report.skipped.filter { $0.kind == .withheld }.map(\.path)) == ["syft.pub.yaml", "deep/er/syft.pub.yaml"])
+        // Without the option, the one-shot CLI collects it like any file.
+        let plain = try ArtifactCollector().collect(from: FilePath(staging), into: FilePath(base + "/plain"))
+        #expect(plain.skippedCount == 0)
     }
 }

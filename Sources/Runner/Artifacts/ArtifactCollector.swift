@@ -35,11 +35,17 @@ public struct ArtifactCollector: Sendable {
     public var maxEntries: Int
     /// Skipped entries listed in the report; `skipped_count` has them all.
     public var maxSkippedListed: Int
+    /// Names never collected, at any depth (reported as `withheld`): the
+    /// daemon withholds `syft.pub.yaml`, since a permission file the job
+    /// wrote into its outputs would govern who reads them.
+    public var withheldNames: Set<String>
 
-    public init(maxDepth: Int = 128, maxEntries: Int = 100_000, maxSkippedListed: Int = 1000) {
+    public init(maxDepth: Int = 128, maxEntries: Int = 100_000, maxSkippedListed: Int = 1000,
+                withheldNames: Set<String> = []) {
         self.maxDepth = maxDepth
         self.maxEntries = maxEntries
         self.maxSkippedListed = maxSkippedListed
+        self.withheldNames = withheldNames
     }
 
     /// Collects the tree under the directory `root` (e.g. the root of the

@@ -22,6 +22,9 @@ public struct ArtifactReport: Codable, Sendable, Hashable {
             case tooManyEntries = "too_many_entries"
             /// The entry could not be opened even after fixing its mode.
             case unreadable
+            /// A name the caller withholds (the daemon: `syft.pub.yaml`, the
+            /// owner's permission files, which a job must not write).
+            case withheld
         }
 
         /// Relative to the outputs folder, `/`-separated; bytes that are not

@@ -51,6 +51,11 @@ final class ArtifactWalk {
                     skip(.unknown, childPath, "the name is not a safe file name")
                     return true
                 }
+                if !limits.withheldNames.isEmpty,
+                   limits.withheldNames.contains(String(decoding: DirectoryEntries.bytes(name), as: UTF8.self)) {
+                    skip(.withheld, childPath, "this name is withheld: the owner's, not the job's, to write")
+                    return true
+                }
                 try copyEntry(name, path: childPath, from: source, into: destination, depth: depth + 1)
                 return !stopped
             }

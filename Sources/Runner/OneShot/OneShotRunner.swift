@@ -39,6 +39,8 @@ public struct OneShotOptions: Sendable {
     public var writesRecord: Bool
     /// fsync returncode.txt and result.json before renaming them in.
     public var durable: Bool
+    /// Names never collected from the outputs (the daemon: syft.pub.yaml).
+    public var withheldOutputNames: Set<String>
     /// Receives output chunks as they are written (live logs).
     public var sink: (@Sendable (OutputChannel, [UInt8]) -> Void)?
 
@@ -64,6 +66,7 @@ public struct OneShotOptions: Sendable {
         extraMounts = []
         writesRecord = true
         durable = false
+        withheldOutputNames = []
         sink = nil
     }
 
@@ -129,7 +132,7 @@ public enum OneShotRunner {
             if result.limitHit == .none, !result.succeeded { result.limitHit = .outputsSize }
         }
         let ran = ContinuousClock.now
-        let report = try results.collectOutputs(from: outputs.descriptor)
+        let report = try results.collectOutputs(from: outputs.descriptor, withholding: options.withheldOutputNames)
         let collected = ContinuousClock.now
         let record = makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,
                                 started: started, finished: finished)

@@ -71,8 +71,8 @@ struct ResultsFolder {
 
     /// Copies the job's outputs filesystem (its root directory) into
     /// outputs/, replacing the previous outputs/ atomically.
-    func collectOutputs(from root: FileDescriptor) throws -> ArtifactReport {
-        try ArtifactCollector().collect(from: root, into: path.appending("outputs"))
+    func collectOutputs(from root: FileDescriptor, withholding names: Set<String> = []) throws -> ArtifactReport {
+        try ArtifactCollector(withheldNames: names).collect(from: root, into: path.appending("outputs"))
     }
 
     /// Moves the logs into place, then returncode.txt, then result.json.
