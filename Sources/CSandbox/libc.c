@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 int csb_pipe(int *_Nonnull ends, int flags) {
@@ -19,4 +20,11 @@ int csb_renameat2(int old_dir, const char *_Nonnull old_name, int new_dir, const
 ssize_t csb_copy_file_range(int in_fd, int64_t *_Nullable in_offset, int out_fd, int64_t *_Nullable out_offset,
                             size_t length) {
     return copy_file_range(in_fd, (off64_t *)in_offset, out_fd, (off64_t *)out_offset, length, 0);
+}
+
+int csb_filesystem_type(const char *_Nonnull path, uint64_t *_Nonnull type) {
+    struct statfs info;
+    if (statfs(path, &info) != 0) return errno;
+    *type = (uint64_t)info.f_type;
+    return 0;
 }

@@ -301,6 +301,10 @@ int csb_renameat2(int old_dir, const char *_Nonnull old_name, int new_dir, const
 ssize_t csb_copy_file_range(int in_fd, int64_t *_Nullable in_offset, int out_fd, int64_t *_Nullable out_offset,
                             size_t length);
 
+/// statfs(2)'s f_type of the filesystem holding `path` (TMPFS_MAGIC
+/// 0x01021994, ...). Returns 0 or an errno.
+int csb_filesystem_type(const char *_Nonnull path, uint64_t *_Nonnull type);
+
 /// Name of an errno value ("ENOENT"), or NULL when unknown.
 const char *_Nullable csb_errno_name(int error);
 

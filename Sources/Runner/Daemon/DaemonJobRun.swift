@@ -17,7 +17,10 @@ struct DaemonJobRun {
     let options: DaemonOptions
     let receipts: ReceiptStore
     let history: HistoryStore
+    let workFolder: WorkFolder
     let logger: Logger
+    /// Called before the run writes the job's final state itself.
+    let finishing: @Sendable () async -> Void
     let started = Date()
     let runID = UUID().uuidString.lowercased()
 
@@ -27,24 +30,26 @@ struct DaemonJobRun {
     func execute() async {
         // The owner may have changed their mind since it was queued.
         guard let state = currentState(), state.isApproved else { return }
-        let work = options.stateDirectory.appending("work").appending(runID)
+        let work = workFolder.run(runID)
         defer { try? ArtifactCollector.removeTree(work) }
         do {
             try write(state.markRunning())
+            try ReviewPermissions.hideOutputs(of: job, in: layout) // before any output reaches review/, as syft-job
             logger.info("running", metadata: ["job": "\(job)", "run": "\(runID)"])
             let receipt = try receiptOrLate()
             guard let fingerprint = SubmissionFingerprint(hex: receipt.fingerprint) else {
-                return fail("the receipt's fingerprint is unreadable; receive the job again")
+                return await fail("the receipt's fingerprint is unreadable; receive the job again")
             }
             try FileSystem.makeDirectories(work, mode: 0o700)
             let snapshot: SubmissionSnapshot
             switch try SubmissionSnapshot.create(from: layout.inboxFolder(of: job), into: work.appending("job"),
                                                  expecting: fingerprint) {
-            case let .refused(reason): return fail(reason)
+            case let .refused(reason): return await fail(reason)
             case let .created(copy): snapshot = copy
             }
             let outcome = try await OneShotRunner.run(try runOptions(snapshot: snapshot, receipt: receipt, runID: runID),
                                                       logger: logger)
+            try ReviewPermissions.hideOutputs(of: job, in: layout) // again: a client write may have lost it; outputs/ replaced
             record(outcome.record)
             let finishedState = currentState() ?? state
             if finishedState.status != .running {
@@ -52,8 +57,9 @@ struct DaemonJobRun {
                 return
             }
             if Task.isCancelled || outcome.record.limitHit == .cancelled {
-                return fail("the runner stopped while the job ran", ran: true)
+                return await fail("the runner stopped while the job ran", ran: true)
             }
+            await finishing()
             let final = outcome.record.status == .timedOut
                 ? finishedState.markTimedOut() : finishedState.markFinished(returnCode: Int(outcome.record.returncode ?? -1))
             try write(final)
@@ -61,7 +67,7 @@ struct DaemonJobRun {
                                                       "limit_hit": "\(outcome.record.limitHit.rawValue)",
                                                       "wall_ms": "\(outcome.record.wallMs ?? 0)"])
         } catch {
-            fail("the sandbox could not run the job: \(error)")
+            await fail("the sandbox could not run the job: \(error)")
         }
     }
 
@@ -86,6 +92,9 @@ struct DaemonJobRun {
         run.syftboxFolder = SyftBoxView.target
         run.writesRecord = false
         run.durable = true
+        // The owner's permission files decide who reads the outputs: a job
+        // that writes one must not decide it (syft-job copies it, and leaks).
+        run.withheldOutputNames = ["syft.pub.yaml"]
         return run
     }
 
@@ -111,7 +120,8 @@ struct DaemonJobRun {
 
     /// Fails the job with `reason`. `ran`: the sandbox ran and the history
     /// has its record already; else the history gets a refusal.
-    private func fail(_ reason: String, ran: Bool = false) {
+    private func fail(_ reason: String, ran: Bool = false) async {
+        await finishing()
         let state = currentState() ?? JobState(protocolVersion: job.protocolVersion)
         do {
             try write(state.markFailed(reason: reason))

@@ -66,6 +66,7 @@ public actor JobQueueService: Service {
     private let logger: Logger
     private let receipts: ReceiptStore
     private var history: HistoryStore?
+    private var workFolder: WorkFolder?
     private var layout: SyftBoxLayout { options.layout }
     /// Inbox folders seen without a state, and how they looked.
     private var settling: [InboxJob: CompletenessSignature] = [:]
@@ -74,6 +75,9 @@ public actor JobQueueService: Service {
     /// Approved jobs waiting for a slot, and the running ones.
     private var waiting: [(job: InboxJob, approvedAt: Int64)] = []
     private var running: [InboxJob: Task<Void, Never>] = [:]
+    /// Running jobs whose run is writing its own final state: a terminal
+    /// state seen now is theirs, not an owner's cancel.
+    private var finishing: Set<InboxJob> = []
     private let wakeUps: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
     private var stopping = false
@@ -92,6 +96,9 @@ public actor JobQueueService: Service {
         try FileSystem.makeDirectories(layout.inbox)
         try FileSystem.makeDirectories(layout.review)
         history = try HistoryStore(stateDirectory: options.stateDirectory)
+        let work = try WorkFolder(stateDirectory: options.stateDirectory)
+        workFolder = work
+        defer { work.remove() }
         pruneHistory()
         recoverInterrupted()
         let watcher = try DirectoryWatcher(roots: [layout.inbox, layout.review], maxDepth: 3)
@@ -208,7 +215,7 @@ public actor JobQueueService: Service {
         }
         // The owner ended a job this daemon runs (`jobs cancel`, or the
         // client): stop its sandbox; its state stays as they wrote it.
-        if state.isTerminal, let task = running[job] {
+        if state.isTerminal, let task = running[job], !finishing.contains(job) {
             logger.info("cancelled by the owner", metadata: ["job": "\(job)", "status": "\(state.status)"])
             task.cancel()
         }
@@ -296,17 +303,22 @@ public actor JobQueueService: Service {
     }
 
     private func execute(_ job: InboxJob) async {
-        guard let history else { return }
-        let run = DaemonJobRun(job: job, options: options, receipts: receipts, history: history, logger: logger)
+        guard let history, let workFolder else { return }
+        let run = DaemonJobRun(job: job, options: options, receipts: receipts, history: history, workFolder: workFolder,
+                               logger: logger, finishing: { await self.markFinishing(job) })
         await run.execute()
         running[job] = nil
+        finishing.remove(job)
         startJobs()
     }
 
+    private func markFinishing(_ job: InboxJob) {
+        finishing.insert(job)
+    }
+
     /// Jobs left `running` by a daemon that died: failed with the reason,
-    /// or queued again with --rerun-interrupted. Their work folders go.
+    /// or queued again with --rerun-interrupted.
     private func recoverInterrupted() {
-        try? ArtifactCollector.removeTree(options.stateDirectory.appending("work"))
         guard let found = try? layout.scanInbox() else { return }
         for job in found.jobs {
             let file = layout.stateFile(of: job)
