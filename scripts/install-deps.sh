@@ -8,6 +8,7 @@ packages=(
     libsqlite3-dev                 # the daemon's history (GRDB)
     gcc libc6-dev                  # tests compile small static probes
     python3                        # jobs and test helpers use the host's /usr/bin/python3
+    python3-venv                   # the interop tests' virtualenv (syft-job from PyPI)
     iproute2                       # network tests inspect interfaces
     golang-github-containers-common # Podman/Docker's seccomp profile, loaded by a test
     bubblewrap hyperfine           # the benchmark baseline and timer
