@@ -9,8 +9,8 @@ import SystemPackage
 struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs",
-        abstract: "Review a SyftBox data owner's jobs: list, show, approve, reject, cancel, logs.",
-        subcommands: [List.self, Show.self, Approve.self, Reject.self, Cancel.self, Logs.self])
+        abstract: "Review a SyftBox data owner's jobs: list, show, approve, reject, cancel, rerun, logs.",
+        subcommands: [List.self, Show.self, Approve.self, Reject.self, Cancel.self, Rerun.self, Logs.self])
 
     struct Folder: ParsableArguments {
         @Option(help: "The SyftBox folder.")
@@ -28,18 +28,9 @@ struct JobsCommand: AsyncParsableCommand {
             return try SyftBoxLayout(root: FilePath(String(cString: resolved)), owner: email)
         }
 
-        /// The job named `id`: its path below inbox/ (`DS/v1/JOB`, `DS/JOB`)
-        /// or, when that is unambiguous, its name alone.
+        /// The job named `id`: DS/v1/JOB, its API id, or its name when unambiguous.
         func job(_ id: String, in layout: SyftBoxLayout) throws -> InboxJob {
-            let jobs = try layout.scanInbox().jobs
-            if let exact = jobs.first(where: { $0.relativePath.string == id }) { return exact }
-            let named = jobs.filter { $0.name == id }
-            guard named.count == 1 else {
-                throw SandboxError(.invalidInput, named.isEmpty ? "no such job" : "several jobs have this name", path: id,
-                                   hint: named.isEmpty ? "see 'jobs list'" : "name it by its path: "
-                                       + named.map(\.relativePath.string).joined(separator: ", "))
-            }
-            return named[0]
+            try JobReview.find(id, in: layout)
         }
     }
 
@@ -54,7 +45,7 @@ struct JobsCommand: AsyncParsableCommand {
     }
 
     static func state(of job: InboxJob, in layout: SyftBoxLayout) throws -> JobState? {
-        try JobState.read(from: layout.stateFile(of: job), protocolVersion: job.protocolVersion)
+        try JobReview.state(of: job, in: layout)
     }
 
     struct List: ParsableCommand {
@@ -113,10 +104,7 @@ struct JobsCommand: AsyncParsableCommand {
             try JobsCommand.reporting {
                 let layout = try folder.layout()
                 let found = try folder.job(job, in: layout)
-                guard let state = try JobsCommand.state(of: found, in: layout), state.status == .pending else {
-                    throw SandboxError(.invalidInput, "only a pending job can be approved", path: found.relativePath.string)
-                }
-                try state.markApproved(by: layout.owner, method: .manual, reason: reason).write(to: layout.stateFile(of: found))
+                try JobReview.approve(found, in: layout, reason: reason)
                 print("approved \(found.relativePath)")
             }
         }
@@ -132,12 +120,7 @@ struct JobsCommand: AsyncParsableCommand {
             try JobsCommand.reporting {
                 let layout = try folder.layout()
                 let found = try folder.job(job, in: layout)
-                guard let state = try JobsCommand.state(of: found, in: layout),
-                      state.status == .pending || state.status == .approved else {
-                    throw SandboxError(.invalidInput, "only a pending or approved job can be rejected",
-                                       path: found.relativePath.string, hint: "a running job is stopped with 'jobs cancel'")
-                }
-                try state.markRejected(reason: reason, by: layout.owner).write(to: layout.stateFile(of: found))
+                try JobReview.reject(found, in: layout, reason: reason)
                 print("rejected \(found.relativePath)")
             }
         }
@@ -153,13 +136,24 @@ struct JobsCommand: AsyncParsableCommand {
             try JobsCommand.reporting {
                 let layout = try folder.layout()
                 let found = try folder.job(job, in: layout)
-                guard let state = try JobsCommand.state(of: found, in: layout),
-                      state.status == .running || state.status == .approved else {
-                    throw SandboxError(.invalidInput, "only a running or approved job can be cancelled",
-                                       path: found.relativePath.string)
-                }
-                try state.markFailed(reason: "cancelled by the owner").write(to: layout.stateFile(of: found))
+                try JobReview.cancel(found, in: layout)
                 print("cancelled \(found.relativePath)")
+            }
+        }
+    }
+
+    struct Rerun: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a done or failed job again (as the client's rerun(): logs and outputs cleared, approved).")
+        @OptionGroup var folder: Folder
+        @Argument(help: "The job: DS/v1/JOB, or its name.") var job: String
+
+        func run() throws {
+            try JobsCommand.reporting {
+                let layout = try folder.layout()
+                let found = try folder.job(job, in: layout)
+                try JobReview.rerun(found, in: layout)
+                print("approved again \(found.relativePath)")
             }
         }
     }
