@@ -41,6 +41,9 @@ public struct OneShotOptions: Sendable {
     public var durable: Bool
     /// Names never collected from the outputs (the daemon: syft.pub.yaml).
     public var withheldOutputNames: Set<String>
+    /// Also keep stdout.txt and stderr.txt here (the daemon's history of
+    /// runs): hard links where it can, else copies.
+    public var keepLogsIn: FilePath?
     /// Receives output chunks as they are written (live logs).
     public var sink: (@Sendable (OutputChannel, [UInt8]) -> Void)?
 
@@ -67,6 +70,7 @@ public struct OneShotOptions: Sendable {
         writesRecord = true
         durable = false
         withheldOutputNames = []
+        keepLogsIn = nil
         sink = nil
     }
 
@@ -137,7 +141,7 @@ public enum OneShotRunner {
         let record = makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,
                                 started: started, finished: finished)
         try results.commit(files, returncode: record.returncode ?? -1, record: options.writesRecord ? record : nil,
-                           durable: options.durable)
+                           durable: options.durable, keepingLogsIn: options.keepLogsIn)
         committed = true
         logger.debug("timings", metadata: [
             "sandbox_us": "\(microseconds(clock.duration(to: ran)))",

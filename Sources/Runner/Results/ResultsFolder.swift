@@ -79,9 +79,15 @@ struct ResultsFolder {
     /// Every step is a rename, so a reader never sees a half-written file;
     /// `durable` also fsyncs the two small files (a one-shot run's caller
     /// reads them at once and skips the two journal commits).
-    func commit(_ logs: PartialLogs, returncode: Int32, record: ResultRecord?, durable: Bool) throws {
+    func commit(_ logs: PartialLogs, returncode: Int32, record: ResultRecord?, durable: Bool,
+                keepingLogsIn keep: FilePath? = nil) throws {
         try logs.stdout.close()
         try logs.stderr.close()
+        if let keep {
+            try FileSystem.makeDirectories(keep, mode: 0o700)
+            try FileSystem.linkOrCopy(logs.stdoutPath, to: keep.appending("stdout.txt"))
+            try FileSystem.linkOrCopy(logs.stderrPath, to: keep.appending("stderr.txt"))
+        }
         try FileSystem.rename(logs.stdoutPath, to: path.appending("stdout.txt"))
         try FileSystem.rename(logs.stderrPath, to: path.appending("stderr.txt"))
         // No trailing newline: syft-job writes it so and its readers int() it.

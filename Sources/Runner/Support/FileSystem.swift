@@ -1,3 +1,4 @@
+import CSandbox
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -104,6 +105,33 @@ enum FileSystem {
             return try body()
         } catch let error as Errno {
             throw SandboxError(.io, "cannot access", path: path.string, errno: error)
+        }
+    }
+
+    /// A second name for the file `source` (a hard link), or a copy of it
+    /// when the two are on different filesystems. `target` must not exist.
+    static func linkOrCopy(_ source: FilePath, to target: FilePath) throws {
+        if link(source.string, target.string) == 0 { return }
+        guard errno == EXDEV || errno == EPERM || errno == EMLINK else {
+            throw SandboxError(.io, "cannot link \(source.string) to", path: target.string, errno: Errno(rawValue: errno))
+        }
+        let input = open(source.string, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard input >= 0 else {
+            throw SandboxError(.io, "cannot read", path: source.string, errno: Errno(rawValue: errno))
+        }
+        defer { close(input) }
+        let output = open(target.string, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard output >= 0 else {
+            throw SandboxError(.io, "cannot create", path: target.string, errno: Errno(rawValue: errno))
+        }
+        defer { close(output) }
+        while true {
+            let copied = csb_copy_file_range(input, nil, output, nil, 1 << 30)
+            if copied == 0 { return }
+            if copied < 0 {
+                if errno == EINTR { continue }
+                throw SandboxError(.io, "cannot copy \(source.string) to", path: target.string, errno: Errno(rawValue: errno))
+            }
         }
     }
 }
