@@ -17,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // The C shim: clone, namespaces, mounts, pivot_root, rlimits, capabilities, seccomp.
@@ -43,7 +46,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // The dashboard's files and the OpenAPI document are compiled in by the plugin.
+            exclude: ["HTTP/Assets"],
             plugins: ["EmbedResources"]
         ),
         // rootfs/etc and policies/ compiled into the Runner module, the
@@ -60,7 +68,13 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "CSandbox"]),
-        .testTarget(name: "RunnerTests", dependencies: ["Runner", "Sandbox"]),
+        .testTarget(
+            name: "RunnerTests",
+            dependencies: [
+                "Runner", "Sandbox",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["Sandbox", "Runner", "syft-sandbox-run"],

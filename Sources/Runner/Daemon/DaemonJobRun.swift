@@ -18,6 +18,9 @@ struct DaemonJobRun {
     let receipts: ReceiptStore
     let history: HistoryStore
     let workFolder: WorkFolder
+    let metrics: DaemonMetrics
+    /// Followers of the job's output (the HTTP API), when there are any to have.
+    let liveLog: LiveLog?
     let logger: Logger
     /// Called before the run writes the job's final state itself.
     let finishing: @Sendable () async -> Void
@@ -26,10 +29,19 @@ struct DaemonJobRun {
 
     private var layout: SyftBoxLayout { options.layout }
     private var stateFile: FilePath { layout.stateFile(of: job) }
+    private var ledger: RunLedger { RunLedger(history: history, metrics: metrics, liveLog: liveLog, logger: logger) }
+    private var baseRecord: RunRecord {
+        RunRecord(id: runID, jobID: JobID.syftBox(job).rawValue, source: "syftbox", job: job.relativePath.string,
+                  submitter: job.submitter, name: job.name, status: "", startedAt: started, finishedAt: Date())
+    }
 
     func execute() async {
         // The owner may have changed their mind since it was queued.
-        guard let state = currentState(), state.isApproved else { return }
+        guard let state = currentState(), state.isApproved else {
+            ledger.ended(status: "withdrawn", reason: "the job was no longer approved when its turn came")
+            return
+        }
+        liveLog?.started(run: runID)
         let work = workFolder.run(runID)
         defer { try? ArtifactCollector.removeTree(work) }
         do {
@@ -50,7 +62,7 @@ struct DaemonJobRun {
             let outcome = try await OneShotRunner.run(try runOptions(snapshot: snapshot, receipt: receipt, runID: runID),
                                                       logger: logger)
             try ReviewPermissions.hideOutputs(of: job, in: layout) // again: a client write may have lost it; outputs/ replaced
-            record(outcome.record)
+            ledger.ran(baseRecord, result: outcome.record)
             let finishedState = currentState() ?? state
             if finishedState.status != .running {
                 // Someone else ended it meanwhile (the owner cancelled): theirs stands.
@@ -66,6 +78,8 @@ struct DaemonJobRun {
             logger.info("\(final.status)", metadata: ["job": "\(job)", "return_code": "\(final.returnCode ?? -1)",
                                                       "limit_hit": "\(outcome.record.limitHit.rawValue)",
                                                       "wall_ms": "\(outcome.record.wallMs ?? 0)"])
+        } catch let error as SandboxError where error.code == .setupFailed {
+            await fail("the sandbox could not be set up: \(error)", setupFailed: true)
         } catch {
             await fail("the sandbox could not run the job: \(error)")
         }
@@ -92,6 +106,8 @@ struct DaemonJobRun {
         run.syftboxFolder = SyftBoxView.target
         run.writesRecord = false
         run.durable = true
+        run.keepLogsIn = history.folder(ofRun: runID)
+        if let liveLog { run.sink = { channel, bytes in liveLog.append(channel, bytes) } }
         // The owner's permission files decide who reads the outputs: a job
         // that writes one must not decide it (syft-job copies it, and leaks).
         run.withheldOutputNames = ["syft.pub.yaml"]
@@ -120,7 +136,7 @@ struct DaemonJobRun {
 
     /// Fails the job with `reason`. `ran`: the sandbox ran and the history
     /// has its record already; else the history gets a refusal.
-    private func fail(_ reason: String, ran: Bool = false) async {
+    private func fail(_ reason: String, ran: Bool = false, setupFailed: Bool = false) async {
         await finishing()
         let state = currentState() ?? JobState(protocolVersion: job.protocolVersion)
         do {
@@ -130,25 +146,6 @@ struct DaemonJobRun {
             logger.error("cannot write the failed state: \(error)", metadata: ["job": "\(job)"])
         }
         guard !ran else { return }
-        insert(RunRecord(id: runID, job: job.relativePath.string, submitter: job.submitter, name: job.name,
-                         status: "refused", startedAt: started, finishedAt: Date(), returnCode: -1, reason: reason))
-    }
-
-    /// The sandbox's record of the run, into the history.
-    private func record(_ result: ResultRecord) {
-        let json = (try? ResultsFolder.encode(result)).map { String(decoding: $0, as: UTF8.self) }
-        insert(RunRecord(id: runID, job: job.relativePath.string, submitter: job.submitter, name: job.name,
-                         status: result.status.rawValue, startedAt: started, finishedAt: Date(), wallMs: result.wallMs,
-                         exitCode: result.exitCode.map(Int.init), returnCode: result.returncode.map(Int.init),
-                         limitHit: result.limitHit.rawValue, stdoutBytes: Int64(result.stdoutBytes),
-                         stderrBytes: Int64(result.stderrBytes), record: json))
-    }
-
-    private func insert(_ run: RunRecord) {
-        do {
-            try history.insert(run)
-        } catch {
-            logger.error("cannot record the run in the history: \(error)", metadata: ["job": "\(job)"])
-        }
+        ledger.didNotRun(baseRecord, reason: reason, setupFailed: setupFailed)
     }
 }

@@ -54,9 +54,45 @@ public struct DaemonOptions: Sendable {
     }
 }
 
+/// A job waiting for a slot, or running: a SyftBox job or an API job.
+enum QueuedRun: Hashable, Sendable {
+    case syftBox(InboxJob)
+    case api(JobID)
+
+    var jobID: JobID {
+        switch self {
+        case let .syftBox(job): JobID.syftBox(job)
+        case let .api(id): id
+        }
+    }
+}
+
+/// Where the queue stands (`GET /api/status`, the metrics).
+public struct QueueSnapshot: Sendable, Hashable {
+    public var waiting: Int
+    public var running: Int
+    public var runningJobs: [JobID]
+    public var waitingJobs: [JobID]
+    public var stopping: Bool
+}
+
+/// An API job as the queue knows it.
+public struct APIJobStatus: Sendable {
+    public enum Phase: String, Sendable {
+        case queued, running, finished
+    }
+
+    public var job: APIJob
+    public var phase: Phase
+    /// The history status of its last run (nil before the first ends).
+    public var lastStatus: String?
+    public var lastRunID: String?
+}
+
 /// The owner's job queue: receives inbox folders, applies the approval
 /// rules, runs approved jobs in the sandbox and writes their results where
-/// syft-job's own runner does. One log line per transition.
+/// syft-job's own runner does; runs the jobs submitted through the HTTP
+/// API in the same slots. One log line per transition.
 ///
 /// Wake-ups come from inotify (a state.yaml the client writes, a folder the
 /// sync engine creates) and from a rescan every `rescanInterval`; each
@@ -65,29 +101,42 @@ public actor JobQueueService: Service {
     private let options: DaemonOptions
     private let logger: Logger
     private let receipts: ReceiptStore
+    public let metrics: DaemonMetrics
+    /// Live output for followers; nil when nobody can follow (no HTTP API):
+    /// the capture then splices straight to the files.
+    public let liveLogs: LiveLogs?
     private var history: HistoryStore?
+    private var apiStore: APIJobStore?
+    private var apiJobs: [JobID: APIJobStatus] = [:]
     private var workFolder: WorkFolder?
     private var layout: SyftBoxLayout { options.layout }
     /// Inbox folders seen without a state, and how they looked.
     private var settling: [InboxJob: CompletenessSignature] = [:]
     /// Jobs with events not yet looked at.
     private var dirty: Set<InboxJob> = []
-    /// Approved jobs waiting for a slot, and the running ones.
-    private var waiting: [(job: InboxJob, approvedAt: Int64)] = []
-    private var running: [InboxJob: Task<Void, Never>] = [:]
+    /// Approved jobs waiting for a slot (API jobs: since their submission), and the running ones.
+    private var waiting: [(run: QueuedRun, approvedAt: Int64)] = []
+    private var running: [QueuedRun: Task<Void, Never>] = [:]
     /// Running jobs whose run is writing its own final state: a terminal
     /// state seen now is theirs, not an owner's cancel.
     private var finishing: Set<InboxJob> = []
     private let wakeUps: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
     private var stopping = false
+    /// Set once the state folder is ready (the lock taken, the history open).
+    private var ready: [CheckedContinuation<Void, Never>]? = []
 
-    public init(options: DaemonOptions, logger: Logger) {
+    public init(options: DaemonOptions, logger: Logger, liveLogs: LiveLogs? = nil,
+                metrics: DaemonMetrics = DaemonMetrics()) {
         self.options = options
         self.logger = logger
+        self.liveLogs = liveLogs
+        self.metrics = metrics
         receipts = ReceiptStore(stateDirectory: options.stateDirectory)
         (wakeUps, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
+
+    public nonisolated var configuration: DaemonOptions { options }
 
     public func run() async throws {
         try FileSystem.makeDirectories(options.stateDirectory, mode: 0o700)
@@ -95,12 +144,17 @@ public actor JobQueueService: Service {
         defer { withExtendedLifetime(lock) {} }
         try FileSystem.makeDirectories(layout.inbox)
         try FileSystem.makeDirectories(layout.review)
-        history = try HistoryStore(stateDirectory: options.stateDirectory)
+        let history = try HistoryStore(stateDirectory: options.stateDirectory)
+        self.history = history
+        apiStore = try APIJobStore(stateDirectory: options.stateDirectory)
         let work = try WorkFolder(stateDirectory: options.stateDirectory)
         workFolder = work
         defer { work.remove() }
         pruneHistory()
         recoverInterrupted()
+        await recoverAPIJobs(history: history)
+        for waiter in ready ?? [] { waiter.resume() }
+        ready = nil
         let watcher = try DirectoryWatcher(roots: [layout.inbox, layout.review], maxDepth: 3)
         logger.info("watching", metadata: ["inbox": "\(layout.inbox)", "concurrency": "\(options.concurrency)"])
         await cancelWhenGracefulShutdown {
@@ -210,12 +264,13 @@ public actor JobQueueService: Service {
             return
         }
         settling[job] = nil
-        if state.isApproved, running[job] == nil, !waiting.contains(where: { $0.job == job }) {
-            waiting.append((job, state.approvedAt?.microsecondsSinceEpoch ?? 0))
+        if state.isApproved, running[.syftBox(job)] == nil, !waiting.contains(where: { $0.run == .syftBox(job) }) {
+            waiting.append((.syftBox(job), state.approvedAt?.microsecondsSinceEpoch ?? 0))
+            liveLogs?.open(JobID.syftBox(job))
         }
         // The owner ended a job this daemon runs (`jobs cancel`, or the
         // client): stop its sandbox; its state stays as they wrote it.
-        if state.isTerminal, let task = running[job], !finishing.contains(job) {
+        if state.isTerminal, let task = running[.syftBox(job)], !finishing.contains(job) {
             logger.info("cancelled by the owner", metadata: ["job": "\(job)", "status": "\(state.status)"])
             task.cancel()
         }
@@ -254,6 +309,7 @@ public actor JobQueueService: Service {
             switch check {
             case let .rejected(reason):
                 try received.markRejected(reason: reason, by: owner).write(to: layout.stateFile(of: job))
+                metrics.submissionReceived("rejected")
                 logger.info("rejected", metadata: ["job": "\(job)", "reason": "\(reason)"])
             case let .valid(submission):
                 let candidate = ApprovalRules.Candidate(
@@ -271,6 +327,7 @@ public actor JobQueueService: Service {
                     state = state.markApproved(by: owner, method: .auto, reason: "approved by rule '\(rule.name)'", at: now)
                 }
                 try state.write(to: layout.stateFile(of: job))
+                metrics.submissionReceived(rule == nil ? "pending" : "approved")
                 logger.info(rule == nil ? "received, pending review" : "received and approved",
                             metadata: ["job": "\(job)", "sha256": "\(submission.fingerprint.hex)",
                                        "rule": "\(rule?.name ?? "-")"])
@@ -285,9 +342,13 @@ public actor JobQueueService: Service {
     private func startJobs() {
         waiting.sort { $0.approvedAt < $1.approvedAt }
         while !stopping, running.count < options.concurrency, !waiting.isEmpty {
-            let job = waiting.removeFirst().job
-            running[job] = Task { await self.execute(job) }
+            let next = waiting.removeFirst().run
+            switch next {
+            case let .syftBox(job): running[next] = Task { await self.execute(job) }
+            case let .api(id): running[next] = Task { await self.executeAPIJob(id) }
+            }
         }
+        metrics.queue(running: running.count, waiting: waiting.count)
     }
 
     /// --keep-history: drops runs that finished longer ago (at start, then hourly).
@@ -305,9 +366,10 @@ public actor JobQueueService: Service {
     private func execute(_ job: InboxJob) async {
         guard let history, let workFolder else { return }
         let run = DaemonJobRun(job: job, options: options, receipts: receipts, history: history, workFolder: workFolder,
-                               logger: logger, finishing: { await self.markFinishing(job) })
+                               metrics: metrics, liveLog: liveLogs?.log(of: JobID.syftBox(job)), logger: logger,
+                               finishing: { await self.markFinishing(job) })
         await run.execute()
-        running[job] = nil
+        running[.syftBox(job)] = nil
         finishing.remove(job)
         startJobs()
     }
@@ -345,9 +407,121 @@ public actor JobQueueService: Service {
     /// says so), wait for them.
     private func stopRunningJobs() async {
         stopping = true
+        for (run, _) in waiting { liveLogs?.log(of: run.jobID)?.finish(LiveLog.Ending(status: "withdrawn", reason: "the runner stopped")) }
         waiting.removeAll()
         let tasks = Array(running.values)
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
     }
+
+    // MARK: The HTTP API's view and actions
+
+    /// Returns once the state folder is ready (immediately after that).
+    public func waitUntilReady() async {
+        guard ready != nil else { return }
+        await withCheckedContinuation { ready?.append($0) }
+    }
+
+    public func snapshot() -> QueueSnapshot {
+        QueueSnapshot(waiting: waiting.count, running: running.count, runningJobs: running.keys.map(\.jobID),
+                      waitingJobs: waiting.map(\.run.jobID), stopping: stopping)
+    }
+
+    /// The history, once the service runs.
+    public var historyStore: HistoryStore? { history }
+    public var apiJobStore: APIJobStore? { apiStore }
+
+    public func apiJob(_ id: JobID) -> APIJobStatus? { apiJobs[id] }
+
+    public func allAPIJobs() -> [APIJobStatus] {
+        apiJobs.values.sorted { $0.job.createdAt > $1.job.createdAt }
+    }
+
+    /// Queues a job just stored by `POST /jobs`.
+    public func submit(_ job: APIJob) throws {
+        guard !stopping else { throw SandboxError(.daemonStopping, "the runner is stopping") }
+        apiJobs[job.id] = APIJobStatus(job: job, phase: .queued)
+        enqueueAPIJob(job.id)
+        logger.info("submitted through the API", metadata: ["job": "api/\(job.id)", "name": "\(job.name)"])
+    }
+
+    /// Stops an API job: a running one's sandbox is killed, a queued one never runs.
+    public func stopAPIJob(_ id: JobID) throws {
+        guard let status = apiJobs[id] else { throw SandboxError(.jobNotFound, "no such job", path: id.rawValue) }
+        switch status.phase {
+        case .running:
+            running[.api(id)]?.cancel()
+        case .queued:
+            waiting.removeAll { $0.run == .api(id) }
+            apiJobs[id]?.phase = .finished
+            apiJobs[id]?.lastStatus = "killed"
+            if let history {
+                let run = DaemonAPIJobRun(job: status.job, runID: UUID().uuidString.lowercased(), options: options,
+                                          store: apiStore!, history: history, metrics: metrics,
+                                          liveLog: liveLogs?.log(of: id), logger: logger)
+                apiJobs[id]?.lastRunID = run.runID
+                run.stoppedWhileQueued()
+            }
+            metrics.queue(running: running.count, waiting: waiting.count)
+        case .finished:
+            throw SandboxError(.jobStateConflict, "the job is not queued or running (it is \(status.lastStatus ?? "finished"))",
+                               path: id.rawValue)
+        }
+    }
+
+    /// Runs a finished API job again, as a new run.
+    public func restartAPIJob(_ id: JobID) throws {
+        guard !stopping else { throw SandboxError(.daemonStopping, "the runner is stopping") }
+        guard let status = apiJobs[id] else { throw SandboxError(.jobNotFound, "no such job", path: id.rawValue) }
+        guard status.phase == .finished else {
+            throw SandboxError(.jobStateConflict, "the job is \(status.phase.rawValue); stop it first", path: id.rawValue)
+        }
+        apiJobs[id]?.phase = .queued
+        enqueueAPIJob(id)
+        logger.info("queued again through the API", metadata: ["job": "api/\(id)"])
+    }
+
+    private func enqueueAPIJob(_ id: JobID) {
+        liveLogs?.open(id)
+        waiting.append((.api(id), JobTimestamp.now().microsecondsSinceEpoch ?? 0))
+        startJobs()
+    }
+
+    private func executeAPIJob(_ id: JobID) async {
+        guard let history, let apiStore, let status = apiJobs[id] else { return }
+        apiJobs[id]?.phase = .running
+        let run = DaemonAPIJobRun(job: status.job, runID: UUID().uuidString.lowercased(), options: options,
+                                  store: apiStore, history: history, metrics: metrics,
+                                  liveLog: liveLogs?.log(of: id), logger: logger)
+        apiJobs[id]?.lastRunID = run.runID
+        let result = await run.execute()
+        apiJobs[id]?.phase = .finished
+        apiJobs[id]?.lastStatus = result
+        running[.api(id)] = nil
+        startJobs()
+    }
+
+    /// API jobs stored before a restart: finished ones are listed, ones
+    /// that never finished a run are recorded as interrupted.
+    private func recoverAPIJobs(history: HistoryStore) async {
+        guard let apiStore else { return }
+        for job in apiStore.loadAll() {
+            let last = try? await history.runs(ofJob: job.id, limit: 1).first
+            var status = APIJobStatus(job: job, phase: .finished, lastStatus: last?.status, lastRunID: last?.id)
+            if last == nil {
+                let run = DaemonAPIJobRun(job: job, runID: UUID().uuidString.lowercased(), options: options,
+                                          store: apiStore, history: history, metrics: metrics, liveLog: nil,
+                                          logger: logger)
+                run.interrupted()
+                status.lastStatus = "killed"
+                status.lastRunID = run.runID
+            }
+            apiJobs[job.id] = status
+        }
+    }
+}
+
+extension SandboxError.Code {
+    /// The daemon is shutting down and takes no new work.
+    public static let daemonStopping = Self(rawValue: "daemon_stopping")
 }
