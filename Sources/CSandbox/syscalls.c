@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
 #include <signal.h>
@@ -19,6 +20,11 @@ int csb_openat2(int dirfd, const char *_Nonnull path, int flags, uint64_t resolv
     how.flags = (uint64_t)flags;
     how.resolve = resolve;
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+int csb_open_beneath(int dirfd, const char *_Nonnull path, int flags) {
+    return csb_openat2(dirfd, path, flags | O_CLOEXEC,
+                       RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV);
 }
 
 /// clone3 into new namespaces (fork-like: no CLONE_VM, same stack), falling

@@ -52,12 +52,23 @@ struct DaemonCommand: AsyncParsableCommand, ExecutableCommand {
     @Option(help: "Host uid and gid the jobs' root maps to when run as root (default 100000).")
     var uid: UInt32?
 
+    @Option(help: ArgumentHelp("Serve the HTTP API and the dashboard on HOST:PORT (or PORT, on loopback).",
+                               valueName: "HOST:PORT"))
+    var http: String?
+
+    @Option(name: .customLong("max-upload"), help: "The largest job upload taken by POST /jobs (default 100M).")
+    var maxUpload: String?
+
     func validate() throws {
         if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
         if let keepHistory, keepHistory < 1 { throw ValidationError("--keep-history takes a positive number of days") }
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
         if let memory, ByteSize.parse(memory) ?? 0 == 0 { throw ValidationError("'\(memory)' is not a positive size") }
         if uid == 0 { throw ValidationError("--uid 0 would run jobs as the host's root") }
+        if let http, APIServerOptions.parse(http) == nil {
+            throw ValidationError("--http takes HOST:PORT, [IPV6]:PORT or PORT, not '\(http)'")
+        }
+        if let maxUpload, ByteSize.parse(maxUpload) ?? 0 == 0 { throw ValidationError("'\(maxUpload)' is not a positive size") }
     }
 
     func run() async throws { try await execute() }
@@ -79,9 +90,24 @@ struct DaemonCommand: AsyncParsableCommand, ExecutableCommand {
             if let bytes = memory.flatMap(ByteSize.parse) { options.limits.memoryBytes = bytes }
             options.network = net
             if let uid { options.identity = .automatic(rootMapsTo: uid) }
-            let service = JobQueueService(options: options, logger: logger)
-            let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint],
-                                                          logger: logger))
+            var services: [any Service] = []
+            if let http, let (host, port) = APIServerOptions.parse(http) {
+                let service = JobQueueService(options: options, logger: logger, liveLogs: LiveLogs())
+                var api = APIServerOptions(host: host, port: port)
+                if let bytes = maxUpload.flatMap(ByteSize.parse) { api.maxUploadBytes = Int(clamping: bytes) }
+                if !api.isLoopback {
+                    logger.warning("""
+                        the HTTP API listens beyond loopback: changes, logs and artifacts need the owner's token, \
+                        the job list does not; put TLS in front of it
+                        """)
+                }
+                services = [service, APIServer(service: service, options: api, version: SyftSandboxRun.version,
+                                               logger: logger)]
+            } else {
+                services = [JobQueueService(options: options, logger: logger)]
+            }
+            let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+                                                          gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch let error as SandboxError {
             logger.critical("\(error)")

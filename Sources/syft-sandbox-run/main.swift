@@ -10,9 +10,11 @@ struct SyftSandboxRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "syft-sandbox-run",
         abstract: "Run untrusted job folders in a Linux namespace sandbox.",
-        version: "0.1.0",
+        version: SyftSandboxRun.version,
         subcommands: [RunCommand.self, DaemonCommand.self, JobsCommand.self],
         defaultSubcommand: RunCommand.self)
+
+    static let version = "0.1.0"
 }
 
 /// A subcommand main() runs. (Calling `run()` on the parsed command picks

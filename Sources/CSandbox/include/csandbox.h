@@ -301,6 +301,12 @@ int csb_renameat2(int old_dir, const char *_Nonnull old_name, int new_dir, const
 ssize_t csb_copy_file_range(int in_fd, int64_t *_Nullable in_offset, int out_fd, int64_t *_Nullable out_offset,
                             size_t length);
 
+/// openat2(2) of `path` below the directory `dirfd` with every link
+/// refused: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+/// RESOLVE_NO_XDEV, so no "..", absolute path, symlink or mount crossing
+/// can lead out of it. A descriptor, or -1 with errno (EXDEV, ELOOP, …).
+int csb_open_beneath(int dirfd, const char *_Nonnull path, int flags);
+
 /// statfs(2)'s f_type of the filesystem holding `path` (TMPFS_MAGIC
 /// 0x01021994, ...). Returns 0 or an errno.
 int csb_filesystem_type(const char *_Nonnull path, uint64_t *_Nonnull type);
