@@ -1,49 +1,9 @@
 #!/usr/bin/env bash
 # Interop tests: the real syft-job client (PyPI, pinned in requirements.txt)
-# against `syft-sandbox-run daemon`. See test_syft_job_interop.py.
+# against `syft-sandbox-run daemon`. See test_syft_job_interop.py and, for
+# the variables, Tests/run-python-suite.sh.
 #
 #   bash Tests/Interop/run.sh [pytest arguments]
-#
-# SYFT_SANDBOX_RUN   the binary (default: .build/release/syft-sandbox-run)
-# INTEROP_VENV       the virtualenv, made and kept between runs (default:
-#                    /tmp/syft-sandbox-run-interop-venv); rebuilt when
-#                    requirements.txt or the Python changes
-# PYTHON             the Python that makes it (default: /usr/bin/python3)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-export SYFT_SANDBOX_RUN="${SYFT_SANDBOX_RUN:-$repo/.build/release/syft-sandbox-run}"
-venv="${INTEROP_VENV:-/tmp/syft-sandbox-run-interop-venv}"
-python="${PYTHON:-/usr/bin/python3}"
-[[ -x "$python" ]] || python="$(command -v python3)"
-
-if [[ ! -x "$SYFT_SANDBOX_RUN" ]]; then
-    echo "interop: no syft-sandbox-run at $SYFT_SANDBOX_RUN (build it, or set SYFT_SANDBOX_RUN)" >&2
-    exit 1
-fi
-
-# The virtualenv, keyed by the requirements and the interpreter.
-stamp="$(cat "$here/requirements.txt" <("$python" -c 'import sys; print(sys.version, sys.executable)') | sha256sum | cut -c1-16)"
-if [[ "$(cat "$venv/.interop-stamp" 2>/dev/null)" != "$stamp" ]]; then
-    rm -rf "$venv"
-    if ! "$python" -m venv "$venv"; then
-        echo "interop: cannot create a virtualenv with $python (Debian: apt-get install python3-venv)" >&2
-        exit 1
-    fi
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$here/requirements.txt"
-    echo "$stamp" > "$venv/.interop-stamp"
-fi
-
-export PYTHONDONTWRITEBYTECODE=1  # nothing written into the repository
-log="$(mktemp /tmp/syft-interop-pytest.XXXXXX)"
-trap 'rm -f "$log"' EXIT
-status=0
-# -p no:cacheprovider: write nothing into the repository.
-"$venv/bin/python" -m pytest -p no:cacheprovider -rfEs "$here/test_syft_job_interop.py" "$@" 2>&1 | tee "$log" || status=${PIPESTATUS[0]}
-summary="$(grep -E '(passed|failed|error|errors|skipped|deselected|no tests ran).* in [0-9.]+s' "$log" | tail -n 1 | sed -E 's/^=+ //; s/ =+$//')"
-echo "interop: ${summary:-no pytest summary} (binary: $SYFT_SANDBOX_RUN)"
-if [[ $status -eq 5 ]]; then
-    echo "interop: pytest collected no tests: failing" >&2
-    exit 1
-fi
-exit "$status"
+exec bash "$here/../run-python-suite.sh" "$here" "$@"

@@ -163,6 +163,9 @@ public final class HistoryStore: Sendable {
         return removed.count
     }
 
+    /// Changes with every write of this process (answers cached with an older one are stale).
+    public var currentGeneration: UInt64 { generation.withLock { $0 } }
+
     /// The folder of a run's logs (API jobs: its whole results folder).
     public func folder(ofRun id: String) -> FilePath? {
         guard RunID.isValid(id) else { return nil }

@@ -67,28 +67,6 @@ enum QueuedRun: Hashable, Sendable {
     }
 }
 
-/// Where the queue stands (`GET /api/status`, the metrics).
-public struct QueueSnapshot: Sendable, Hashable {
-    public var waiting: Int
-    public var running: Int
-    public var runningJobs: [JobID]
-    public var waitingJobs: [JobID]
-    public var stopping: Bool
-}
-
-/// An API job as the queue knows it.
-public struct APIJobStatus: Sendable {
-    public enum Phase: String, Sendable {
-        case queued, running, finished
-    }
-
-    public var job: APIJob
-    public var phase: Phase
-    /// The history status of its last run (nil before the first ends).
-    public var lastStatus: String?
-    public var lastRunID: String?
-}
-
 /// The owner's job queue: receives inbox folders, applies the approval
 /// rules, runs approved jobs in the sandbox and writes their results where
 /// syft-job's own runner does; runs the jobs submitted through the HTTP
@@ -98,16 +76,16 @@ public struct APIJobStatus: Sendable {
 /// sync engine creates) and from a rescan every `rescanInterval`; each
 /// wake-up rescans the inbox, so nothing depends on seeing every event.
 public actor JobQueueService: Service {
-    private let options: DaemonOptions
-    private let logger: Logger
+    let options: DaemonOptions
+    let logger: Logger
     private let receipts: ReceiptStore
-    public let metrics: DaemonMetrics
+    public nonisolated let metrics: DaemonMetrics
     /// Live output for followers; nil when nobody can follow (no HTTP API):
     /// the capture then splices straight to the files.
-    public let liveLogs: LiveLogs?
-    private var history: HistoryStore?
-    private var apiStore: APIJobStore?
-    private var apiJobs: [JobID: APIJobStatus] = [:]
+    public nonisolated let liveLogs: LiveLogs?
+    var history: HistoryStore?
+    var apiStore: APIJobStore?
+    var apiJobs: [JobID: APIJobStatus] = [:]
     private var workFolder: WorkFolder?
     private var layout: SyftBoxLayout { options.layout }
     /// Inbox folders seen without a state, and how they looked.
@@ -115,16 +93,16 @@ public actor JobQueueService: Service {
     /// Jobs with events not yet looked at.
     private var dirty: Set<InboxJob> = []
     /// Approved jobs waiting for a slot (API jobs: since their submission), and the running ones.
-    private var waiting: [(run: QueuedRun, approvedAt: Int64)] = []
-    private var running: [QueuedRun: Task<Void, Never>] = [:]
+    var waiting: [(run: QueuedRun, approvedAt: Int64)] = []
+    var running: [QueuedRun: Task<Void, Never>] = [:]
     /// Running jobs whose run is writing its own final state: a terminal
     /// state seen now is theirs, not an owner's cancel.
     private var finishing: Set<InboxJob> = []
     private let wakeUps: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
-    private var stopping = false
+    var stopping = false
     /// Set once the state folder is ready (the lock taken, the history open).
-    private var ready: [CheckedContinuation<Void, Never>]? = []
+    var ready: [CheckedContinuation<Void, Never>]? = []
 
     public init(options: DaemonOptions, logger: Logger, liveLogs: LiveLogs? = nil,
                 metrics: DaemonMetrics = DaemonMetrics()) {
@@ -339,7 +317,7 @@ public actor JobQueueService: Service {
 
     // MARK: Running
 
-    private func startJobs() {
+    func startJobs() {
         waiting.sort { $0.approvedAt < $1.approvedAt }
         while !stopping, running.count < options.concurrency, !waiting.isEmpty {
             let next = waiting.removeFirst().run
@@ -413,115 +391,4 @@ public actor JobQueueService: Service {
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
     }
-
-    // MARK: The HTTP API's view and actions
-
-    /// Returns once the state folder is ready (immediately after that).
-    public func waitUntilReady() async {
-        guard ready != nil else { return }
-        await withCheckedContinuation { ready?.append($0) }
-    }
-
-    public func snapshot() -> QueueSnapshot {
-        QueueSnapshot(waiting: waiting.count, running: running.count, runningJobs: running.keys.map(\.jobID),
-                      waitingJobs: waiting.map(\.run.jobID), stopping: stopping)
-    }
-
-    /// The history, once the service runs.
-    public var historyStore: HistoryStore? { history }
-    public var apiJobStore: APIJobStore? { apiStore }
-
-    public func apiJob(_ id: JobID) -> APIJobStatus? { apiJobs[id] }
-
-    public func allAPIJobs() -> [APIJobStatus] {
-        apiJobs.values.sorted { $0.job.createdAt > $1.job.createdAt }
-    }
-
-    /// Queues a job just stored by `POST /jobs`.
-    public func submit(_ job: APIJob) throws {
-        guard !stopping else { throw SandboxError(.daemonStopping, "the runner is stopping") }
-        apiJobs[job.id] = APIJobStatus(job: job, phase: .queued)
-        enqueueAPIJob(job.id)
-        logger.info("submitted through the API", metadata: ["job": "api/\(job.id)", "name": "\(job.name)"])
-    }
-
-    /// Stops an API job: a running one's sandbox is killed, a queued one never runs.
-    public func stopAPIJob(_ id: JobID) throws {
-        guard let status = apiJobs[id] else { throw SandboxError(.jobNotFound, "no such job", path: id.rawValue) }
-        switch status.phase {
-        case .running:
-            running[.api(id)]?.cancel()
-        case .queued:
-            waiting.removeAll { $0.run == .api(id) }
-            apiJobs[id]?.phase = .finished
-            apiJobs[id]?.lastStatus = "killed"
-            if let history {
-                let run = DaemonAPIJobRun(job: status.job, runID: UUID().uuidString.lowercased(), options: options,
-                                          store: apiStore!, history: history, metrics: metrics,
-                                          liveLog: liveLogs?.log(of: id), logger: logger)
-                apiJobs[id]?.lastRunID = run.runID
-                run.stoppedWhileQueued()
-            }
-            metrics.queue(running: running.count, waiting: waiting.count)
-        case .finished:
-            throw SandboxError(.jobStateConflict, "the job is not queued or running (it is \(status.lastStatus ?? "finished"))",
-                               path: id.rawValue)
-        }
-    }
-
-    /// Runs a finished API job again, as a new run.
-    public func restartAPIJob(_ id: JobID) throws {
-        guard !stopping else { throw SandboxError(.daemonStopping, "the runner is stopping") }
-        guard let status = apiJobs[id] else { throw SandboxError(.jobNotFound, "no such job", path: id.rawValue) }
-        guard status.phase == .finished else {
-            throw SandboxError(.jobStateConflict, "the job is \(status.phase.rawValue); stop it first", path: id.rawValue)
-        }
-        apiJobs[id]?.phase = .queued
-        enqueueAPIJob(id)
-        logger.info("queued again through the API", metadata: ["job": "api/\(id)"])
-    }
-
-    private func enqueueAPIJob(_ id: JobID) {
-        liveLogs?.open(id)
-        waiting.append((.api(id), JobTimestamp.now().microsecondsSinceEpoch ?? 0))
-        startJobs()
-    }
-
-    private func executeAPIJob(_ id: JobID) async {
-        guard let history, let apiStore, let status = apiJobs[id] else { return }
-        apiJobs[id]?.phase = .running
-        let run = DaemonAPIJobRun(job: status.job, runID: UUID().uuidString.lowercased(), options: options,
-                                  store: apiStore, history: history, metrics: metrics,
-                                  liveLog: liveLogs?.log(of: id), logger: logger)
-        apiJobs[id]?.lastRunID = run.runID
-        let result = await run.execute()
-        apiJobs[id]?.phase = .finished
-        apiJobs[id]?.lastStatus = result
-        running[.api(id)] = nil
-        startJobs()
-    }
-
-    /// API jobs stored before a restart: finished ones are listed, ones
-    /// that never finished a run are recorded as interrupted.
-    private func recoverAPIJobs(history: HistoryStore) async {
-        guard let apiStore else { return }
-        for job in apiStore.loadAll() {
-            let last = try? await history.runs(ofJob: job.id, limit: 1).first
-            var status = APIJobStatus(job: job, phase: .finished, lastStatus: last?.status, lastRunID: last?.id)
-            if last == nil {
-                let run = DaemonAPIJobRun(job: job, runID: UUID().uuidString.lowercased(), options: options,
-                                          store: apiStore, history: history, metrics: metrics, liveLog: nil,
-                                          logger: logger)
-                run.interrupted()
-                status.lastStatus = "killed"
-                status.lastRunID = run.runID
-            }
-            apiJobs[job.id] = status
-        }
-    }
-}
-
-extension SandboxError.Code {
-    /// The daemon is shutting down and takes no new work.
-    public static let daemonStopping = Self(rawValue: "daemon_stopping")
 }

@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import NIOCore
 import Sandbox
 import Synchronization
 
@@ -48,6 +49,10 @@ public final class LiveLog: Sendable {
         var ending: Ending?
         var endedAt: ContinuousClock.Instant?
         var runID: String?
+        /// Chunks already turned into their wire form (Server-Sent Events),
+        /// once for every follower, and the decoders' state after them.
+        var rendered: [ByteBuffer] = []
+        var carry: [OutputChannel: UTF8Carry] = [.stdout: UTF8Carry(), .stderr: UTF8Carry()]
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextWaiter: UInt64 = 0
     }
@@ -103,6 +108,25 @@ public final class LiveLog: Sendable {
             let start = min(max(0, index), state.chunks.count)
             let end = min(state.chunks.count, start + limit)
             return (Array(state.chunks[start..<end]), end == state.chunks.count ? state.ending : nil)
+        }
+    }
+
+    /// The chunks from position `index` on (at most `limit`), each rendered
+    /// by `render` (position, stream, its text decoded as UTF-8 across chunk
+    /// boundaries) exactly once whoever asks, and the ending once every
+    /// chunk has been read. A hundred followers cost one rendering.
+    public func rendered(from index: Int, limit: Int = 256,
+                         render: (Int, OutputChannel, String) -> ByteBuffer) -> (events: [ByteBuffer], ending: Ending?) {
+        state.withLock { state in
+            let start = min(max(0, index), state.chunks.count)
+            let end = min(state.chunks.count, start + limit)
+            while state.rendered.count < end {
+                let position = state.rendered.count
+                let chunk = state.chunks[position]
+                let text = state.carry[chunk.channel, default: UTF8Carry()].decode(chunk.bytes[...], final: false)
+                state.rendered.append(render(position, chunk.channel, text))
+            }
+            return (Array(state.rendered[start..<end]), end == state.chunks.count ? state.ending : nil)
         }
     }
 
@@ -168,5 +192,37 @@ public final class LiveLogs: Sendable {
 
     public func log(of job: JobID) -> LiveLog? {
         logs.withLock { $0[job] }
+    }
+}
+
+/// UTF-8 decoding across chunk boundaries: an incomplete sequence at the
+/// end of a chunk waits for the next; invalid bytes become U+FFFD.
+public struct UTF8Carry: Sendable {
+    private var carry: [UInt8] = []
+
+    public init() {}
+
+    public mutating func decode(_ bytes: ArraySlice<UInt8>, final: Bool) -> String {
+        var all = carry + bytes
+        carry = []
+        if !final {
+            // Keep back a trailing sequence that is not complete yet (at most 3 bytes).
+            var start = all.count
+            var back = 0
+            while start > 0, back < 4 {
+                start -= 1
+                back += 1
+                let byte = all[start]
+                if byte & 0xC0 != 0x80 {
+                    let needed = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1
+                    if needed > back {
+                        carry = Array(all[start...])
+                        all.removeSubrange(start...)
+                    }
+                    break
+                }
+            }
+        }
+        return String(decoding: all, as: UTF8.self)
     }
 }

@@ -101,6 +101,8 @@ struct OwnerAuthMiddleware: RouterMiddleware {
         if host.hasPrefix("[") {
             host = host.dropFirst().prefix { $0 != "]" }
         } else if let colon = host.lastIndex(of: ":") {
+            // A port is digits; anything else makes the whole a name no loopback has.
+            guard host[host.index(after: colon)...].allSatisfy(\.isASCIIDigit) else { return false }
             host = host[..<colon]
         }
         let name = host.lowercased()
@@ -117,6 +119,10 @@ struct OwnerAuthMiddleware: RouterMiddleware {
         }
         return nil
     }
+}
+
+extension Character {
+    var isASCIIDigit: Bool { isASCII && isNumber }
 }
 
 extension String {

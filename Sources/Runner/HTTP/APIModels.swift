@@ -6,20 +6,59 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Synchronization
 
 /// JSON bodies: snake_case keys, ISO 8601 times, `null` for what is unknown
 /// (never a missing key), as `/openapi.json` describes them.
 enum JSONBody {
     static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok,
                                        headers: HTTPFields = [:]) throws -> Response {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        response(bytes: ByteBuffer(bytes: try encode(value)), status: status, headers: headers)
+    }
+
+    static func response(bytes: ByteBuffer, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         var fields = headers
         fields[.contentType] = "application/json; charset=utf-8"
         fields[.cacheControl] = "no-store"
-        return Response(status: status, headers: fields,
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: bytes))
+    }
+
+    static func encode<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        // UTC to the second, `2026-11-30T20:45:29Z`, without a Calendar per date.
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(date.iso8601UTC)
+        }
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return try encoder.encode(value)
+    }
+}
+
+/// Encoded answers that stay true until the history changes (a page of
+/// runs, the stats): a dashboard's polling and a burst of clients cost a
+/// lookup, not a query and an encoding each.
+final class ResponseCache: Sendable {
+    private let entries = Mutex<[String: (generation: UInt64, bornAt: ContinuousClock.Instant, bytes: ByteBuffer)]>([:])
+    private let capacity: Int
+    private let maxAge: Duration
+
+    init(capacity: Int = 256, maxAge: Duration = .seconds(60)) {
+        self.capacity = capacity
+        self.maxAge = maxAge
+    }
+
+    func bytes(for key: String, generation: UInt64, make: () async throws -> ByteBuffer) async rethrows -> ByteBuffer {
+        if let entry = entries.withLock({ $0[key] }), entry.generation == generation,
+           entry.bornAt.duration(to: .now) < maxAge {
+            return entry.bytes
+        }
+        let bytes = try await make()
+        entries.withLock { entries in
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[key] = (generation, .now, bytes)
+        }
+        return bytes
     }
 }
 

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Hummingbird
+import NIOCore
 import Sandbox
 
 /// The history of runs (the seed runner's API):
@@ -11,10 +12,17 @@ import Sandbox
 /// `GET /api/v1/jobs/history/{id}/logs`, `DELETE /api/v1/jobs/history/cleanup`.
 struct HistoryRoutes {
     let environment: APIEnvironment
+    let cache = ResponseCache()
 
     func register(on router: Router<APIRequestContext>) {
         router.get("/api/v1/jobs/history") { request, _ in try await page(request) }
-        router.get("/api/v1/jobs/stats") { _, _ in try JSONBody.response(StatsJSON(try await environment.history.stats())) }
+        router.get("/api/v1/jobs/stats") { _, _ in
+            let history = environment.history
+            let bytes = try await cache.bytes(for: "stats", generation: history.currentGeneration) {
+                ByteBuffer(bytes: try JSONBody.encode(StatsJSON(try await history.stats())))
+            }
+            return JSONBody.response(bytes: bytes)
+        }
         router.get("/api/v1/jobs/history/:id/logs") { _, context in
             try await logs(context.parameters.require("id"))
         }
@@ -41,9 +49,15 @@ struct HistoryRoutes {
         if let text = query.text, text.utf8.count > 200 { throw APIError.badRequest("q is longer than 200 bytes") }
         let limit = try request.integer("limit", default: 50, in: 1...500)
         let offset = try request.integer("offset", default: 0, in: 0...Int(Int32.max))
-        let page = try await environment.history.page(query, limit: limit, offset: offset)
-        return try JSONBody.response(HistoryPageJSON(runs: page.runs.map { RunJSON($0) }, total: page.total, limit: limit,
-                                                     offset: offset))
+        let history = environment.history
+        let key = "\(query.status ?? "")\u{0}\(query.text ?? "")\u{0}\(query.source ?? "")\u{0}\(query.sort.rawValue)"
+            + "\u{0}\(query.ascending)\u{0}\(limit)\u{0}\(offset)"
+        let bytes = try await cache.bytes(for: key, generation: history.currentGeneration) {
+            let page = try await history.page(query, limit: limit, offset: offset)
+            return ByteBuffer(bytes: try JSONBody.encode(
+                HistoryPageJSON(runs: page.runs.map { RunJSON($0) }, total: page.total, limit: limit, offset: offset)))
+        }
+        return JSONBody.response(bytes: bytes)
     }
 
     /// A run's full logs: its own copy, kept in the state folder.

@@ -93,7 +93,7 @@ struct JobCatalog: Sendable {
             let shown = status.phase == .finished ? (status.lastStatus ?? "finished") : status.phase.rawValue
             job = JobJSON(
                 id: found.id.rawValue, source: "api", name: status.job.name, submitter: layout.owner, path: nil,
-                status: shown, createdAt: status.job.createdAt.formatted(.iso8601), startedAt: last?.startedAt,
+                status: shown, createdAt: status.job.createdAt.iso8601UTC, startedAt: last?.startedAt,
                 finishedAt: last?.finishedAt, exitCode: last?.exitCode, returnCode: last?.returnCode,
                 limitHit: last?.limitHit, error: last?.reason, spec: status.job.spec, config: nil, state: nil,
                 fingerprint: nil, artifacts: [], runs: [], result: nil,

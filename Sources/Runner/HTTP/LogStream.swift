@@ -20,11 +20,6 @@ import Sandbox
 enum LogStream {
     static let heartbeat: Duration = .seconds(15)
 
-    struct Event: Encodable {
-        var stream: String
-        var text: String
-    }
-
     static func response(live: LiveLog?, files: (stdout: [UInt8], stderr: [UInt8]), currentStatus: LiveLog.Ending,
                          resumeAfter: Int?) -> Response {
         var headers: HTTPFields = [:]
@@ -57,22 +52,17 @@ enum LogStream {
     }
 
     private static func follow(_ live: LiveLog, from start: Int, writer: inout any ResponseBodyWriter) async throws {
-        var position = 0
-        var decoders: [OutputChannel: UTF8Carry] = [.stdout: UTF8Carry(), .stderr: UTF8Carry()]
+        var position = start
         while true {
-            let (chunks, ending) = live.read(from: position)
-            var buffer = ByteBuffer()
-            for chunk in chunks {
-                let text = decoders[chunk.channel]!.decode(chunk.bytes[...], final: false)
-                if position >= start { buffer.writeImmutableBuffer(event(id: position, channel: chunk.channel, text: text)) }
-                position += 1
-            }
-            if buffer.readableBytes > 0 { try await writer.write(buffer) }
+            // Each chunk's event is rendered once for all followers; here it is only written.
+            let (events, ending) = live.rendered(from: position, render: event)
+            if !events.isEmpty { try await writer.write(contentsOf: events) }
+            position += events.count
             if let ending {
                 try await writer.write(end(ending))
                 return
             }
-            if chunks.isEmpty {
+            if events.isEmpty {
                 let woke = await waitForChunk(live, at: position)
                 if !woke { try await writer.write(ByteBuffer(string: ": keep-alive\n\n")) }
             }
@@ -96,11 +86,14 @@ enum LogStream {
         }
     }
 
+    /// `id: N` and `data: {"stream":"…","text":"…"}`, the JSON written
+    /// directly (a chunk can be 64 KiB: no encoder round trip).
     static func event(id: Int, channel: OutputChannel, text: String) -> ByteBuffer {
-        let json = (try? JSONEncoder().encode(Event(stream: channel.rawValue, text: text))) ?? Data("{}".utf8)
-        var buffer = ByteBuffer(string: "id: \(id)\ndata: ")
-        buffer.writeBytes(json)
-        buffer.writeString("\n\n")
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(text.utf8.count + 64)
+        buffer.writeString("id: \(id)\ndata: {\"stream\":\"\(channel.rawValue)\",\"text\":")
+        JSONText.write(text, to: &buffer)
+        buffer.writeString("}\n\n")
         return buffer
     }
 
@@ -129,29 +122,33 @@ enum LogStream {
     }
 }
 
-/// UTF-8 decoding across chunk boundaries: an incomplete sequence at the
-/// end of a chunk waits for the next; invalid bytes become U+FFFD.
-struct UTF8Carry {
-    private var carry: [UInt8] = []
-
-    mutating func decode(_ bytes: ArraySlice<UInt8>, final: Bool) -> String {
-        var all = carry + bytes
-        carry = []
-        if !final {
-            // Keep back a trailing sequence that is not complete yet (at most 3 bytes).
-            var start = all.count
-            var back = 0
-            while start > 0, back < 4 {
-                start -= 1
-                back += 1
-                let byte = all[start]
-                if byte & 0xC0 != 0x80 {
-                    let needed = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1
-                    if needed > back { carry = Array(all[start...]); all.removeSubrange(start...) }
-                    break
+/// A JSON string literal, written straight into a buffer: `"`, `\\` and
+/// control characters escaped, everything else (valid UTF-8) as it is.
+enum JSONText {
+    static func write(_ text: String, to buffer: inout ByteBuffer) {
+        let hex = Array("0123456789abcdef".utf8)
+        buffer.writeInteger(UInt8(ascii: "\""))
+        var pending = text.utf8.startIndex
+        let utf8 = text.utf8
+        var index = utf8.startIndex
+        while index != utf8.endIndex {
+            let byte = utf8[index]
+            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                buffer.writeSubstring(Substring(utf8[pending..<index]))
+                switch byte {
+                case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+                case 0x0A: buffer.writeStaticString("\\n")
+                case 0x0D: buffer.writeStaticString("\\r")
+                case 0x09: buffer.writeStaticString("\\t")
+                default: buffer.writeBytes([UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                            hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
                 }
+                pending = utf8.index(after: index)
             }
+            index = utf8.index(after: index)
         }
-        return String(decoding: all, as: UTF8.self)
+        buffer.writeSubstring(Substring(utf8[pending..<utf8.endIndex]))
+        buffer.writeInteger(UInt8(ascii: "\""))
     }
 }

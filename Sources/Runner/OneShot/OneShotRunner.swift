@@ -210,7 +210,7 @@ public enum OneShotRunner {
         return ResultRecord(
             status: status, exitCode: exitCode, signal: signal, returncode: returncode,
             job: .init(id: options.jobID, name: job.name, type: job.config.type, folder: job.path.string),
-            startedAt: started.formatted(.iso8601), finishedAt: finished.formatted(.iso8601),
+            startedAt: started.iso8601UTC, finishedAt: finished.iso8601UTC,
             wallMs: milliseconds(result.wallTime), cpuUserMs: milliseconds(result.userCPUTime),
             cpuSysMs: milliseconds(result.systemCPUTime), maxRssKb: result.maxRSSKilobytes,
             memoryPeakBytes: result.memoryPeakBytes, oomKilled: result.oomKilled,

@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import Glibc
 import Sandbox
 import SystemPackage
@@ -425,6 +430,11 @@ public struct JobTimestamp: Sendable, Hashable, CustomStringConvertible {
         self.text = text + "Z"
     }
 
+    /// `date` in UTC to the second, `2026-11-30T20:45:29Z`.
+    public init(_ date: Date) {
+        self.init(secondsSinceEpoch: Int64(date.timeIntervalSince1970.rounded(.down)))
+    }
+
     /// The current time, to the microsecond as Python's datetime has it.
     public static func now() -> JobTimestamp {
         var clock = timespec()
@@ -590,4 +600,11 @@ enum ClientYAML {
     static func emit(_ pairs: [(key: Node, value: Node)]) throws -> String {
         try Yams.serialize(node: .mapping(Node.Mapping(pairs)))
     }
+}
+
+extension Date {
+    /// ISO 8601 in UTC to the second (`2026-11-30T20:45:29Z`), formatted
+    /// without Foundation's calendar machinery (which costs a millisecond
+    /// to set up, on the one-shot CLI's path).
+    public var iso8601UTC: String { JobTimestamp(self).text }
 }
