@@ -37,6 +37,12 @@ struct DaemonCommand: AsyncParsableCommand, ExecutableCommand {
     @Flag(name: .customLong("rerun-interrupted"), help: "Run again the jobs a restart interrupted (default: mark them failed).")
     var rerunInterrupted = false
 
+    @Flag(name: .customLong("share-outputs"), help: "Let each submitter read their job's outputs once it ran (as syft-job's share_outputs_with_submitter).")
+    var shareOutputs = false
+
+    @Flag(name: .customLong("share-logs"), help: "Let each submitter read their job's stdout, stderr and return code once it ran.")
+    var shareLogs = false
+
     @Option(name: .customLong("keep-history"), help: "Days of run history to keep (default: all).")
     var keepHistory: Int?
 
@@ -85,6 +91,8 @@ struct DaemonCommand: AsyncParsableCommand, ExecutableCommand {
             options.rules = try loadRules()
             if let concurrency { options.concurrency = concurrency }
             options.rerunInterrupted = rerunInterrupted
+            options.shareOutputs = shareOutputs
+            options.shareLogs = shareLogs
             options.keepHistory = keepHistory.map { .seconds(Int64($0) * 86_400) }
             if let timeout { options.limits.wallTime = .milliseconds(Int64((timeout * 1000).rounded(.up))) }
             if let bytes = memory.flatMap(ByteSize.parse) { options.limits.memoryBytes = bytes }

@@ -46,6 +46,7 @@ struct DaemonJobRun {
         defer { try? ArtifactCollector.removeTree(work) }
         do {
             try write(state.markRunning())
+            ResultsFolder.sweepLeftovers(in: layout.reviewFolder(of: job))
             try ReviewPermissions.hideOutputs(of: job, in: layout) // before any output reaches review/, as syft-job
             logger.info("running", metadata: ["job": "\(job)", "run": "\(runID)"])
             let receipt = try receiptOrLate()
@@ -59,8 +60,8 @@ struct DaemonJobRun {
             case let .refused(reason): return await fail(reason)
             case let .created(copy): snapshot = copy
             }
-            let outcome = try await OneShotRunner.run(try runOptions(snapshot: snapshot, receipt: receipt, runID: runID),
-                                                      logger: logger)
+            let runOptions = try runOptions(snapshot: snapshot, receipt: receipt, runID: runID)
+            let outcome = try await OneShotRunner.run(runOptions, logger: logger)
             try ReviewPermissions.hideOutputs(of: job, in: layout) // again: a client write may have lost it; outputs/ replaced
             ledger.ran(baseRecord, result: outcome.record)
             let finishedState = currentState() ?? state
@@ -72,9 +73,11 @@ struct DaemonJobRun {
                 return await fail("the runner stopped while the job ran", ran: true)
             }
             await finishing()
-            let final = outcome.record.status == .timedOut
+            var final = outcome.record.status == .timedOut
                 ? finishedState.markTimedOut() : finishedState.markFinished(returnCode: Int(outcome.record.returncode ?? -1))
+            if final.status == .failed, let note = runOptions.noteOnFailure { final.reviewReason = note }
             try write(final)
+            share(receipt)
             logger.info("\(final.status)", metadata: ["job": "\(job)", "return_code": "\(final.returnCode ?? -1)",
                                                       "limit_hit": "\(outcome.record.limitHit.rawValue)",
                                                       "wall_ms": "\(outcome.record.wallMs ?? 0)"])
@@ -104,14 +107,45 @@ struct DaemonJobRun {
         for note in view.notes { logger.info("\(note)", metadata: ["job": "\(job)"]) }
         run.extraMounts = view.mounts
         run.syftboxFolder = SyftBoxView.target
+        if metadata?.type == "python", options.network == .none {
+            run.noteOnFailure = Self.pythonWithoutNetwork
+        }
         run.writesRecord = false
         run.durable = true
         run.keepLogsIn = history.folder(ofRun: runID)
+        // The owner may end the job while it runs (cancel, or a deposited
+        // result): then the review folder is theirs and is left as it is.
+        let stateFile = self.stateFile, version = job.protocolVersion
+        run.mayWriteResults = { (try? JobState.read(from: stateFile, protocolVersion: version))??.status == .running }
         if let liveLog { run.sink = { channel, bytes in liveLog.append(channel, bytes) } }
         // The owner's permission files decide who reads the outputs: a job
         // that writes one must not decide it (syft-job copies it, and leaks).
         run.withheldOutputNames = ["syft.pub.yaml"]
         return run
+    }
+
+    /// Why a python job failed here, most likely: syft-job's run.sh for a
+    /// python job makes a virtualenv and installs its dependencies with uv
+    /// from a package index, and the job has no network.
+    static let pythonWithoutNetwork = """
+        this python job ran without a network (the runner's --net none): its run.sh installs packages \
+        with uv from a package index, which it cannot reach; ask the owner to run it with the packages \
+        preinstalled, or with a network
+        """
+
+    /// After a run, as syft-job's runner: the submitter may read the outputs
+    /// or the logs when the daemon or the approving rule says so.
+    private func share(_ receipt: Receipt) {
+        let outputs = options.shareOutputs || receipt.shareOutputs
+        let logs = options.shareLogs || receipt.shareLogs
+        guard outputs || logs else { return }
+        do {
+            let files = try ReviewPermissions.share(job, in: layout, outputs: outputs, logs: logs)
+            logger.info("shared with the submitter", metadata: ["job": "\(job)", "outputs": "\(outputs)",
+                                                                "logs": "\(logs)", "files": "\(files.count)"])
+        } catch {
+            logger.error("cannot share the results with the submitter: \(error)", metadata: ["job": "\(job)"])
+        }
     }
 
     /// The receipt; a job approved that this daemon never received (its

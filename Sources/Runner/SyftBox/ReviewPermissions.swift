@@ -89,6 +89,36 @@ public enum ReviewPermissions {
                          consultingFolderItself: false)
     }
 
+    /// What syft-job's runner does with `share_outputs_with_submitter` and
+    /// `share_logs_with_submitter` after a run (`JobInfo.share_outputs`,
+    /// `share_logs`): the submitter added to the outputs' read rule, and
+    /// read rules for stdout.txt, stderr.txt and returncode.txt. Returns the
+    /// files written.
+    @discardableResult
+    public static func share(_ job: InboxJob, in layout: SyftBoxLayout, outputs: Bool, logs: Bool) throws -> [FilePath] {
+        let review = ["app_data", "job", "review"] + job.relativePath.components.map(\.string)
+        let datasite = layout.root.appending(layout.owner)
+        var written: [FilePath?] = []
+        if outputs {
+            written.append(try grant(.read, to: job.submitter, folder: review + ["outputs"], in: datasite))
+        }
+        if logs {
+            for name in ["stdout.txt", "stderr.txt", "returncode.txt"] {
+                written.append(try grant(.read, to: job.submitter, file: review + [name], in: datasite))
+            }
+        }
+        return written.compactMap { $0 }
+    }
+
+    /// syft_perms' `add_permission_for_user(path, level, user)` for a file:
+    /// the rule's pattern is the file's path relative to the governing
+    /// permission file (found among its folders), with no `/**`; with no
+    /// file above, the file's own folder gets one.
+    @discardableResult
+    public static func grant(_ level: AccessLevel, to user: String, file: [String], in datasite: FilePath) throws -> FilePath? {
+        try update(level, user: user, target: file, isFolder: false, in: datasite, consultingFolderItself: false)
+    }
+
     /// syft_perms' `add_permission_for_user(path, level, user, is_folder:
     /// true)`: `user` added to `level` of the rule for `folder` (its path
     /// components inside `datasite`) in the permission file that governs
@@ -98,6 +128,12 @@ public enum ReviewPermissions {
     @discardableResult
     public static func grant(_ level: AccessLevel, to user: String, folder: [String], in datasite: FilePath,
                              consultingFolderItself: Bool = true) throws -> FilePath? {
+        try update(level, user: user, target: folder, isFolder: true, in: datasite,
+                   consultingFolderItself: consultingFolderItself)
+    }
+
+    private static func update(_ level: AccessLevel, user: String, target folder: [String], isFolder: Bool,
+                               in datasite: FilePath, consultingFolderItself: Bool) throws -> FilePath? {
         try updates.withLock { _ in
             let deepest = consultingFolderItself ? folder.count : folder.count - 1
             var governing: (depth: Int, rules: RuleSet, bytes: [UInt8])?
@@ -111,9 +147,9 @@ public enum ReviewPermissions {
                     if rules.terminal, depth < folder.count { break }
                 }
             }
-            let depth = governing?.depth ?? folder.count
+            let depth = governing?.depth ?? (isFolder ? folder.count : folder.count - 1)
             let rest = folder[depth...].joined(separator: "/")
-            let pattern = rest.isEmpty ? "**" : rest + "/**"
+            let pattern = isFolder ? (rest.isEmpty ? "**" : rest + "/**") : rest
             var rules = governing?.rules ?? RuleSet()
             rules.add(user, to: level, pattern: pattern)
             let bytes = try serialize(rules)
