@@ -25,6 +25,11 @@ public struct DaemonOptions: Sendable {
     public var settleDelay: Duration
     /// Runs older than this are pruned from the history (nil: kept).
     public var keepHistory: Duration?
+    /// Give every submitter read on their job's outputs, or its logs, once it
+    /// ran (syft-job's `share_outputs_with_submitter`, `share_logs_…`); an
+    /// approval rule can also say so for the jobs it approves.
+    public var shareOutputs = false
+    public var shareLogs = false
     /// The job's limits before an approval rule's caps.
     public var limits: ResourceLimits
     public var network: NetworkPolicy
@@ -90,6 +95,8 @@ public actor JobQueueService: Service {
     private var layout: SyftBoxLayout { options.layout }
     /// Inbox folders seen without a state, and how they looked.
     private var settling: [InboxJob: CompletenessSignature] = [:]
+    /// Inbox entries already reported as not being jobs (one log line each).
+    private var reportedSkips: Set<String> = []
     /// Jobs with events not yet looked at.
     private var dirty: Set<InboxJob> = []
     /// Approved jobs waiting for a slot (API jobs: since their submission), and the running ones.
@@ -216,7 +223,18 @@ public actor JobQueueService: Service {
             return
         }
         for job in found.jobs { examine(job) }
+        for refused in found.refused { rejectUnusable(refused.job, because: refused.reason) }
+        for skipped in found.skipped where reportedSkips.insert(skipped.path).inserted {
+            logger.warning("not a job, left alone", metadata: ["path": "\(skipped.path)", "reason": "\(skipped.reason)"])
+        }
         startJobs()
+    }
+
+    /// A job that cannot be received as one: rejected with the reason, once.
+    private func rejectUnusable(_ job: InboxJob, because reason: String) {
+        guard (try? JobState.read(from: layout.stateFile(of: job), protocolVersion: job.protocolVersion)) ?? nil == nil
+        else { return }
+        receive(job, check: .rejected(reason: reason))
     }
 
     /// One job: received when new and settled, queued when approved, its
@@ -230,6 +248,11 @@ public actor JobQueueService: Service {
             return
         }
         guard let state else {
+            if FileSystem.lstatKind(layout.inboxFolder(of: job)) == S_IFLNK {
+                settling[job] = nil
+                rejectUnusable(job, because: "the job folder is a symbolic link; submit a folder")
+                return
+            }
             settling[job] = receiveIfSettled(job)
             if settling[job] != nil {
                 // Look again once it had time to settle.
@@ -364,6 +387,11 @@ public actor JobQueueService: Service {
             let file = layout.stateFile(of: job)
             guard let state = try? JobState.read(from: file, protocolVersion: job.protocolVersion),
                   state.status == .running else { continue }
+            let swept = ResultsFolder.sweepLeftovers(in: layout.reviewFolder(of: job))
+            if !swept.isEmpty {
+                logger.info("removed what the interrupted run left half-written", metadata: [
+                    "job": "\(job)", "files": "\(swept.joined(separator: " "))"])
+            }
             do {
                 if options.rerunInterrupted {
                     var again = state

@@ -44,6 +44,13 @@ public struct OneShotOptions: Sendable {
     /// Also keep stdout.txt and stderr.txt here (the daemon's history of
     /// runs): hard links where it can, else copies.
     public var keepLogsIn: FilePath?
+    /// A line added to stderr.txt when the job did not succeed (the daemon:
+    /// why a python job without a network fails).
+    public var noteOnFailure: String?
+    /// Asked once the job ended, before anything is written into the
+    /// results folder: false leaves it untouched (the daemon: the owner
+    /// ended the job meanwhile, and what is there now is theirs).
+    public var mayWriteResults: (@Sendable () -> Bool)?
     /// Receives output chunks as they are written (live logs).
     public var sink: (@Sendable (OutputChannel, [UInt8]) -> Void)?
 
@@ -71,6 +78,8 @@ public struct OneShotOptions: Sendable {
         durable = false
         withheldOutputNames = []
         keepLogsIn = nil
+        mayWriteResults = nil
+        noteOnFailure = nil
         sink = nil
     }
 
@@ -121,6 +130,9 @@ public enum OneShotRunner {
         if result.timedOut {
             for fd in [files.stdout, files.stderr] { _ = try? fd.writeAll(Array(timeoutMarker.utf8)) }
         }
+        if let note = options.noteOnFailure, !result.succeeded {
+            _ = try? files.stderr.writeAll(Array("\n[syft-sandbox-run: \(note)]\n".utf8))
+        }
         var warnings = job.warnings
         if result.idmapFallbacks > 0 {
             warnings.append("the job folder could not be idmapped; files only the invoking user may read are unreadable inside")
@@ -136,6 +148,16 @@ public enum OneShotRunner {
             if result.limitHit == .none, !result.succeeded { result.limitHit = .outputsSize }
         }
         let ran = ContinuousClock.now
+        if let mayWrite = options.mayWriteResults, !mayWrite() {
+            // The results folder is someone else's now (the owner deposited a
+            // result while the job ran): only the history gets the logs.
+            warnings.append("the results were not written: the job's review folder changed hands while it ran")
+            let record = makeRecord(options, job: job, result: result, outputs: ArtifactReport(), warnings: warnings,
+                                    started: started, finished: finished)
+            results.discard(files, keepingLogsIn: options.keepLogsIn)
+            committed = true
+            return OneShotOutcome(record: record, exitStatus: result.shellStatus)
+        }
         let report = try results.collectOutputs(from: outputs.descriptor, withholding: options.withheldOutputNames)
         let collected = ContinuousClock.now
         let record = makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,

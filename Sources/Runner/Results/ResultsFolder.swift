@@ -62,11 +62,31 @@ struct ResultsFolder {
         }
     }
 
-    func discard(_ logs: PartialLogs) {
+    /// Removes the partial logs; `keep` still gets them first.
+    func discard(_ logs: PartialLogs, keepingLogsIn keep: FilePath? = nil) {
         try? logs.stdout.close()
         try? logs.stderr.close()
+        if let keep, (try? FileSystem.makeDirectories(keep, mode: 0o700)) != nil {
+            try? FileSystem.linkOrCopy(logs.stdoutPath, to: keep.appending("stdout.txt"))
+            try? FileSystem.linkOrCopy(logs.stderrPath, to: keep.appending("stderr.txt"))
+        }
         unlink(logs.stdoutPath.string)
         unlink(logs.stderrPath.string)
+    }
+
+    /// What a runner killed mid-run (kill -9) leaves in a results folder:
+    /// the hidden partial logs and outputs, a temporary returncode.txt.
+    /// None of it ever looks complete; this removes it. Returns the names.
+    @discardableResult
+    static func sweepLeftovers(in folder: FilePath) -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.string) else { return [] }
+        let leftovers = names.filter { name in
+            (name.hasPrefix(".stdout.txt.partial-") || name.hasPrefix(".stderr.txt.partial-")
+             || name.hasPrefix(".outputs.partial-") || name.hasPrefix("returncode.txt.tmp-")
+             || name.hasPrefix("result.json.tmp-"))
+        }
+        for name in leftovers { try? ArtifactCollector.removeTree(folder.appending(name)) }
+        return leftovers
     }
 
     /// Copies the job's outputs filesystem (its root directory) into

@@ -73,8 +73,15 @@ public struct InboxScan: Sendable, Hashable {
 
     /// By submitter; for each, its protocol-1 jobs then its protocol-0
     /// jobs (the order of syft-job's codecs), each by name (bytewise).
+    public struct Refused: Sendable, Hashable {
+        public var job: InboxJob
+        public var reason: String
+    }
+
     public var jobs: [InboxJob] = []
     public var skipped: [Skipped] = []
+    /// Entries named as jobs but unusable as one (a symbolic link): to be rejected with the reason.
+    public var refused: [Refused] = []
 
     public init(jobs: [InboxJob] = [], skipped: [Skipped] = []) {
         self.jobs = jobs
@@ -276,6 +283,15 @@ public struct SyftBoxLayout: Sendable, Hashable {
         let path = parentPath + [0x2F] + entry.raw
         guard entry.kind == S_IFDIR else {
             scan.skip(path, entry.kind == S_IFLNK ? "a symbolic link, not a job folder" : "not a folder")
+            // A link where a job folder belongs, named as a job can be: the
+            // submitter is told (rejected) rather than ignored.
+            if entry.kind == S_IFLNK, unusableNameReason(entry.raw) == nil {
+                let name = String(decoding: entry.raw, as: UTF8.self)
+                if !isProtocolSegment(name) {
+                    scan.refused.append(.init(job: InboxJob(submitter: submitter, name: name, protocolVersion: protocolVersion),
+                                              reason: "the job folder is a symbolic link; submit a folder"))
+                }
+            }
             return nil
         }
         if let reason = unusableNameReason(entry.raw) {
