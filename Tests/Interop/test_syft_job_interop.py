@@ -345,11 +345,14 @@ def describe(content) -> str:
     return content.decode(errors="replace") if isinstance(content, bytes) else repr(content)
 
 
-@pytest.mark.parametrize("set_up", [True, False], ids=["submitter-set-up", "no-permission-files"])
-def test_review_tree_matches_syft_job_runner(tmp_path, set_up):
+@pytest.mark.parametrize("set_up,shared", [(True, False), (False, False), (True, True)],
+                         ids=["submitter-set-up", "no-permission-files", "shared-with-submitter"])
+def test_review_tree_matches_syft_job_runner(tmp_path, set_up, shared):
     """With the submitter set up, the runner's rules go into review/DS/
     syft.pub.yaml; without (no permission file above the review folder),
-    each job's outputs/ gets its own syft.pub.yaml."""
+    each job's outputs/ gets its own syft.pub.yaml. Shared: syft-job's
+    runner with share_outputs_with_submitter and share_logs_with_submitter,
+    the daemon with --share-outputs --share-logs: the same rules."""
     if set_up:
         ours = make_syftbox(tmp_path / "ours")
     else:
@@ -376,14 +379,16 @@ def test_review_tree_matches_syft_job_runner(tmp_path, set_up):
     runner = subprocess.run(
         [sys.executable, "-c",
          "import sys; from syft_job import create_runner; "
-         "create_runner(sys.argv[1], sys.argv[2]).process_approved_jobs()",
-         str(theirs), DO],
+         "create_runner(sys.argv[1], sys.argv[2]).process_approved_jobs("
+         "share_outputs_with_submitter=sys.argv[3] == '1', share_logs_with_submitter=sys.argv[3] == '1')",
+         str(theirs), DO, "1" if shared else "0"],
         env={**os.environ, "SYFT_DEFAULT_JOB_TIMEOUT_SECONDS": "2"},
         cwd=tmp_path, capture_output=True, text=True, timeout=WAIT_SECONDS)
     assert runner.returncode == 0, runner.stdout + runner.stderr
 
+    sharing = ["--share-outputs", "--share-logs"] if shared else []
     with Daemon(ours, tmp_path / "state", tmp_path / "daemon.log", "--timeout", "2",
-                "--concurrency", "1") as daemon:
+                "--concurrency", "1", *sharing) as daemon:
         wait_for(finished(ours, COMPARED_JOBS), "the daemon to run the jobs", daemon)
         wait_for(finished(ours, COMPARED_OLD_JOBS, "0"), "the daemon to run the old jobs", daemon)
 
@@ -395,6 +400,8 @@ def test_review_tree_matches_syft_job_runner(tmp_path, set_up):
     reference = {path: normalized(path, content) for path, content in snapshot(theirs / review).items()}
     if set_up:
         assert f"{DS}/syft.pub.yaml" in reference
+        if shared:  # the comparison below has something to compare
+            assert f"v1/cmp-output/stdout.txt" in reference[f"{DS}/syft.pub.yaml"].decode()
     else:
         assert f"{DS}/v1/cmp-output/outputs/syft.pub.yaml" in reference
 
@@ -491,10 +498,10 @@ printf 'v0\\n' > outputs/v0.txt
 # d. A python job without a network
 # ----------------------------------------------------------------------------
 
-# What bash or uv prints when run.sh cannot get uv, an interpreter or the index.
-NO_UV_OR_NETWORK = re.compile(
-    r"uv: (command )?not found|uv: No such file or directory|No interpreter found|Failed to (download|fetch)"
-    r"|dns error|Network is unreachable|Could not connect|tcp connect error|failed to lookup address",
+# What uv prints when it cannot reach the index or fetch an interpreter.
+NO_NETWORK = re.compile(
+    r"Failed to (download|fetch)|dns error|Network is unreachable|Could not connect|tcp connect error"
+    r"|failed to lookup address|No interpreter found|No download found|error sending request",
     re.I)
 
 
@@ -522,4 +529,86 @@ def test_python_job_without_network_fails_clearly(tmp_path):
     assert job.status == "failed"
     assert job._state.return_code not in (0, -1, None)
     assert TIMEOUT_MARKER not in stderr
-    assert NO_UV_OR_NETWORK.search(stderr), stderr
+    # uv is there (scripts/install-deps.sh): it ran, and failed for want of the network.
+    assert shutil.which("uv", path="/usr/local/bin:/usr/bin:/bin"), "uv is not installed on the host"
+    assert "uv: command not found" not in stderr and "uv: not found" not in stderr, stderr
+    assert NO_NETWORK.search(stderr), stderr
+    # And the runner says so, in stderr.txt and in the state the client shows.
+    assert "ran without a network" in stderr, stderr
+    assert "without a network" in (job.review_reason or ""), job.review_reason
+
+
+# ----------------------------------------------------------------------------
+# e. The owner's other moves: rerun(), accept_by_depositing_result()
+# ----------------------------------------------------------------------------
+
+RECORDS_ITS_RUN = """#!/bin/bash
+echo "run $SYFT_JOB_ID"
+mkdir -p outputs
+echo "$SYFT_JOB_ID" > outputs/run.txt
+"""
+
+
+def test_rerun_runs_the_job_again(tmp_path):
+    """The client's rerun() (done -> approved, logs and outputs removed):
+    the daemon runs it again, as a new run, and the results are the new run's."""
+    root = make_syftbox(tmp_path / "SyftBox")
+    client(root, DS).submit_bash_job(DO, RECORDS_ITS_RUN, job_name="again")
+    with Daemon(root, tmp_path / "state", tmp_path / "daemon.log", "--timeout", "20") as daemon:
+        wait_for(received(root, ["again"]), "the daemon to receive the job", daemon)
+        jobs_of(root)["again"].approve()
+        wait_for(finished(root, ["again"]), "the first run", daemon)
+        first = jobs_of(root)["again"]
+        assert first.status == "done"
+        first_run = first.output_paths[0].read_text().strip()
+        assert str(first.stdout) == f"run {first_run}\n"
+        first_completed = first._state.completed_at
+
+        first.rerun()
+        review = job_dir(root, "review", "again")
+        wait_for(lambda: state_yaml(root, "again")["status"] == "done" and (review / "stdout.txt").exists()
+                 and state_yaml(root, "again")["completed_at"] is not None,
+                 "the second run", daemon)
+    second = jobs_of(root)["again"]
+    second_run = second.output_paths[0].read_text().strip()
+    assert second_run != first_run, "the outputs are still the first run's"
+    assert str(second.stdout) == f"run {second_run}\n"
+    assert second._state.completed_at != first_completed
+    assert (review / "returncode.txt").read_text() == "0"
+
+
+def test_a_deposited_result_is_left_alone(tmp_path):
+    """accept_by_depositing_result(): on a pending job the daemon never runs
+    it; on a job the daemon is running (the owner's client still thought it
+    approved), the sandbox is stopped and the deposited outputs stay as they
+    are, with no log of the stopped run written over them."""
+    root = make_syftbox(tmp_path / "SyftBox")
+    ds = client(root, DS)
+    ds.submit_bash_job(DO, "#!/bin/bash\necho ran > outputs/ran.txt\n", job_name="deposit-pending")
+    ds.submit_bash_job(DO, "#!/bin/bash\necho started\nmkdir -p outputs\necho partial > outputs/partial.txt\nsleep 30\n",
+                       job_name="deposit-running")
+    result = tmp_path / "result.csv"
+    result.write_text("owner,result\n")
+    with Daemon(root, tmp_path / "state", tmp_path / "daemon.log", "--timeout", "60") as daemon:
+        wait_for(received(root, ["deposit-pending", "deposit-running"]), "the daemon to receive the jobs", daemon)
+        jobs = jobs_of(root)
+        jobs["deposit-pending"].accept_by_depositing_result(str(result))
+        running = jobs["deposit-running"]
+        running.approve()  # the client's object now says approved
+        wait_for(lambda: state_yaml(root, "deposit-running")["status"] == "running", "the job to start", daemon)
+        time.sleep(0.5)  # it has written its partial output by now
+        running.accept_by_depositing_result(str(result))
+        wait_for(lambda: "cancelled by the owner" in daemon.log() or "status=done" in daemon.log(),
+                 "the daemon to see the deposit", daemon)
+        time.sleep(1.0)  # anything the daemon would still write lands meanwhile
+        for name in ("deposit-pending", "deposit-running"):
+            state = state_yaml(root, name)
+            assert state["status"] == "done" and state["return_code"] == 0, (name, state)
+            review = job_dir(root, "review", name)
+            assert sorted(p.name for p in (review / "outputs").iterdir() if p.name != "syft.pub.yaml") == ["result.csv"], name
+            assert (review / "outputs" / "result.csv").read_text() == "owner,result\n"
+            assert not (review / "stdout.txt").exists(), f"{name}: a log was written over the deposited result"
+            assert not (review / "returncode.txt").exists(), name
+            assert not [p for p in review.iterdir() if ".partial-" in p.name], name
+        # The pending one never ran at all.
+        assert "deposit-pending" not in "".join(l for l in daemon.log().splitlines() if "running" in l)

@@ -1,0 +1,109 @@
+import Foundation
+import Runner
+import SystemPackage
+import Testing
+
+/// The daemon's own life around running jobs: stopped by SIGTERM or SIGINT
+/// mid-job, killed with SIGKILL and restarted with --rerun-interrupted, a
+/// rule's caps, and bad input among good jobs.
+@Suite struct DaemonLifecycleTests {
+    typealias Fixture = DaemonTests.Fixture
+
+    static func marker() -> String { "\(Int.random(in: 100_000...999_999))" }
+
+    static func waitUntil(_ seconds: Double = 10, _ condition: () -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return condition()
+    }
+
+    @Test(arguments: [SIGTERM, SIGINT])
+    func stoppingTheDaemonStopsItsJobsMarksThemAndExitsZero(signal: Int32) async throws {
+        let box = try Fixture()
+        let marker = Self.marker()
+        try box.submit("job-stop", script: "echo started; exec sleep 60.\(marker)")
+        try box.start()
+        #expect(try await box.wait("job-stop", for: "pending"))
+        try box.approve("job-stop")
+        #expect(try await box.wait("job-stop", for: "running"))
+        #expect(try await Self.waitUntil { !TestSupport.processes(matching: "sleep\u{0}60.\(marker)").isEmpty })
+        let stopped = ContinuousClock.now
+        box.stop(signal: signal)
+        #expect(box.daemon?.terminationStatus == 0)
+        #expect(stopped.duration(to: .now) < .seconds(10))
+        #expect(TestSupport.processes(matching: "sleep\u{0}60.\(marker)").isEmpty, "the job outlived the daemon")
+        #expect(box.state("job-stop").contains("status: failed"), "\(box.state("job-stop"))")
+        #expect(box.state("job-stop").contains("the runner stopped while the job ran"), "\(box.state("job-stop"))")
+    }
+
+    @Test func aKilledDaemonsJobRunsAgainWithRerunInterruptedAndNothingHalfWrittenStays() async throws {
+        let box = try Fixture()
+        let marker = Self.marker()
+        // Killed 3 s into its first run with the daemon; run to the end after the restart.
+        try box.submit("job-again", script: "echo run; exec sleep 3.\(marker)")
+        try box.start()
+        #expect(try await box.wait("job-again", for: "pending"))
+        try box.approve("job-again")
+        #expect(try await box.wait("job-again", for: "running"))
+        #expect(try await Self.waitUntil { !TestSupport.processes(matching: "sleep\u{0}3.\(marker)").isEmpty })
+        box.stop(signal: SIGKILL)
+        // The sandbox dies with the daemon (its PID 1 has PDEATHSIG).
+        #expect(try await Self.waitUntil { TestSupport.processes(matching: "sleep\u{0}3.\(marker)").isEmpty },
+                "the sandbox outlived its daemon")
+        let review = box.review("job-again")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: review.path).filter { $0.contains(".partial-") }
+        #expect(!leftovers.isEmpty, "the killed run left no partial files: the sweep below proves nothing")
+        try box.start(["--rerun-interrupted"])
+        #expect(try await box.wait("job-again", for: "done", seconds: 20), "\(box.state("job-again"))")
+        #expect(box.result("job-again", "stdout.txt") == "run\n")
+        let after = try FileManager.default.contentsOfDirectory(atPath: review.path)
+        #expect(after.filter { $0.contains(".partial-") || $0.contains(".tmp-") }.isEmpty, "\(after)")
+        box.stop()
+    }
+
+    @Test func aRulesTimeoutCapIsWhatTheJobGets() async throws {
+        let box = try Fixture()
+        let rules = box.root.appendingPathComponent("rules.yaml")
+        try "rules:\n  - {name: quick, requesters: [\"*@example.com\"], max_timeout_seconds: 1}\n"
+            .write(to: rules, atomically: true, encoding: .utf8)
+        try box.submit("job-capped", script: "sleep 20")
+        let started = ContinuousClock.now
+        try box.start(["--approval-rules", rules.path, "--timeout", "60"])
+        #expect(try await box.wait("job-capped", for: "failed", seconds: 15), "\(box.state("job-capped"))")
+        #expect(started.duration(to: .now) < .seconds(10))
+        #expect(box.state("job-capped").contains("return_code: -1"))
+        #expect(box.result("job-capped", "stdout.txt")?.contains("--- PROCESS TIMED OUT ---") == true)
+        box.stop()
+    }
+
+    @Test func badSubmissionsAreRejectedAndTheDaemonGoesOn() async throws {
+        let box = try Fixture()
+        try box.start()
+        // A malformed config.yaml.
+        try box.submit("job-yaml", script: "echo hi")
+        try "name: [unclosed\n".write(to: box.inbox.appendingPathComponent("job-yaml/config.yaml"),
+                                      atomically: true, encoding: .utf8)
+        // A symbolic link where a job folder belongs (to a folder outside the inbox).
+        let elsewhere = box.root.appendingPathComponent("elsewhere")
+        try FileManager.default.createDirectory(at: elsewhere.appendingPathComponent("code"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: box.inbox.appendingPathComponent("job-link"), withDestinationURL: elsewhere)
+        // A huge run.sh.
+        try box.submit("job-huge", script: "echo hi")
+        try Data(count: 64 << 20).write(to: box.inbox.appendingPathComponent("job-huge/run.sh"))
+        // And a good one after them.
+        try box.submit("job-good", script: "echo good")
+        #expect(try await box.wait("job-yaml", for: "rejected"), "\(box.state("job-yaml"))")
+        #expect(box.state("job-yaml").contains("config.yaml"), "\(box.state("job-yaml"))")
+        #expect(try await box.wait("job-huge", for: "rejected"), "\(box.state("job-huge"))")
+        #expect(try await box.wait("job-link", for: "rejected"), "\(box.state("job-link"))")
+        #expect(box.state("job-link").contains("symbolic link"), "\(box.state("job-link"))")
+        #expect(try await box.wait("job-good", for: "pending"))
+        try box.approve("job-good")
+        #expect(try await box.wait("job-good", for: "done"))
+        box.stop()
+        #expect(box.daemon?.terminationStatus == 0)
+    }
+}
