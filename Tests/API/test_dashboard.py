@@ -162,6 +162,7 @@ def no_horizontal_overflow(driver):
 def save_full_page(driver, name):
     """A screenshot of the whole page (beyond the viewport) into SCREENSHOT_DIR."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    driver.execute_script("window.scrollTo(0, 0)")
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
     shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
         "format": "png", "captureBeyondViewport": True,
@@ -174,6 +175,12 @@ def save_full_page(driver, name):
 
 def open_page(driver, fragment=""):
     driver.get(driver.base + "/" + fragment)
+    deadline = time.monotonic() + 10
+    while not find_all(driver, "#status-state"):
+        if time.monotonic() > deadline:
+            pytest.fail("the page has no dashboard (#status-state): a binary built before the dashboard's assets? "
+                        "(they are embedded at build time; DASHBOARD_ASSETS serves a folder's instead)")
+        time.sleep(0.1)
     wait_for(lambda: find(driver, "#status-state").get_attribute("data-status") == "running",
              "the status header to say running")
 

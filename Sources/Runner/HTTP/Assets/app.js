@@ -230,12 +230,12 @@
   let tokenPromise = null;
 
   /** Shows the token dialog (once, however many callers wait); resolves with the token. */
-  function askToken(message) {
+  function askToken(message, isError = Boolean(message)) {
     if (tokenPromise) return tokenPromise;
     const dialog = $("token-dialog"), input = $("token-input"), note = $("token-message");
     note.textContent = message ||
       "This needs the owner's API token. It is in the daemon's state folder, file api-token.";
-    note.className = message ? "error" : "muted";
+    note.className = isError ? "error" : "muted";
     input.value = "";
     tokenPromise = new Promise((resolve, reject) => {
       dialog._settle = (value) => {
@@ -290,7 +290,7 @@
       if (dialog._settle) dialog._settle(null); else dialog.close();
     });
     $("token-button").addEventListener("click", () => {
-      askToken(token ? "A token is set. Enter another one, or forget it." : "").catch(() => {});
+      askToken(token ? "A token is set. Enter another one, or forget it." : "", false).catch(() => {});
     });
   }
 
@@ -778,14 +778,14 @@
   const view = {
     id: null, job: null, source: null, log: null, stick: true,
     // The run whose log the pane shows after an `end` ("" none yet; null: learn it at the next poll).
-    endedRun: "", viewingRun: null, actionsKey: "", artifactsKey: "", runsKey: "", missing: false,
+    endedRun: "", viewingRun: null, actionsKey: "", artifactsKey: "", runsKey: "", missing: false, checking: false,
   };
 
   function openJob(id) {
     if (view.id !== id) {
       closeStream();
       Object.assign(view, { id, job: null, endedRun: "", viewingRun: null, actionsKey: "", artifactsKey: "",
-        runsKey: "", stick: true, missing: false });
+        runsKey: "", stick: true, missing: false, checking: false });
       $("job-name").textContent = id;
       $("job-id").textContent = id;
       setBadge($("job-status"), "");
@@ -829,7 +829,7 @@
     // Follow a new run: the job started (again), or a run ended while no stream was open.
     const runKey = job.runs.length ? job.runs[0].id : "";
     if (view.endedRun === null) view.endedRun = runKey;
-    if (!view.source && view.viewingRun == null && (job.live || runKey !== view.endedRun)) openStream();
+    if (!view.source && !view.checking && view.viewingRun == null && (job.live || runKey !== view.endedRun)) openStream();
   }
 
   function renderJob(job, logLines) {
@@ -862,7 +862,9 @@
       ["log lines", logLines == null ? null : String(logLines)],
     ]);
 
+    const earlier = result && !TERMINAL.has(job.status);
     fillFacts($("job-timings"), [
+      ["note", earlier ? "the figures below are the previous run's" : null],
       ["started", job.started_at && fmtFullTime(job.started_at)],
       ["finished", job.finished_at && fmtFullTime(job.finished_at)],
       ["wall time", result ? fmtDuration(result.wall_ms) : job.runs[0] ? fmtDuration(job.runs[0].duration_ms) : null],
@@ -982,12 +984,8 @@
     ];
   }
 
-  function afterAction(answer) {
-    if (answer.job) renderJob(Object.assign({}, view.job || {}, answer.job,
-      { runs: (view.job || answer.job).runs, artifacts: (view.job || answer.job).artifacts,
-        result: (view.job || {}).result || null }));
-    // A stop or a restart: follow what comes next.
-    view.endedRun = "";
+  function afterAction() {
+    // The stream (if open) ends by itself on a stop; the poll reopens it when a new run starts.
     view.viewingRun = null;
     refreshJob();
   }
@@ -1059,14 +1057,22 @@
     if (view.job && view.job.status !== end.status) setBadge($("job-status"), end.status);
   }
 
-  /** EventSource cannot tell a 401: ask with fetch, then get the token and try again. */
+  /** EventSource cannot tell a 401: ask with fetch (which asks for the token), then reopen. */
   async function checkStreamAccess(id) {
     const controller = new AbortController();
+    const before = token;
+    view.checking = true;
     try {
       const response = await request(`/jobs/${enc(id)}/logs?stream=stderr`, { signal: controller.signal });
       controller.abort();
-      if (response.ok && view.id === id && !view.source) setTimeout(() => { if (view.id === id && !view.source) openStream(); }, 2000);
+      if (!response.ok) { view.checking = false; return; }
+      // A token just entered: at once; otherwise the stream failed for another reason: wait a little.
+      setTimeout(() => {
+        view.checking = false;
+        if (view.id === id && !view.source) openStream();
+      }, token !== before ? 0 : 2000);
     } catch (error) {
+      view.checking = false;
       reportError(error, "Log");
     }
   }
