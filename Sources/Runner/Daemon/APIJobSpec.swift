@@ -56,6 +56,20 @@ public struct APIJobSpec: Codable, Sendable, Hashable {
         name = try values.decodeIfPresent(String.self, forKey: .name)
     }
 
+    /// Every key, `null` for the unset ones (as the API shows every body).
+    public func encode(to encoder: any Encoder) throws {
+        var values = encoder.container(keyedBy: CodingKeys.self)
+        try values.encode(entry, forKey: .entry)
+        try values.encode(args, forKey: .args)
+        try values.encode(timeoutSeconds, forKey: .timeoutSeconds)
+        try values.encode(netPolicy, forKey: .netPolicy)
+        try values.encode(env, forKey: .env)
+        try values.encode(runtime, forKey: .runtime)
+        try values.encode(memoryLimitMB, forKey: .memoryLimitMB)
+        try values.encode(pidsLimit, forKey: .pidsLimit)
+        try values.encode(name, forKey: .name)
+    }
+
     public enum Interpreter: String, Sendable {
         case python3, bash
     }

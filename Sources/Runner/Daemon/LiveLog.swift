@@ -49,6 +49,7 @@ public final class LiveLog: Sendable {
         var ending: Ending?
         var endedAt: ContinuousClock.Instant?
         var runID: String?
+        var startedAt: Date?
         /// Chunks already turned into their wire form (Server-Sent Events),
         /// once for every follower, and the decoders' state after them.
         var rendered: [ByteBuffer] = []
@@ -66,9 +67,13 @@ public final class LiveLog: Sendable {
 
     /// The run this log belongs to, once it started.
     public var runID: String? { state.withLock { $0.runID } }
+    public var startedAt: Date? { state.withLock { $0.startedAt } }
 
     func started(run: String) {
-        state.withLock { $0.runID = run }
+        state.withLock { state in
+            state.runID = run
+            state.startedAt = Date()
+        }
     }
 
     /// Called by the capture thread for every chunk written to a log file.

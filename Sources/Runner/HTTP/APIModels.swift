@@ -204,11 +204,13 @@ struct JobJSON: Encodable {
     var result: ResultRecord?
     var actions: [String]
     var live: Bool
+    /// The run going on now (its timings above are its own; `result` is the last finished run's).
+    var currentRun: String?
 
     enum CodingKeys: String, CodingKey {
         case id, source, name, submitter, path, status, createdAt = "created_at", startedAt = "started_at",
              finishedAt = "finished_at", exitCode = "exit_code", returnCode = "return_code", limitHit = "limit_hit",
-             error, spec, config, state, fingerprint, artifacts, runs, result, actions, live
+             error, spec, config, state, fingerprint, artifacts, runs, result, actions, live, currentRun = "current_run"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -235,6 +237,7 @@ struct JobJSON: Encodable {
         try values.encode(result, forKey: .result)
         try values.encode(actions, forKey: .actions)
         try values.encode(live, forKey: .live)
+        try values.encode(currentRun, forKey: .currentRun)
     }
 }
 

@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import Sandbox
 import ServiceLifecycle
+import Synchronization
 import SystemPackage
 
 /// How the daemon's HTTP API listens (`--http`, `--max-upload`).
@@ -41,11 +42,18 @@ public struct APIServerOptions: Sendable {
     }
 }
 
+/// The port the server listens on, once it does.
+final class BoundPort: Sendable {
+    let value = Mutex<Int?>(nil)
+}
+
 /// What every route needs.
 struct APIEnvironment: Sendable {
     let service: JobQueueService
     let catalog: JobCatalog
     let options: APIServerOptions
+    /// The port bound (the one asked for, unless that was 0).
+    let boundPort = BoundPort()
     let token: APIToken
     let startedAt: Date
     let version: String
@@ -101,6 +109,7 @@ public struct APIServer: Service {
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "syft-sandbox-run"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? options.port
+                environment.boundPort.value.withLock { $0 = port }
                 logger.info("HTTP API listening", metadata: ["address": "\(options.host):\(port)",
                                                              "dashboard": "http://\(options.host):\(port)/"])
                 await listening(port)

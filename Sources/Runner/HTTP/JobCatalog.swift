@@ -63,7 +63,11 @@ struct JobCatalog: Sendable {
                 jobs.append(try await view(Found(id: status.job.id, entry: .api(status)), detail: false))
             }
         }
-        if let status, !status.isEmpty { jobs.removeAll { $0.status != status } }
+        // `status` may name several, comma-separated (`pending,approved,running`).
+        if let status, !status.isEmpty {
+            let wanted = Set(status.split(separator: ",").map { String($0).trimmingCharacters(in: " ") })
+            jobs.removeAll { !wanted.contains($0.status) }
+        }
         return jobs.sorted { ($0.createdAt ?? "") > ($1.createdAt ?? "") }
     }
 
@@ -87,7 +91,7 @@ struct JobCatalog: Sendable {
                 returnCode: state?.returnCode, limitHit: last?.limitHit, error: state?.reviewReason, spec: nil,
                 config: metadata.map(SubmissionConfigJSON.init), state: state.map(StateJSON.init),
                 fingerprint: receipts.read(inbox)?.fingerprint, artifacts: [], runs: [], result: nil,
-                actions: Self.actions(syftBox: status), live: live != nil && live?.ending == nil)
+                actions: Self.actions(syftBox: status), live: live != nil && live?.ending == nil, currentRun: nil)
             if detail { job.artifacts = OutputsAccess.list(layout.reviewFolder(of: inbox).appending("outputs")) }
         case let .api(status):
             let shown = status.phase == .finished ? (status.lastStatus ?? "finished") : status.phase.rawValue
@@ -97,10 +101,21 @@ struct JobCatalog: Sendable {
                 finishedAt: last?.finishedAt, exitCode: last?.exitCode, returnCode: last?.returnCode,
                 limitHit: last?.limitHit, error: last?.reason, spec: status.job.spec, config: nil, state: nil,
                 fingerprint: nil, artifacts: [], runs: [], result: nil,
-                actions: status.phase == .finished ? ["restart"] : ["stop"], live: live != nil && live?.ending == nil)
+                actions: status.phase == .finished ? ["restart"] : ["stop"], live: live != nil && live?.ending == nil,
+                currentRun: nil)
             if detail, let run = status.lastRunID, let folder = history.folder(ofRun: run) {
                 job.artifacts = OutputsAccess.list(folder.appending("outputs"))
             }
+        }
+        // A run going on now: its own start, no end yet (the last finished
+        // run stays in `runs` and `result`).
+        if let live, live.ending == nil, let run = live.runID {
+            job.currentRun = run
+            job.startedAt = live.startedAt
+            job.finishedAt = nil
+            job.exitCode = nil
+            job.limitHit = nil
+            if case .api = found.entry { job.returnCode = nil }
         }
         if detail {
             job.runs = runs.map { RunJSON($0) }

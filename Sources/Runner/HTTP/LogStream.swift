@@ -19,6 +19,7 @@ import Sandbox
 /// from closing a quiet stream.
 enum LogStream {
     static let heartbeat: Duration = .seconds(15)
+    static let coalescing: Duration = .milliseconds(20)
 
     static func response(live: LiveLog?, files: (stdout: [UInt8], stderr: [UInt8]), currentStatus: LiveLog.Ending,
                          resumeAfter: Int?) -> Response {
@@ -64,7 +65,14 @@ enum LogStream {
             }
             if events.isEmpty {
                 let woke = await waitForChunk(live, at: position)
-                if !woke { try await writer.write(ByteBuffer(string: ": keep-alive\n\n")) }
+                if !woke {
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                } else if live.ending == nil {
+                    // Let a chatty job's lines gather: one write per follower every
+                    // 20 ms at most, not one per line (a human reads no faster, and
+                    // a hundred followers then cost the job next to nothing).
+                    try await Task.sleep(for: coalescing)
+                }
             }
         }
     }

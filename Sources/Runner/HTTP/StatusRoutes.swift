@@ -97,7 +97,7 @@ struct StatusRoutes {
                           processes: options.limits.processes, approvalRules: options.rules.rules.count,
                           keepHistoryDays: options.keepHistory.map { $0.components.seconds / 86_400 },
                           maxUploadBytes: environment.options.maxUploadBytes,
-                          http: "\(environment.options.host):\(environment.options.port)"),
+                          http: "\(environment.options.host):\(environment.boundPort.value.withLock { $0 } ?? environment.options.port)"),
             queue: .init(waiting: snapshot.waiting, running: snapshot.running, pendingReview: pending))
         return try JSONBody.response(status)
     }
