@@ -96,28 +96,45 @@ def submit(daemon, script_text, name):
         return json.load(response)["job_id"]
 
 
-def follow(daemon, job_id, counts, index):
-    with urllib.request.urlopen(f"{daemon.base}/jobs/{job_id}/logs/stream", timeout=600) as response:
-        total = 0
-        while chunk := response.read(1 << 16):
-            total += len(chunk)
-        counts[index] = total
+# A job that works and reports as it goes: CPU-bound, a progress line
+# every few hundred microseconds. It first waits a second (the followers
+# connect meanwhile), then times its own work and reports it on stderr.
+WORKER = """import sys, time
+time.sleep(1)
+start = time.monotonic()
+total = 0
+for step in range(LINES):
+    total += sum(i * i for i in range(300))
+    print(f"step {step:6d} of LINES: running total {total}", flush=True)
+print(f"work_ms={(time.monotonic() - start) * 1000:.0f}", file=sys.stderr)
+"""
 
 
-def run_followed(daemon, output, followers):
-    job = submit(daemon, f"head -c {output} /dev/zero | tr '\\0' x\n", f"output-{followers}-followers")
-    counts = [0] * followers
-    threads = [threading.Thread(target=follow, args=(daemon, job, counts, i)) for i in range(followers)]
-    for thread in threads:
-        thread.start()
+def run_followed(daemon, lines, followers):
+    code = WORKER.replace("LINES", str(lines))
+    job = submit(daemon, f"python3 - <<'EOF'\n{code}EOF\n", f"progress-{followers}-followers")
+    # Followers are curl processes (each a real client socket), their bytes counted.
+    clients = [subprocess.Popen(["curl", "-sN", f"{daemon.base}/jobs/{job}/logs/stream"], stdout=subprocess.PIPE)
+               for _ in range(followers)]
+    received = [0] * followers
+    threads = []
+    for index, client in enumerate(clients):
+        def drain(index=index, client=client):
+            while chunk := client.stdout.read(1 << 16):
+                received[index] += len(chunk)
+        threads.append(threading.Thread(target=drain))
+        threads[-1].start()
     while True:
         view = daemon.get(f"/jobs/{job}")["job"]
         if view["status"] not in ("queued", "running"):
             break
         time.sleep(0.05)
-    for thread in threads:
+    for client, thread in zip(clients, threads):
+        client.wait(timeout=120)
         thread.join(timeout=120)
-    return view["result"]["wall_ms"], min(counts) if counts else 0
+    with urllib.request.urlopen(f"{daemon.base}/jobs/{job}/logs?stream=stderr", timeout=60) as response:
+        work = int(re.search(r"work_ms=(\d+)", response.read().decode()).group(1))
+    return work, min(received) if received else 0
 
 
 def main():
@@ -126,7 +143,7 @@ def main():
     parser.add_argument("--runs", type=int, default=10000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--followers", type=int, default=100)
-    parser.add_argument("--output", default="256M")
+    parser.add_argument("--lines", type=int, default=20000)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="syft-http-bench-") as folder:
         root = Path(folder)
@@ -142,12 +159,23 @@ def main():
                 p50, p99, rps, errors = wrk(daemon.base + path, options.seconds)
                 print(f"  {name:32s} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   {rps:8.0f} req/s"
                       + (f"   {errors} errors" if errors else "") + "   (target p99 < 10 ms)")
-            print(f"== a job writing {options.output} to stdout, followed live (SSE)")
-            alone, _ = run_followed(daemon, options.output, 0)
-            followed, received = run_followed(daemon, options.output, options.followers)
-            print(f"  0 followers                      {alone:8d} ms")
-            print(f"  {options.followers} followers{' ' * (23 - len(str(options.followers)))}{followed:8d} ms"
-                  f"   (each received {received / 1e6:.0f} MB of events)")
+            print(f"== uncached: one client, {options.runs // 10} distinct pages (offsets) and searches")
+            cold = []
+            for index in range(options.runs // 10):
+                path = (f"/api/v1/jobs/history?limit=50&offset={index * 7}" if index % 2 == 0
+                        else f"/api/v1/jobs/history?limit=50&q=job-{index}")
+                started = time.perf_counter()
+                daemon.get(path)
+                cold.append((time.perf_counter() - started) * 1000)
+            cold.sort()
+            print(f"  history pages                    p50 {cold[len(cold) // 2]:6.2f} ms   "
+                  f"p99 {cold[int(len(cold) * 0.99)]:6.2f} ms")
+            print(f"== a CPU-bound job printing {options.lines} progress lines, followed live (SSE)")
+            alone, _ = run_followed(daemon, options.lines, 0)
+            followed, received = run_followed(daemon, options.lines, options.followers)
+            print(f"  0 followers                      {alone:8d} ms of work")
+            print(f"  {options.followers} followers{' ' * (23 - len(str(options.followers)))}{followed:8d} ms of work"
+                  f"   (each received {received / 1e6:.1f} MB of events)")
             print(f"  ratio                            {followed / max(alone, 1):8.2f}x")
 
 
