@@ -40,7 +40,10 @@ public struct IdentityMapping: Sendable, Hashable {
 public struct ResourceLimits: Sendable, Hashable {
     /// Wall-clock limit; the whole sandbox is killed when it passes.
     public var wallTime: Duration?
-    /// CPU time of the whole job (RLIMIT_CPU per process, whole seconds).
+    /// CPU time of the whole job: user + system time of all its processes,
+    /// counted by its cgroup (v2 `cpu.stat`, v1 `cpuacct`); the sandbox is
+    /// killed once the total passes it. Without CPU accounting, RLIMIT_CPU
+    /// per process (whole seconds, rounded up) is all there is.
     public var cpuTime: Duration?
     /// Memory of the whole job: the cgroup's memory.max (swap off), or,
     /// without cgroups, RLIMIT_AS per process.

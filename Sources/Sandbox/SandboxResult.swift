@@ -60,6 +60,9 @@ public struct SandboxResult: Sendable, Hashable {
     public var termination: Termination
     public var limitHit: LimitHit
     public var wallTime: Duration
+    /// CPU time of all the job's processes: from the cgroup when it
+    /// accounts CPU (every process it held, those killed at the end
+    /// included), else PID 1's rusage (itself and what it reaped).
     public var userCPUTime: Duration
     public var systemCPUTime: Duration
     /// Largest resident set of any process of the job, in KiB.
@@ -77,6 +80,10 @@ public struct SandboxResult: Sendable, Hashable {
     /// The process limit refused a fork at least once.
     public var processLimitReached: Bool
     public var enforcement: Enforcement
+    /// What enforced the CPU time limit, when one was set: the cgroup's
+    /// counter over the whole job, or only RLIMIT_CPU per process (a
+    /// group without CPU accounting, or no group).
+    public var cpuTimeEnforcement: Enforcement?
     /// Why cgroups were not used, when they were not.
     public var cgroupNote: String?
     /// The exported filesystems, by target, in plan order.

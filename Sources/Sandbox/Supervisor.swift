@@ -4,8 +4,16 @@ import SystemPackage
 
 /// Runs one sandbox from clone to reap on a dedicated thread: one poll()
 /// loop over the stdout and stderr pipes, the pidfd of the sandbox's PID 1
-/// and a cancellation eventfd, with the deadline as poll's timeout. No
-/// polling intervals: every wake-up is an event or the deadline.
+/// and a cancellation eventfd, with the nearest deadline as poll's timeout.
+/// No polling intervals: every wake-up is an event or a deadline.
+///
+/// Deadlines: the wall-clock timeout, and, when the job's cgroup accounts
+/// CPU time and a CPU limit is set, the earliest moment the job could have
+/// spent its CPU budget: the budget left divided by the CPUs it may run on
+/// (see `CPUBudget`). At that moment the group's counter is read; over the
+/// limit, the whole sandbox is killed (as on timeout), else the next check
+/// is planned the same way. A job that sleeps is checked rarely, one that
+/// spins on every CPU at the moment its budget runs out.
 final class Supervisor: @unchecked Sendable {
     private let configuration: SandboxConfiguration
     private let output: OutputCapture
@@ -46,10 +54,13 @@ final class Supervisor: @unchecked Sendable {
         }
         let (cgroup, cgroupNote) = makeCgroup()
         defer { cgroup?.killAndRemove() }
+        let budget = configuration.limits.cpuTime.flatMap { limit in
+            cgroup.flatMap { $0.accountsCPU ? CPUBudget(limit: limit, cgroup: $0) : nil }
+        }
         var child = csb_child()
         do {
-            let plan = try SpawnPlan(configuration, stdout: stdoutPipe.write, stderr: stderrPipe.write,
-                                     cgroup: cgroup?.placement ?? .none)
+            let plan = try SpawnPlan(spawnConfiguration(cpuBudget: budget), stdout: stdoutPipe.write,
+                                     stderr: stderrPipe.write, cgroup: cgroup?.placement ?? .none)
             var failure = csb_error()
             let rc = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
                 var config = plan.config(seccomp: bpf)
@@ -73,6 +84,16 @@ final class Supervisor: @unchecked Sendable {
             CaptureStream(name: .stderr, pipe: stderrPipe.read, file: output.stderr, limit: configuration.limits.outputBytes),
         ]
         let deadline = configuration.limits.wallTime.map { start + $0 }
+        var cpuCheck: ContinuousClock.Instant?
+        var cpuSpent = false
+        func checkCPU(_ budget: CPUBudget, at now: ContinuousClock.Instant) {
+            switch budget.check(at: now) {
+            case .spent: cpuSpent = true; cpuCheck = nil
+            case let .checkAgain(at): cpuCheck = at
+            case .unreadable: cpuCheck = nil
+            }
+        }
+        if let budget { checkCPU(budget, at: running) }
         var limitHit = SandboxResult.LimitHit.none
         var usage: csb_usage?
         var reapedAt = ContinuousClock.now
@@ -94,8 +115,8 @@ final class Supervisor: @unchecked Sendable {
             }
             if usage != nil { fds[0].fd = -1 }
             var timeout: Int32 = -1
-            if usage == nil, !killed, let deadline {
-                let remaining = ContinuousClock.now.duration(to: deadline)
+            if usage == nil, !killed, let wake = [deadline, cpuCheck].compactMap({ $0 }).min() {
+                let remaining = ContinuousClock.now.duration(to: wake)
                 timeout = remaining <= .zero ? 0 : Int32(clamping: Self.milliseconds(remaining) + 1)
             }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
@@ -105,6 +126,13 @@ final class Supervisor: @unchecked Sendable {
                 break
             }
             if let deadline, usage == nil, !killed, ContinuousClock.now >= deadline { kill(.timeout) }
+            // A readable pidfd: the job ended on its own; it is not judged on
+            // CPU it may have spent since the last check.
+            if let budget, let due = cpuCheck, usage == nil, !killed, fds[0].revents == 0 {
+                let now = ContinuousClock.now
+                if now >= due { checkCPU(budget, at: now) }
+            }
+            if cpuSpent, usage == nil { kill(.cpuTime) }
             if fds[1].revents != 0 { kill(.cancelled) }
             if fds[2].revents != 0, let control {
                 for signal in control.drain() where !killed {
@@ -127,6 +155,9 @@ final class Supervisor: @unchecked Sendable {
         var outcome = result(usage: usage ?? csb_usage(), limitHit: limitHit, streams: streams,
                              wallTime: start.duration(to: .now), fallbacks: Int(child.idmap_fallbacks))
         Self.account(cgroup: cgroup, note: cgroupNote, into: &outcome)
+        if configuration.limits.cpuTime != nil {
+            outcome.cpuTimeEnforcement = budget == nil ? .rlimit : outcome.enforcement
+        }
         outcome.exported = takeExports(&child)
         outcome.setupTime = start.duration(to: running)
         // The cgroup's removal (a defer) is not counted: it runs after this.
@@ -143,6 +174,23 @@ final class Supervisor: @unchecked Sendable {
         let count = Int(child.exported_count)
         child.exported_count = 0
         return (0..<count).map { ExportedFilesystem(target: targets[$0], descriptor: FileDescriptor(rawValue: fds[$0])) }
+    }
+
+    /// The configuration the shim applies. With the cgroup enforcing the
+    /// CPU budget, RLIMIT_CPU only backs it up a second past it (so the
+    /// supervisor's kill, at the budget, is what a job meets); without, the
+    /// per-process RLIMIT_CPU is the limit.
+    private func spawnConfiguration(cpuBudget: CPUBudget?) -> SandboxConfiguration {
+        guard let cpuBudget else { return configuration }
+        var spawned = configuration
+        spawned.limits.cpuTime = .seconds(Self.rlimitSeconds(cpuBudget.limit) + 1)
+        return spawned
+    }
+
+    /// RLIMIT_CPU's soft value for a limit, as SpawnPlan rounds it: whole
+    /// seconds, up, at least one.
+    static func rlimitSeconds(_ limit: Duration) -> Int64 {
+        max(1, limit.components.seconds + (limit.components.attoseconds > 0 ? 1 : 0))
     }
 
     /// The job's cgroup with its memory and process limits, or nil and why
@@ -166,6 +214,12 @@ final class Supervisor: @unchecked Sendable {
         guard let cgroup else { return }
         let usage = cgroup.usage()
         result.enforcement = cgroup.version == 2 ? .cgroupV2 : .cgroupV1
+        // Every process the group held, those killed at teardown included
+        // (PID 1's rusage only has what was reaped before it exited).
+        if let cpu = usage.cpu {
+            result.userCPUTime = cpu.user
+            result.systemCPUTime = cpu.system
+        }
         result.memoryPeakBytes = usage.memoryPeakBytes
         result.oomKilled = usage.oomKills > 0
         result.processLimitReached = usage.pidsLimitHits > 0
@@ -185,13 +239,36 @@ final class Supervisor: @unchecked Sendable {
             termination = .signaled(usage.init_status)
         }
         var hit = limitHit
-        if hit == .none, case .signaled(SIGXCPU) = termination { hit = .cpuTime }
+        if hit == .none, let limit = configuration.limits.cpuTime,
+           Self.diedOfCPURlimit(termination, sandboxCPU: .microseconds(usage.user_usec + usage.system_usec),
+                                rlimitSeconds: Self.rlimitSeconds(limit)) {
+            hit = .cpuTime
+        }
         return SandboxResult(
             termination: termination, limitHit: hit, wallTime: wallTime,
             userCPUTime: .microseconds(usage.user_usec), systemCPUTime: .microseconds(usage.system_usec),
             maxRSSKilobytes: usage.max_rss_kb,
             stdoutBytes: streams[0].kept, stderrBytes: streams[1].kept,
             outputTruncated: streams.contains { $0.truncated }, idmapFallbacks: fallbacks)
+    }
+
+    /// RLIMIT_CPU's verdict, as far as it can be told from outside: the
+    /// job's main process died of SIGXCPU, or it exited with 128+SIGXCPU
+    /// (a shell whose last command died of it) and the sandbox's processes
+    /// spent at least the soft limit together (one of them must have, to
+    /// get the signal; a job merely exiting 152 does not count).
+    ///
+    /// Not seen: a process killed by SIGXCPU whose parent then ends some
+    /// other way (`python spin.py; exit 1`). With cgroup accounting that
+    /// cannot happen first: the supervisor ends the job at the budget, a
+    /// second before any process's RLIMIT_CPU.
+    static func diedOfCPURlimit(_ termination: SandboxResult.Termination, sandboxCPU: Duration,
+                                rlimitSeconds: Int64) -> Bool {
+        switch termination {
+        case .signaled(SIGXCPU): true
+        case .exited(128 + SIGXCPU): sandboxCPU >= .seconds(rlimitSeconds)
+        default: false
+        }
     }
 
     static func setupError(_ failure: csb_error) -> SandboxError {

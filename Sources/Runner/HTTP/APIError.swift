@@ -29,7 +29,9 @@ public struct APIError: HTTPResponseError, Sendable {
         var fields = headers
         fields[.contentType] = "application/json; charset=utf-8"
         fields[.cacheControl] = "no-store"
-        let body = (try? JSONEncoder().encode(["error": message])) ?? Data("{\"error\":\"error\"}".utf8)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        let body = (try? encoder.encode(["error": message])) ?? Data("{\"error\":\"error\"}".utf8)
         return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 
@@ -47,7 +49,13 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as APIError {
             return APIError.response(status: error.status, message: error.message, headers: error.headers)
         } catch let error as SandboxError {
-            return APIError.response(status: Self.status(of: error), message: error.description)
+            let status = Self.status(of: error)
+            guard status != .internalServerError else {
+                // Host paths and errnos stay in the owner's log.
+                context.logger.error("request failed: \(error)", metadata: ["path": "\(request.uri.path)"])
+                return APIError.response(status: status, message: "internal error; see the daemon's log")
+            }
+            return APIError.response(status: status, message: error.description)
         } catch let error as HTTPError {
             let message = error.body ?? (error.status == .notFound ? "no such route" : error.status.reasonPhrase)
             return APIError.response(status: error.status, message: message, headers: error.headers)

@@ -62,7 +62,8 @@ final class ResponseCache: Sendable {
     }
 }
 
-/// A run of the history (`RunSummary` in the OpenAPI document).
+/// A run of the history (`RunSummary` in the OpenAPI document); `result`,
+/// the full record, is not encoded here (a job's page carries its last one).
 struct RunJSON: Encodable {
     var run: RunRecord
     var result: ResultRecord?
@@ -70,7 +71,7 @@ struct RunJSON: Encodable {
     enum CodingKeys: String, CodingKey {
         case id, jobID = "job_id", source, job, submitter, name, status, startedAt = "started_at",
              finishedAt = "finished_at", durationMs = "duration_ms", exitCode = "exit_code", returnCode = "return_code",
-             limitHit = "limit_hit", stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes", reason, result
+             limitHit = "limit_hit", stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes", reason
     }
 
     init(_ run: RunRecord, withResult: Bool = false) {
@@ -96,7 +97,6 @@ struct RunJSON: Encodable {
         try values.encode(run.stdoutBytes, forKey: .stdoutBytes)
         try values.encode(run.stderrBytes, forKey: .stderrBytes)
         try values.encode(run.reason, forKey: .reason)
-        try values.encode(result, forKey: .result)
     }
 }
 
@@ -302,6 +302,13 @@ struct JobActionJSON: Encodable {
     var status: String
     var job: JobJSON?
     enum CodingKeys: String, CodingKey { case jobID = "job_id", status, job }
+
+    func encode(to encoder: any Encoder) throws {
+        var values = encoder.container(keyedBy: CodingKeys.self)
+        try values.encode(jobID, forKey: .jobID)
+        try values.encode(status, forKey: .status)
+        try values.encode(job, forKey: .job)
+    }
 }
 
 /// state.yaml of a SyftBox job.

@@ -119,7 +119,7 @@ public struct APIServer: Service {
     }
 
     static func router(_ environment: APIEnvironment) -> Router<APIRequestContext> {
-        let router = Router(context: APIRequestContext.self)
+        let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: OwnerAuthMiddleware(token: environment.token, loopbackOnly: environment.options.isLoopback,
                                                    boundHost: environment.options.host))
@@ -135,14 +135,24 @@ public struct APIServer: Service {
 /// Query parameters, checked.
 extension Request {
     func integer(_ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {
-        guard let text = uri.queryParameters.get(name) else { return value }
+        guard let text = text(name) else { return value }
         guard let number = Int(text), range.contains(number) else {
             throw APIError.badRequest("\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
         return number
     }
 
+    /// A query parameter as a form sends it: `+` is a space, then
+    /// percent-decoding (`%2B` is a plus). Empty counts as absent.
     func text(_ name: String) -> String? {
-        uri.queryParameters.get(name).flatMap { $0.isEmpty ? nil : $0 }
+        guard let query = uri.query else { return nil }
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts[0] == name else { continue }
+            let raw = parts.count > 1 ? parts[1].replacingOccurrences(of: "+", with: " ") : ""
+            guard let value = Substring(raw).removingPercentEncodingStrictly() else { return nil }
+            return value.isEmpty ? nil : value
+        }
+        return nil
     }
 }

@@ -47,6 +47,9 @@ struct HistoryRoutes {
         default: throw APIError.badRequest("order must be asc or desc")
         }
         if let text = query.text, text.utf8.count > 200 { throw APIError.badRequest("q is longer than 200 bytes") }
+        if let source = query.source, source != "syftbox", source != "api" {
+            throw APIError.badRequest("source must be syftbox or api")
+        }
         let limit = try request.integer("limit", default: 50, in: 1...500)
         let offset = try request.integer("offset", default: 0, in: 0...Int(Int32.max))
         let history = environment.history

@@ -38,8 +38,12 @@ struct JobCatalog: Sendable {
             return try await find(id)
         }
         if let id = JobID(rawValue: text) { return try await find(id) }
-        let job = try JobReview.find(text, in: layout)
-        return Found(id: JobID.syftBox(job), entry: .syftBox(job))
+        do {
+            let job = try JobReview.find(text, in: layout)
+            return Found(id: JobID.syftBox(job), entry: .syftBox(job))
+        } catch let error as SandboxError where error.code == .jobNotFound {
+            throw SandboxError(.jobNotFound, error.message, path: text) // the CLI's hint is not the API's
+        }
     }
 
     func find(_ id: JobID) async throws -> Found {
@@ -88,7 +92,8 @@ struct JobCatalog: Sendable {
                 path: inbox.relativePath.string, status: status,
                 createdAt: state?.receivedAt?.text ?? metadata?.submittedAt?.text,
                 startedAt: last?.startedAt, finishedAt: last?.finishedAt, exitCode: last?.exitCode,
-                returnCode: state?.returnCode, limitHit: last?.limitHit, error: state?.reviewReason, spec: nil,
+                returnCode: state?.returnCode, limitHit: last?.limitHit,
+                error: status == "rejected" || status == "failed" ? state?.reviewReason : nil, spec: nil,
                 config: metadata.map(SubmissionConfigJSON.init), state: state.map(StateJSON.init),
                 fingerprint: receipts.read(inbox)?.fingerprint, artifacts: [], runs: [], result: nil,
                 actions: Self.actions(syftBox: status), live: live != nil && live?.ending == nil, currentRun: nil)

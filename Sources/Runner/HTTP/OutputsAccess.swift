@@ -52,6 +52,7 @@ enum OutputsAccess {
         guard !raw.isEmpty, raw.count <= maxDepth else { throw APIError.badRequest("an artifact path needs 1 to \(maxDepth) components") }
         return try raw.map { segment in
             guard let decoded = segment.removingPercentEncodingStrictly(), !decoded.isEmpty, decoded != ".", decoded != "..",
+                  decoded.utf8.count <= Int(NAME_MAX),
                   !decoded.utf8.contains(UInt8(ascii: "/")), !decoded.utf8.contains(0) else {
                 throw APIError.badRequest("'\(segment)' is not a usable path component")
             }
@@ -67,7 +68,7 @@ enum OutputsAccess {
         let fd = csb_open_beneath(rootFD, components.joined(separator: "/"), O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else {
             switch errno {
-            case ENOENT, ENOTDIR: return nil
+            case ENOENT, ENOTDIR, ENAMETOOLONG: return nil
             case EXDEV, ELOOP: throw APIError(.forbidden, "the artifact path leads out of the job's outputs")
             default: throw SandboxError(.io, "cannot open the artifact", path: components.joined(separator: "/"),
                                         errno: Errno(rawValue: errno))

@@ -104,6 +104,19 @@ public struct ResultRecord: Codable, Sendable {
     }
 }
 
+extension ResultRecord.Job {
+    enum CodingKeys: String, CodingKey { case id, name, type, folder }
+
+    /// `type` is null, not missing, when config.yaml names none.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(name, forKey: .name)
+        try c.encode(type, forKey: .type)
+        try c.encode(folder, forKey: .folder)
+    }
+}
+
 extension ResultRecord.Limits {
     enum CodingKeys: String, CodingKey {
         case timeoutSeconds = "timeout_seconds", cpuTimeSeconds = "cpu_time_seconds", memoryBytes = "memory_bytes",

@@ -8,9 +8,9 @@ import SystemPackage
 ///   parent of the jobs' groups; because a v2 group with processes cannot
 ///   hand controllers to children, the runner first moves itself into a
 ///   leaf of its own (`supervisor-PID`), as nsjail and crun do.
-/// - cgroup v1: one hierarchy per controller (memory, pids, freezer); the
-///   jobs' groups go under `syft-sandbox-run/` in the runner's own group of
-///   each.
+/// - cgroup v1: one hierarchy per controller (memory, pids; freezer and
+///   cpuacct when mounted); the jobs' groups go under `syft-sandbox-run/`
+///   in the runner's own group of each.
 /// - neither: limits fall back to rlimits, and result.json says so.
 public enum CgroupSupport: Sendable, CustomStringConvertible {
     case v2(parent: FilePath)
@@ -23,7 +23,8 @@ public enum CgroupSupport: Sendable, CustomStringConvertible {
         public var parent: FilePath
     }
 
-    /// Controllers the limits need; v1 also uses the freezer to kill.
+    /// Controllers the limits need (v2 reads CPU time from `cpu.stat`,
+    /// which every v2 group has, controller enabled or not).
     static let required = ["memory", "pids"]
 
     public var description: String {
@@ -118,15 +119,24 @@ public enum CgroupSupport: Sendable, CustomStringConvertible {
         for group in stale { JobCgroup.remove(group) }
     }
 
+    /// v1 controllers used when present: the freezer (to kill the group
+    /// at once; the PID namespace kills everything anyway) and cpuacct (the
+    /// job's CPU time across all its processes; without it the CPU limit
+    /// is RLIMIT_CPU per process).
+    static let optionalV1 = ["freezer", "cpuacct"]
+
     static func prepareV1(mounts: [CgroupMount], groups: CgroupMembership) -> Result<[Hierarchy], Reason> {
         var hierarchies: [Hierarchy] = []
-        for controller in required + ["freezer"] {
-            guard let mount = mounts.first(where: { $0.controllers.contains(controller) }),
+        for controller in required + optionalV1 {
+            guard let mount = mounts.first(where: { !$0.isV2 && $0.controllers.contains(controller) }),
                   let path = groups.v1[controller] else {
-                if controller == "freezer" { continue } // optional: the PID namespace kills everything anyway
+                if optionalV1.contains(controller) { continue }
                 return .failure(Reason("no \(controller) hierarchy"))
             }
             let parent = mount.point.appending(path.components).appending("syft-sandbox-run")
+            // Two controllers co-mounted in one hierarchy share one group;
+            // the first one's entry stands for both.
+            if hierarchies.contains(where: { $0.parent == parent }) { continue }
             if mkdir(parent.string, 0o755) != 0, errno != EEXIST {
                 return .failure(Reason("cannot create \(parent): \(Errno(rawValue: errno).symbolicName)"))
             }

@@ -16,6 +16,16 @@ final class JobCgroup {
         var oomKills: UInt64
         /// Forks the pids limit refused.
         var pidsLimitHits: UInt64
+        /// CPU time of every process the group ever held, when the group
+        /// accounts it (v2 always, v1 with a cpuacct hierarchy).
+        var cpu: CPUTime? = nil
+    }
+
+    /// CPU time of the whole group: user + system is `total`.
+    struct CPUTime: Hashable {
+        var user: Duration
+        var system: Duration
+        var total: Duration { user + system }
     }
 
     private enum Layout {
@@ -27,6 +37,12 @@ final class JobCgroup {
 
     private let layout: Layout
     let version: Int
+    /// Where the group's CPU time is read: v2 `cpu.stat`, v1
+    /// `cpuacct.usage` (nil: not accounted, RLIMIT_CPU only).
+    private let cpuFile: FilePath?
+
+    /// True when the group counts the CPU time of all its processes.
+    var accountsCPU: Bool { cpuFile != nil }
 
     /// Creates `name` under the runner's job parent and writes the limits.
     init(support: CgroupSupport, name: String, limits: Limits) throws(SandboxError) {
@@ -50,6 +66,9 @@ final class JobCgroup {
                 }
                 layout = .v2(directory: directory, fd: fd)
                 version = 2
+                // A core file of every v2 group, the cpu controller enabled or not.
+                let stat = directory.appending("cpu.stat")
+                cpuFile = CgroupFiles.keyedValues(stat)["usage_usec"] != nil ? stat : nil
             } catch {
                 rmdir(directory.string)
                 throw error
@@ -90,6 +109,8 @@ final class JobCgroup {
             }
             layout = .v1(groups)
             version = 1
+            cpuFile = groups.lazy.map { $0.directory.appending("cpuacct.usage") }
+                .first { CgroupFiles.number($0) != nil }
         }
     }
 
@@ -108,14 +129,64 @@ final class JobCgroup {
         }
     }
 
+    /// CPU time of the group so far (user + system of every process it
+    /// held), or nil when it is not accounted. One small read: cheap
+    /// enough for the supervisor's budget checks.
+    func cpuTotal() -> Duration? {
+        guard let cpuFile else { return nil }
+        switch layout {
+        case .v2: return CgroupFiles.keyedValues(cpuFile)["usage_usec"].map { .microseconds($0) }
+        case .v1: return CgroupFiles.number(cpuFile).map { .nanoseconds($0) }
+        }
+    }
+
+    /// The group's CPU time split in user and system time.
+    func cpuTime() -> CPUTime? {
+        guard let cpuFile else { return nil }
+        switch layout {
+        case .v2:
+            let stat = CgroupFiles.keyedValues(cpuFile)
+            guard let user = stat["user_usec"], let system = stat["system_usec"] else { return nil }
+            return CPUTime(user: .microseconds(user), system: .microseconds(system))
+        case .v1:
+            guard let total = CgroupFiles.number(cpuFile) else { return nil }
+            let directory = cpuFile.removingLastComponent()
+            let stat = CgroupFiles.keyedValues(directory.appending("cpuacct.stat"))
+            let precise = (CgroupFiles.number(directory.appending("cpuacct.usage_user")),
+                           CgroupFiles.number(directory.appending("cpuacct.usage_sys")))
+            return Self.splitV1(totalNanoseconds: total, statUser: stat["user"], statSystem: stat["system"],
+                                usageUser: precise.0, usageSystem: precise.1)
+        }
+    }
+
+    /// v1 user and system time. `cpuacct.usage` is the exact total (the
+    /// scheduler's runtime, ns); `cpuacct.stat` has the split, scaled by
+    /// the kernel to that runtime but in USER_HZ ticks; `cpuacct.usage_user`
+    /// and `usage_sys` are raw tick samples in ns. The total is kept exact
+    /// and split in the ratio of `cpuacct.stat`, else of the samples, else
+    /// counted as user time (a job too short for a single tick).
+    static func splitV1(totalNanoseconds total: UInt64, statUser: UInt64?, statSystem: UInt64?,
+                        usageUser: UInt64?, usageSystem: UInt64?) -> CPUTime {
+        func split(_ user: UInt64, _ system: UInt64) -> CPUTime? {
+            let sum = Double(user) + Double(system)
+            guard sum > 0 else { return nil }
+            let userPart = UInt64((Double(total) * Double(user) / sum).rounded())
+            return CPUTime(user: .nanoseconds(min(userPart, total)), system: .nanoseconds(total - min(userPart, total)))
+        }
+        if let user = statUser, let system = statSystem, let result = split(user, system) { return result }
+        if let user = usageUser, let system = usageSystem, let result = split(user, system) { return result }
+        return CPUTime(user: .nanoseconds(total), system: .zero)
+    }
+
     func usage() -> Usage {
         switch layout {
         case let .v2(directory, _):
             return Usage(memoryPeakBytes: CgroupFiles.number(directory.appending("memory.peak")),
                          oomKills: CgroupFiles.keyedValues(directory.appending("memory.events"))["oom_kill"] ?? 0,
-                         pidsLimitHits: CgroupFiles.keyedValues(directory.appending("pids.events"))["max"] ?? 0)
+                         pidsLimitHits: CgroupFiles.keyedValues(directory.appending("pids.events"))["max"] ?? 0,
+                         cpu: cpuTime())
         case let .v1(groups):
-            var usage = Usage(memoryPeakBytes: nil, oomKills: 0, pidsLimitHits: 0)
+            var usage = Usage(memoryPeakBytes: nil, oomKills: 0, pidsLimitHits: 0, cpu: cpuTime())
             for group in groups {
                 switch group.controller {
                 case "memory":
