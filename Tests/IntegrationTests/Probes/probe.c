@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -134,6 +137,130 @@ static int escape(void) {
     return 0;
 }
 
+// The default filter itself, not the sandbox around it: run on the host by
+// root (every capability), each call in its own child with arguments the
+// kernel rejects harmlessly (bad magic, bad flags, missing paths, bad fds)
+// once past its capability check. `filtered none` prints what the kernel
+// says without a filter; `filtered FILE` installs the BPF program in FILE
+// first, so that only the filter can turn an answer into EPERM.
+struct call {
+    const char *name;
+    long (*run)(void);
+};
+
+static long c_mount(void) { return mount(NULL, NULL, NULL, 0, NULL); }
+static long c_umount2(void) { return umount2("/nonexistent-syft-probe", 0); }
+static long c_pivot_root(void) { return syscall(SYS_pivot_root, "/nonexistent-syft-a", "/nonexistent-syft-b"); }
+static long c_chroot(void) { return chroot("/nonexistent-syft-probe"); }
+static long c_unshare_ns(void) { return unshare(CLONE_NEWNS); }
+static long c_unshare_user(void) { return unshare(CLONE_NEWUSER); }
+static long c_setns(void) { return setns(-1, 0); }
+static long c_clone_newns(void) {
+    long rc = syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, NULL, NULL, NULL, NULL);
+    if (rc == 0) _exit(0);
+    return rc;
+}
+static long c_clone3(void) {
+    struct clone_args args = {.flags = CLONE_NEWUSER, .exit_signal = SIGCHLD};
+    long rc = syscall(SYS_clone3, &args, sizeof args);
+    if (rc == 0) _exit(0);
+    return rc;
+}
+static long c_keyctl(void) { return syscall(SYS_keyctl, 0 /* GET_KEYRING_ID */, -999, 0, 0, 0); }
+static long c_add_key(void) { return syscall(SYS_add_key, "user", "syft-probe", "x", 1, -999); }
+static long c_request_key(void) { return syscall(SYS_request_key, "user", "syft-probe-none", NULL, 0); }
+static long c_bpf(void) { return syscall(SYS_bpf, -1, NULL, 0); }
+static long c_perf_event_open(void) { return syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0); }
+static long c_userfaultfd(void) { return syscall(SYS_userfaultfd, ~0); }
+static long c_open_by_handle_at(void) { return syscall(SYS_open_by_handle_at, -1, NULL, 0); }
+static long c_name_to_handle_at(void) { return syscall(SYS_name_to_handle_at, AT_FDCWD, "/nonexistent-syft-probe", NULL, NULL, 0); }
+static long c_kexec_load(void) { return syscall(SYS_kexec_load, 0, 0, NULL, 0xffff0000ul); }
+static long c_kexec_file_load(void) { return syscall(SYS_kexec_file_load, -1, -1, 0, NULL, ~0ul); }
+static long c_init_module(void) { return syscall(SYS_init_module, NULL, 0, ""); }
+static long c_finit_module(void) { return syscall(SYS_finit_module, -1, "", 0); }
+static long c_delete_module(void) { return syscall(SYS_delete_module, "syft_probe_none", 0); }
+static long c_io_uring_setup(void) { char params[120] = {0}; return syscall(SYS_io_uring_setup, 0, params); }
+static long c_io_uring_enter(void) { return syscall(SYS_io_uring_enter, -1, 0, 0, 0, NULL, 0); }
+static long c_io_uring_register(void) { return syscall(SYS_io_uring_register, -1, 0, NULL, 0); }
+static long c_ptrace(void) { return syscall(SYS_ptrace, 16 /* PTRACE_ATTACH */, 0x3fffffff, NULL, NULL); }
+static long c_process_vm_readv(void) { return syscall(SYS_process_vm_readv, 0x3fffffff, NULL, 0, NULL, 0, 0); }
+static long c_process_vm_writev(void) { return syscall(SYS_process_vm_writev, 0x3fffffff, NULL, 0, NULL, 0, 0); }
+static long c_reboot(void) { return syscall(SYS_reboot, 0, 0, 0, NULL); }
+static long c_swapon(void) { return syscall(SYS_swapon, "/nonexistent-syft-probe", 0); }
+static long c_swapoff(void) { return syscall(SYS_swapoff, "/nonexistent-syft-probe"); }
+static long c_acct(void) { return syscall(SYS_acct, "/nonexistent-syft-probe/x"); }
+static long c_quotactl(void) { return syscall(SYS_quotactl, 0, "/nonexistent-syft-probe", 0, NULL); }
+static long c_fsopen(void) { return syscall(SYS_fsopen, "syft-probe-fs", 0); }
+static long c_fsconfig(void) { return syscall(SYS_fsconfig, -1, 0, NULL, NULL, 0); }
+static long c_fsmount(void) { return syscall(SYS_fsmount, -1, 0, 0); }
+static long c_move_mount(void) { return syscall(SYS_move_mount, -1, "", -1, "", 0); }
+static long c_open_tree(void) { return syscall(SYS_open_tree, -1, "", ~0u); }
+static long c_mount_setattr(void) { return syscall(SYS_mount_setattr, -1, "", 0, NULL, 0); }
+static long c_fspick(void) { return syscall(SYS_fspick, -1, "", 0); }
+static long c_getpid(void) { return syscall(SYS_getpid); }
+static long c_x32(void) { return syscall(0x40000000 | SYS_getpid); }
+static long c_i386(void) {
+    long rc;
+    __asm__ volatile("int $0x80" : "=a"(rc) : "a"(20) : "memory");
+    if (rc < 0) { errno = (int)-rc; return -1; }
+    return rc;
+}
+
+static const struct call calls[] = {
+    {"mount", c_mount}, {"umount2", c_umount2}, {"pivot_root", c_pivot_root}, {"chroot", c_chroot},
+    {"unshare_ns", c_unshare_ns}, {"unshare_user", c_unshare_user}, {"setns", c_setns},
+    {"clone_newns", c_clone_newns}, {"clone3", c_clone3}, {"keyctl", c_keyctl}, {"add_key", c_add_key},
+    {"request_key", c_request_key}, {"bpf", c_bpf}, {"perf_event_open", c_perf_event_open},
+    {"userfaultfd", c_userfaultfd}, {"open_by_handle_at", c_open_by_handle_at},
+    {"name_to_handle_at", c_name_to_handle_at}, {"kexec_load", c_kexec_load}, {"kexec_file_load", c_kexec_file_load},
+    {"init_module", c_init_module}, {"finit_module", c_finit_module}, {"delete_module", c_delete_module},
+    {"io_uring_setup", c_io_uring_setup}, {"io_uring_enter", c_io_uring_enter},
+    {"io_uring_register", c_io_uring_register}, {"ptrace", c_ptrace}, {"process_vm_readv", c_process_vm_readv},
+    {"process_vm_writev", c_process_vm_writev}, {"reboot", c_reboot}, {"swapon", c_swapon}, {"swapoff", c_swapoff},
+    {"acct", c_acct}, {"quotactl", c_quotactl}, {"fsopen", c_fsopen}, {"fsconfig", c_fsconfig},
+    {"fsmount", c_fsmount}, {"move_mount", c_move_mount}, {"open_tree", c_open_tree},
+    {"mount_setattr", c_mount_setattr}, {"fspick", c_fspick}, {"getpid", c_getpid}, {"x32", c_x32}, {"i386", c_i386},
+};
+
+static int filtered(const char *program) {
+    if (strcmp(program, "none") != 0) {
+        static unsigned char bytes[1 << 20];
+        FILE *file = fopen(program, "rb");
+        if (!file) { perror(program); return 2; }
+        size_t length = fread(bytes, 1, sizeof bytes, file);
+        fclose(file);
+        struct sock_fprog filter = {.len = (unsigned short)(length / sizeof(struct sock_filter)),
+                                    .filter = (struct sock_filter *)bytes};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &filter) != 0) {
+            perror("seccomp");
+            return 2;
+        }
+    }
+    for (size_t index = 0; index < sizeof calls / sizeof calls[0]; index++) {
+        int pipe_ends[2];
+        if (pipe(pipe_ends) != 0) return 2;
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(pipe_ends[0]);
+            errno = 0;
+            long rc = calls[index].run();
+            const char *answer = rc >= 0 ? "ok" : (strerrorname_np(errno) ? strerrorname_np(errno) : "unknown");
+            if (write(pipe_ends[1], answer, strlen(answer)) < 0) _exit(3);
+            _exit(0);
+        }
+        close(pipe_ends[1]);
+        char answer[64] = {0};
+        ssize_t length = read(pipe_ends[0], answer, sizeof answer - 1);
+        close(pipe_ends[0]);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (WIFSIGNALED(status)) printf("%s=killed:%s\n", calls[index].name, sigabbrev_np(WTERMSIG(status)));
+        else printf("%s=%s\n", calls[index].name, length > 0 ? answer : "none");
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) { fprintf(stderr, "usage: probe syscalls|fd N|connect HOST PORT|escape\n"); return 2; }
@@ -141,6 +268,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "fd") == 0 && argc > 2) return check_fd(atoi(argv[2]));
     if (strcmp(argv[1], "connect") == 0 && argc > 3) return connect_to(argv[2], atoi(argv[3]));
     if (strcmp(argv[1], "escape") == 0) return escape();
+    if (strcmp(argv[1], "filtered") == 0 && argc > 2) return filtered(argv[2]);
     fprintf(stderr, "unknown probe %s\n", argv[1]);
     return 2;
 }
