@@ -15,6 +15,12 @@ struct SyftSandboxRun: AsyncParsableCommand {
         defaultSubcommand: RunCommand.self)
 
     static let version = "0.1.0"
+
+    /// First arguments that are not a one-shot run's: subcommands, help, version.
+    static let reservedFirstArguments: Set<String> = [
+        "run", "daemon", "jobs", "help", "-h", "--help", "--version", "--generate-completion-script",
+        "--experimental-dump-help",
+    ]
 }
 
 /// A subcommand main() runs. (Calling `run()` on the parsed command picks
@@ -29,12 +35,28 @@ enum ExitStatus {
 
 LoggingSystem.bootstrap { label in CLILogHandler(label: label) }
 
+/// The one-shot form (`syft-sandbox-run [options] <jobdir>`, the CI path,
+/// where start-up time counts) is parsed as `RunCommand` alone: building
+/// ArgumentParser's whole tree, daemon and jobs included, costs milliseconds
+/// of reflection and protocol-conformance scans in a binary this size.
+/// Anything else, and any one-shot line that does not parse, goes through
+/// the full tree (its help, subcommands and error messages).
+func oneShotCommand(_ arguments: [String]) -> RunCommand? {
+    guard let first = arguments.first, !SyftSandboxRun.reservedFirstArguments.contains(first) else { return nil }
+    return try? RunCommand.parse(arguments)
+}
+
 do {
-    var command = try SyftSandboxRun.parseAsRoot()
-    if let executable = command as? ExecutableCommand {
-        try await executable.execute()
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    if let command = oneShotCommand(arguments) {
+        try await command.execute()
     } else {
-        try command.run()
+        var command = try SyftSandboxRun.parseAsRoot()
+        if let executable = command as? ExecutableCommand {
+            try await executable.execute()
+        } else {
+            try command.run()
+        }
     }
 } catch let exit as ExitCode {
     Glibc.exit(exit.rawValue)
