@@ -97,14 +97,14 @@ def submit(daemon, script_text, name):
 
 
 # A job that works and reports as it goes: CPU-bound, a progress line
-# every few hundred microseconds. It first waits a second (the followers
+# every millisecond or so. It first waits a second (the followers
 # connect meanwhile), then times its own work and reports it on stderr.
 WORKER = """import sys, time
 time.sleep(1)
 start = time.monotonic()
 total = 0
 for step in range(LINES):
-    total += sum(i * i for i in range(300))
+    total += sum(i * i for i in range(3000))
     print(f"step {step:6d} of LINES: running total {total}", flush=True)
 print(f"work_ms={(time.monotonic() - start) * 1000:.0f}", file=sys.stderr)
 """
