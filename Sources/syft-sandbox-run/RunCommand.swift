@@ -74,22 +74,24 @@ struct RunCommand: AsyncParsableCommand, ExecutableCommand {
     @Argument(help: "The job folder (holds run.sh).")
     var jobdir: String
 
+    /// The values parsed, as the fast path makes them too.
+    var arguments: OneShotArguments {
+        OneShotArguments(results: results, timeout: timeout, net: net, memory: memory, pids: pids, cpuTime: cpuTime,
+                         maxOutput: maxOutput, maxOutputs: maxOutputs, tmpSize: tmpSize, openFiles: openFiles,
+                         fileSize: fileSize, environment: environment, seccomp: seccomp, rootfs: rootfs, uid: uid,
+                         json: json, jobdir: jobdir)
+    }
+
     func validate() throws {
-        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
-        for size in [memory, maxOutput, maxOutputs, tmpSize, fileSize].compactMap({ $0 }) where ByteSize.parse(size) ?? 0 == 0 {
-            throw ValidationError("'\(size)' is not a positive size (examples: 4096, 512K, 10M, 2G)")
-        }
-        for entry in environment where !entry.contains("=") || entry.hasPrefix("=") {
-            throw ValidationError("--env takes KEY=VALUE, got '\(entry)'")
-        }
-        if uid == 0 { throw ValidationError("--uid 0 would run the job as the host's root") }
-        if pids == 0 || cpuTime == 0 || openFiles == 0 {
-            throw ValidationError("--pids, --cpu-time and --open-files take a positive number")
-        }
+        if let problem = arguments.problem { throw ValidationError(problem) }
     }
 
     func run() async throws { try await execute() }
 
+    func execute() async throws { try await arguments.execute() }
+}
+
+extension OneShotArguments {
     func execute() async throws {
         let logger = Logger(label: "syft-sandbox-run")
         do {

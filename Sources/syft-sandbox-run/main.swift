@@ -36,14 +36,12 @@ enum ExitStatus {
 LoggingSystem.bootstrap { label in CLILogHandler(label: label) }
 
 /// The one-shot form (`syft-sandbox-run [options] <jobdir>`, the CI path,
-/// where start-up time counts) is parsed as `RunCommand` alone: building
-/// ArgumentParser's whole tree, daemon and jobs included, costs milliseconds
-/// of reflection and protocol-conformance scans in a binary this size.
-/// Anything else, and any one-shot line that does not parse, goes through
-/// the full tree (its help, subcommands and error messages).
-func oneShotCommand(_ arguments: [String]) -> RunCommand? {
+/// where start-up time counts) is read by `OneShotArguments.fastParse`;
+/// anything else, and any line it is not sure of, goes through
+/// ArgumentParser (its help, subcommands and error messages).
+func oneShotCommand(_ arguments: [String]) -> OneShotArguments? {
     guard let first = arguments.first, !SyftSandboxRun.reservedFirstArguments.contains(first) else { return nil }
-    return try? RunCommand.parse(arguments)
+    return OneShotArguments.fastParse(arguments)
 }
 
 do {

@@ -1,0 +1,43 @@
+import ArgumentParser
+@testable import syft_sandbox_run
+import Testing
+
+/// The one-shot line's fast parser against ArgumentParser's: the same
+/// values wherever the fast path answers, and an answer for the usual lines.
+@Suite struct OneShotArgumentsTests {
+    static let usual: [[String]] = [
+        ["job"],
+        ["--results", "/tmp/r", "job"],
+        ["job", "--results", "/tmp/r"],
+        ["--results=/tmp/r", "--timeout", "2.5", "--net", "loopback", "job"],
+        ["--memory", "512M", "--pids", "64", "--cpu-time", "3", "--max-output", "1M", "--max-outputs", "2G",
+         "--tmp-size", "64M", "--open-files", "256", "--file-size", "10M", "--uid", "200000", "--json", "job"],
+        ["--env", "A=1", "--env=B=two=2", "--env", "C=", "job"],
+        ["--seccomp", "/etc/p.json", "--rootfs", "/srv/root", "--", "-job-named-like-an-option"],
+        ["--timeout", "1", "--timeout", "3", "job"],
+        ["--net", "host", "--json", "--json", "job with spaces"],
+    ]
+
+    static let unusual: [[String]] = [
+        [], ["--help"], ["-h"], ["job", "other"], ["--bogus", "job"], ["--results"], ["--results", "--json", "job"],
+        ["--timeout", "soon", "job"], ["--timeout", "0", "job"], ["--timeout", "-1", "job"], ["--net", "wifi", "job"],
+        ["--pids", "0", "job"], ["--pids", "-3", "job"], ["--uid", "0", "job"], ["--memory", "lots", "job"],
+        ["--env", "NOEQUALS", "job"], ["--env", "=x", "job"], ["--json=true", "job"], ["--uid", "99999999999", "job"],
+        ["-", "job"], ["--", "--json"],
+    ]
+
+    @Test(arguments: usual)
+    func theUsualLinesTakeTheFastPathAndParseAsArgumentParserDoes(_ line: [String]) throws {
+        let reference = try RunCommand.parse(line).arguments
+        let fast = try #require(OneShotArguments.fastParse(line), "the fast path gave up on \(line)")
+        #expect(fast == reference)
+    }
+
+    @Test(arguments: unusual)
+    func anUnusualLineIsLeftToArgumentParserOrParsedTheSame(_ line: [String]) {
+        let reference = try? RunCommand.parse(line).arguments
+        if let fast = OneShotArguments.fastParse(line) {
+            #expect(fast == reference, "\(line)")
+        }
+    }
+}
