@@ -177,14 +177,22 @@ final class Supervisor: @unchecked Sendable {
     }
 
     /// The configuration the shim applies. With the cgroup enforcing the
-    /// CPU budget, RLIMIT_CPU only backs it up a second past it (so the
-    /// supervisor's kill, at the budget, is what a job meets); without, the
+    /// CPU budget, RLIMIT_CPU only backs it up well past it (the kernel
+    /// checks it against tick samples, which drift from the runtime the
+    /// cgroup counts by several percent under load), so the supervisor's
+    /// kill at the budget is what a job meets; without the cgroup, the
     /// per-process RLIMIT_CPU is the limit.
     private func spawnConfiguration(cpuBudget: CPUBudget?) -> SandboxConfiguration {
         guard let cpuBudget else { return configuration }
         var spawned = configuration
-        spawned.limits.cpuTime = .seconds(Self.rlimitSeconds(cpuBudget.limit) + 1)
+        spawned.limits.cpuTime = .seconds(Self.backstopSeconds(cpuBudget.limit))
         return spawned
+    }
+
+    /// RLIMIT_CPU behind a cgroup-enforced budget: a quarter more, at least a second.
+    static func backstopSeconds(_ limit: Duration) -> Int64 {
+        let seconds = rlimitSeconds(limit)
+        return seconds + max(1, (seconds + 3) / 4)
     }
 
     /// RLIMIT_CPU's soft value for a limit, as SpawnPlan rounds it: whole
@@ -255,18 +263,24 @@ final class Supervisor: @unchecked Sendable {
     /// RLIMIT_CPU's verdict, as far as it can be told from outside: the
     /// job's main process died of SIGXCPU, or it exited with 128+SIGXCPU
     /// (a shell whose last command died of it) and the sandbox's processes
-    /// spent at least the soft limit together (one of them must have, to
-    /// get the signal; a job merely exiting 152 does not count).
+    /// (PID 1's rusage: everything reaped) spent the CPU for one of them to
+    /// have got the signal. A job merely exiting 152 does not count.
+    ///
+    /// "The CPU for it" is half the soft limit, not all of it: the kernel
+    /// checks RLIMIT_CPU against scheduler tick samples, rusage reports
+    /// the runtime, and under load they differ (a process killed at 1 s of
+    /// ticks measured as 0.92 s of runtime here).
     ///
     /// Not seen: a process killed by SIGXCPU whose parent then ends some
-    /// other way (`python spin.py; exit 1`). With cgroup accounting that
-    /// cannot happen first: the supervisor ends the job at the budget, a
-    /// second before any process's RLIMIT_CPU.
+    /// other way (`python spin.py; exit 1`): nothing outside the job learns
+    /// of that death (PID 1 only reaps orphans). With cgroup accounting it
+    /// cannot come first: the supervisor ends the job at the budget, well
+    /// before any process's RLIMIT_CPU.
     static func diedOfCPURlimit(_ termination: SandboxResult.Termination, sandboxCPU: Duration,
                                 rlimitSeconds: Int64) -> Bool {
         switch termination {
         case .signaled(SIGXCPU): true
-        case .exited(128 + SIGXCPU): sandboxCPU >= .seconds(rlimitSeconds)
+        case .exited(128 + SIGXCPU): sandboxCPU * 2 >= .seconds(rlimitSeconds)
         default: false
         }
     }

@@ -4,27 +4,27 @@ import Testing
 /// Exit statuses, timeouts, and that no process outlives its job.
 @Suite struct LifecycleTests {
     @Test(arguments: [(0, 0), (3, 3), (255, 255)])
-    func exitStatusIsTheJobs(code: Int, expected: Int32) throws {
+    func exitStatusIsTheJobs(code: Int, expected: Int32) async throws {
         let job = try JobFixture("exit \(code)")
-        let run = job.run()
+        let run = await job.runAsync()
         #expect(run.status == expected)
         #expect(job.result("returncode.txt") == "\(code)")
     }
 
-    @Test func killedBySignalIs128PlusN() throws {
+    @Test func killedBySignalIs128PlusN() async throws {
         let job = try JobFixture("kill -KILL $$")
-        let run = job.run()
+        let run = await job.runAsync()
         #expect(run.status == 137)
         let record = job.resultJSON()
         #expect(record?["signal"] as? Int == 9)
         #expect(record?["status"] as? String == "failed")
     }
 
-    @Test func timeoutKillsAnEscapedGrandchildPromptly() throws {
+    @Test func timeoutKillsAnEscapedGrandchildPromptly() async throws {
         let marker = "probe-\(UUID().uuidString.prefix(8))"
         let job = try JobFixture("./\(marker) escape; sleep 100", withProbe: true)
         try FileManager.default.moveItem(atPath: job.path + "/probe", toPath: job.path + "/" + marker)
-        let run = job.run(["--timeout", "1"])
+        let run = await job.runAsync(["--timeout", "1"])
         #expect(run.status == 124)
         #expect(run.seconds < 2.5, "took \(run.seconds) s for a 1 s timeout")
         #expect(job.result("returncode.txt") == "-1")
@@ -32,30 +32,37 @@ import Testing
         #expect(job.result("stdout.txt")?.hasSuffix("--- PROCESS TIMED OUT ---\n") == true)
         #expect(job.resultJSON()?["status"] as? String == "timed_out")
         #expect(job.resultJSON()?["limit_hit"] as? String == "timeout")
-        #expect(TestSupport.processes(matching: marker).isEmpty, "a job process survived the timeout")
+        TestSupport.expectNothingLeft(run, marker: marker)
     }
 
-    @Test func noProcessRemainsAfterANormalExit() throws {
+    @Test func noProcessRemainsAfterANormalExit() async throws {
         let marker = "probe-\(UUID().uuidString.prefix(8))"
         let job = try JobFixture("./\(marker) escape; exit 0", withProbe: true)
         try FileManager.default.moveItem(atPath: job.path + "/probe", toPath: job.path + "/" + marker)
-        let run = job.run()
+        let run = await job.runAsync()
         #expect(run.status == 0, "\(run.stderr)")
         #expect(TestSupport.processes(matching: marker).isEmpty, "a setsid, double-forked child outlived the job")
+        TestSupport.expectNothingLeft(run, marker: marker)
     }
 
-    @Test func timeoutDefaultsToTheSyftJobVariable() throws {
-        let job = try JobFixture("sleep 30")
+    @Test func timeoutDefaultsToTheSyftJobVariable() async throws {
+        let marker = TestSupport.marker()
+        let job = try JobFixture("sleep 30.\(marker)")
         var environment = ProcessInfo.processInfo.environment
         environment["SYFT_DEFAULT_JOB_TIMEOUT_SECONDS"] = "1"
-        let run = job.run([], environment: environment)
+        let run = await job.runAsync([], environment: environment)
         #expect(run.status == 124)
         #expect(run.seconds < 2.5)
+        let record = job.resultJSON()
+        #expect(record?["limit_hit"] as? String == "timeout")
+        #expect((record?["limits"] as? [String: Any])?["timeout_seconds"] as? Double == 1)
+        TestSupport.expectNothingLeft(run, marker: marker)
     }
 
-    @Test func outputPastTheCapIsCutAndTheJobStopped() throws {
-        let job = try JobFixture("yes 0123456789")
-        let run = job.run(["--max-output", "64K", "--timeout", "20"])
+    @Test func outputPastTheCapIsCutAndTheJobStopped() async throws {
+        let marker = TestSupport.marker()
+        let job = try JobFixture("sleep 999.\(marker) & yes 0123456789")
+        let run = await job.runAsync(["--max-output", "64K", "--timeout", "20"])
         #expect(run.status == 137)
         #expect(run.seconds < 5)
         let stdout = job.result("stdout.txt") ?? ""
@@ -63,8 +70,13 @@ import Testing
         #expect(stdout.hasSuffix("truncated at 65536 bytes; the job was stopped]\n"))
         let record = job.resultJSON()
         #expect(record?["limit_hit"] as? String == "output")
+        #expect(record?["status"] as? String == "killed")
         #expect(record?["output_truncated"] as? Bool == true)
         #expect(record?["stdout_bytes"] as? Int == 65536)
+        // The host's disk got the cap and the logs, not what `yes` could write.
+        let disk = TestSupport.diskUsage(job.results.path)
+        #expect(disk <= 64 * 1024 + (64 << 10), "the results take \(disk) bytes")
+        TestSupport.expectNothingLeft(run, marker: marker)
     }
 
     /// SIGTERM to the CLI (a CI runner cancelling the step) reaches the job

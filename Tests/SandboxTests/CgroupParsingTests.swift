@@ -56,6 +56,48 @@ import Testing
         #expect(reason.text.contains("lacks the memory and pids controller"))
     }
 
+    /// v1 takes cpuacct (the job's CPU time) and the freezer when they are
+    /// mounted, wherever they are, alone or co-mounted; never twice the same group.
+    @Test func v1UsesCpuacctAndTheFreezerWhenMounted() throws {
+        let root = "/tmp/syft-cgroup-v1-\(UInt32.random(in: 0 ... .max))"
+        defer { _ = try? TempTree.rm(root) }
+        for name in ["memory", "pids", "cpu,cpuacct", "freezer"] { try TempTree.mkdir("\(root)/\(name)/runner") }
+        let mounts = CgroupMount.parse(mountinfo: """
+        33 30 0:29 / \(root)/memory rw - cgroup cgroup rw,memory
+        34 30 0:30 / \(root)/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+        35 30 0:31 / \(root)/pids rw - cgroup cgroup rw,pids
+        36 30 0:32 / \(root)/freezer rw - cgroup cgroup rw,freezer
+        """)
+        let groups = CgroupMembership.parse("5:freezer:/runner\n4:memory:/runner\n3:cpu,cpuacct:/runner\n2:pids:/runner\n")
+        guard case let .success(hierarchies) = CgroupSupport.prepareV1(mounts: mounts, groups: groups) else {
+            Issue.record("v1 was refused")
+            return
+        }
+        #expect(hierarchies.map(\.controller) == ["memory", "pids", "freezer", "cpuacct"])
+        #expect(hierarchies.last?.parent == FilePath("\(root)/cpu,cpuacct/runner/syft-sandbox-run"))
+        #expect(Set(hierarchies.map(\.parent)).count == hierarchies.count)
+
+        // Without cpuacct: the rest still works (CPU time falls back to RLIMIT_CPU).
+        let fewer = mounts.filter { !$0.controllers.contains("cpuacct") }
+        guard case let .success(rest) = CgroupSupport.prepareV1(mounts: fewer, groups: groups) else {
+            Issue.record("v1 without cpuacct was refused")
+            return
+        }
+        #expect(rest.map(\.controller) == ["memory", "pids", "freezer"])
+
+        // The freezer co-mounted with memory: one group serves both.
+        let comounted = CgroupMount.parse(mountinfo: """
+        33 30 0:29 / \(root)/memory rw - cgroup cgroup rw,memory,freezer
+        34 30 0:30 / \(root)/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+        35 30 0:31 / \(root)/pids rw - cgroup cgroup rw,pids
+        """)
+        guard case let .success(shared) = CgroupSupport.prepareV1(mounts: comounted, groups: groups) else {
+            Issue.record("co-mounted v1 was refused")
+            return
+        }
+        #expect(shared.map(\.controller) == ["memory", "pids", "cpuacct"])
+    }
+
     @Test func keyedValuesReadEventFiles() throws {
         let path = FilePath("/tmp/syft-cgroup-events-\(UInt32.random(in: 0 ... .max))")
         let fd = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate], permissions: .ownerReadWrite)
@@ -63,5 +105,31 @@ import Testing
         try fd.close()
         defer { unlink(path.string) }
         #expect(CgroupFiles.keyedValues(path) == ["low": 0, "high": 0, "max": 3, "oom": 1, "oom_kill": 2])
+    }
+}
+
+/// Directories for fake hierarchies (SandboxTests has no Foundation).
+enum TempTree {
+    static func mkdir(_ path: String) throws {
+        var current = ""
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if Glibc.mkdir(current, 0o755) != 0 && errno != EEXIST { throw Errno(rawValue: errno) }
+        }
+    }
+
+    /// rm -r of a small tree of directories.
+    static func rm(_ path: String) throws {
+        if let directory = opendir(path) {
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name == "." || name == ".." { continue }
+                try rm(path + "/" + name)
+            }
+            closedir(directory)
+            Glibc.rmdir(path)
+        } else {
+            unlink(path)
+        }
     }
 }

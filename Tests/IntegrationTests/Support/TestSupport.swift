@@ -7,6 +7,8 @@ struct CLIRun {
     var stdout: String
     var stderr: String
     var seconds: Double
+    /// The CLI's pid (its cgroups are named job-PID-…).
+    var pid: Int32 = 0
 }
 
 enum TestSupport {
@@ -54,12 +56,27 @@ enum TestSupport {
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return CLIRun(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start))
+                      stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start),
+                      pid: process.processIdentifier)
     }
 
     static func cli(_ arguments: [String], environment: [String: String]? = nil) -> CLIRun {
         run([binary] + arguments, environment: environment)
     }
+
+    /// `run` on a thread of its own. Swift Testing runs tests on the
+    /// cooperative pool (as wide as the CPUs: 2 here); a test blocked for
+    /// seconds in waitUntilExit starves every async test of that pool, and
+    /// their wall-clock deadlines pass while they cannot run.
+    static func runOffPool(_ arguments: [String], environment: [String: String]? = nil) async -> CLIRun {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: run(arguments, environment: environment)) }.start()
+        }
+    }
+
+    /// A string to put in a job's command lines (`sleep 999.MARKER &`) and
+    /// look for on the host afterwards.
+    static func marker() -> String { String(UInt64.random(in: 100_000_000 ... 999_999_999)) }
 
     /// Pids of host processes whose command line contains `marker`.
     static func processes(matching marker: String) -> [Int32] {
@@ -103,6 +120,12 @@ final class JobFixture {
         TestSupport.cli(["--results", results.path] + options + [path], environment: environment)
     }
 
+    /// `run` without holding a thread of the cooperative pool while the job runs.
+    func runAsync(_ options: [String] = [], environment: [String: String]? = nil) async -> CLIRun {
+        await TestSupport.runOffPool([TestSupport.binary, "--results", results.path] + options + [path],
+                                     environment: environment)
+    }
+
     func result(_ name: String) -> String? {
         (try? String(contentsOf: results.appendingPathComponent(name), encoding: .utf8))
     }
@@ -120,5 +143,108 @@ final class JobFixture {
             if parts.count == 2 { lines[String(parts[0])] = String(parts[1]) }
         }
         return lines
+    }
+}
+
+/// The per-job cgroups, looked up the way the runner places them: under
+/// `syft-sandbox-run/` in the runner's group of every v1 hierarchy it uses
+/// (memory, pids, freezer, cpuacct), or directly in its v2 group.
+enum CgroupProbe {
+    /// The hierarchies' controllers and the parent of the jobs' groups.
+    struct Parent {
+        var controllers: Set<String>
+        var path: String
+    }
+
+    static let usedV1 = Set(["memory", "pids", "freezer", "cpuacct"])
+
+    static var parents: [Parent] {
+        guard let mountinfo = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8),
+              let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else { return [] }
+        var groups: [String: String] = [:]  // controller ("" for v2) -> path
+        for line in membership.split(separator: "\n") {
+            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3 else { continue }
+            if fields[0] == "0" && fields[1].isEmpty { groups[""] = String(fields[2]) }
+            for controller in fields[1].split(separator: ",") { groups[String(controller)] = String(fields[2]) }
+        }
+        var parents: [Parent] = []
+        for line in mountinfo.split(separator: "\n") {
+            let halves = line.split(separator: " - ", maxSplits: 1)
+            guard halves.count == 2 else { continue }
+            let left = halves[0].split(separator: " "), right = halves[1].split(separator: " ")
+            guard left.count >= 5, right.count >= 3 else { continue }
+            let point = String(left[4])
+            if right[0] == "cgroup2", let path = groups[""] {
+                parents.append(Parent(controllers: ["cgroup2"], path: point + (path == "/" ? "" : path)))
+            } else if right[0] == "cgroup" {
+                let controllers = Set(right[2].split(separator: ",").map(String.init)).intersection(usedV1)
+                guard let controller = controllers.first, let path = groups[controller] else { continue }
+                parents.append(Parent(controllers: controllers,
+                                      path: point + (path == "/" ? "" : path) + "/syft-sandbox-run"))
+            }
+        }
+        return parents
+    }
+
+    /// True when the runner can count a job's CPU time in its cgroup: a v1
+    /// cpuacct hierarchy, or v2 with the memory and pids controllers (every
+    /// v2 group has cpu.stat).
+    static var accountsCPU: Bool {
+        parents.contains { parent in
+            if parent.controllers.contains("cpuacct") { return true }
+            guard parent.controllers.contains("cgroup2"),
+                  let text = try? String(contentsOfFile: parent.path + "/cgroup.controllers", encoding: .utf8) else {
+                return false
+            }
+            let available = Set(text.split(whereSeparator: \.isWhitespace).map(String.init))
+            return available.contains("memory") && available.contains("pids")
+        }
+    }
+
+    /// Job groups (`job-PID-…`) in every hierarchy whose PID matches.
+    static func jobGroups(where matches: (Int32) -> Bool) -> [String] {
+        var found: [String] = []
+        for parent in parents {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? [] where name.hasPrefix("job-") {
+                let parts = name.split(separator: "-")
+                if parts.count >= 2, let pid = Int32(parts[1]), matches(pid) { found.append(parent.path + "/" + name) }
+            }
+        }
+        return found
+    }
+
+    /// The groups a finished CLI run left (it removes them before exiting).
+    static func groups(of run: CLIRun) -> [String] { jobGroups { $0 == run.pid } }
+
+    /// Groups of any runner that is gone: leaks.
+    static func leftovers() -> [String] { jobGroups { kill($0, 0) != 0 && errno == ESRCH } }
+}
+
+extension TestSupport {
+    /// Nothing of the job is left: no host process with `marker` in its
+    /// command line, no cgroup of the run in any hierarchy. (Only this
+    /// run's: a runner another test kills with SIGKILL leaves groups until
+    /// the next run sweeps them, and tests run in parallel.)
+    static func expectNothingLeft(_ run: CLIRun, marker: String?, sourceLocation: SourceLocation = #_sourceLocation) {
+        if let marker {
+            let survivors = processes(matching: marker)
+            #expect(survivors.isEmpty, "job processes outlived the job: \(survivors)", sourceLocation: sourceLocation)
+        }
+        #expect(run.pid > 0, sourceLocation: sourceLocation)
+        let groups = CgroupProbe.groups(of: run)
+        #expect(groups.isEmpty, "the run's cgroups were not removed: \(groups)", sourceLocation: sourceLocation)
+    }
+
+    /// Bytes a folder takes on disk (allocated blocks, recursively).
+    static func diskUsage(_ path: String) -> Int {
+        var total = 0
+        let enumerator = FileManager.default.enumerator(atPath: path)
+        var info = stat()
+        if lstat(path, &info) == 0 { total += Int(info.st_blocks) * 512 }
+        while let name = enumerator?.nextObject() as? String {
+            if lstat(path + "/" + name, &info) == 0 { total += Int(info.st_blocks) * 512 }
+        }
+        return total
     }
 }
