@@ -38,7 +38,7 @@ struct RunCommand: AsyncParsableCommand, ExecutableCommand {
     @Option(help: "Processes and threads of the whole job (default 512; a cgroup, else RLIMIT_NPROC).")
     var pids: UInt64?
 
-    @Option(name: .customLong("cpu-time"), help: "CPU seconds per process (default: none).")
+    @Option(name: .customLong("cpu-time"), help: "CPU seconds of the whole job (its cgroup), else per process (default: none).")
     var cpuTime: UInt64?
 
     @Option(name: .customLong("max-output"), help: "Bytes kept of stdout and of stderr, each (default 10M); past it the job is stopped.")

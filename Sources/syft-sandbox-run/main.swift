@@ -17,7 +17,8 @@ struct SyftSandboxRun: AsyncParsableCommand {
     static let version = "0.1.0"
 
     /// First arguments that are not a one-shot run's: subcommands, help, version.
-    static let reservedFirstArguments: Set<String> = [
+    /// (An array: a Set's generic instantiation costs a conformance scan at launch.)
+    static let reservedFirstArguments: [String] = [
         "run", "daemon", "jobs", "help", "-h", "--help", "--version", "--generate-completion-script",
         "--experimental-dump-help",
     ]

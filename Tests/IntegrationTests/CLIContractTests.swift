@@ -79,6 +79,10 @@ import Testing
         let rootless = empty.run(["--rootfs", empty.path + "/code"]) // no /bin/bash in there
         #expect(rootless.status == 125)
         #expect(rootless.stderr.contains("execve"), "\(rootless.stderr)")
+        // One line: what failed, on which path, the errno's name.
+        let lines = rootless.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(rootless.stderr)")
+        #expect(rootless.stderr.contains("/bin/bash") && rootless.stderr.contains("ENOENT"), "\(rootless.stderr)")
         #expect((try? FileManager.default.contentsOfDirectory(atPath: empty.results.path)) ?? [] == [])
     }
 

@@ -227,6 +227,7 @@ public enum OneShotRunner {
             timeoutSeconds: limits.wallTime.map { Double(milliseconds($0)) / 1000 },
             cpuTimeSeconds: limits.cpuTime.map { Double(milliseconds($0)) / 1000 },
             memoryBytes: limits.memoryBytes, processes: limits.processes, enforcement: result.enforcement,
+            cpuTimeEnforcement: limits.cpuTime == nil ? nil : result.cpuTimeEnforcement,
             openFiles: limits.openFiles, fileSizeBytes: limits.fileSizeBytes, outputBytes: limits.outputBytes,
             outputsBytes: options.outputsBytes, tmpBytes: options.tmpBytes)
         return ResultRecord(

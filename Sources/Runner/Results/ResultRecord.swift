@@ -36,6 +36,9 @@ public struct ResultRecord: Codable, Sendable {
         public var processes: UInt64?
         /// What enforced memory and processes: cgroup_v2, cgroup_v1 or rlimit.
         public var enforcement: SandboxResult.Enforcement
+        /// What enforced the CPU time (the job's cgroup, or RLIMIT_CPU per
+        /// process); nil without a CPU limit.
+        public var cpuTimeEnforcement: SandboxResult.Enforcement?
         public var openFiles: UInt64
         public var fileSizeBytes: UInt64?
         public var outputBytes: UInt64
@@ -120,7 +123,7 @@ extension ResultRecord.Job {
 extension ResultRecord.Limits {
     enum CodingKeys: String, CodingKey {
         case timeoutSeconds = "timeout_seconds", cpuTimeSeconds = "cpu_time_seconds", memoryBytes = "memory_bytes",
-             processes, enforcement, openFiles = "open_files", fileSizeBytes = "file_size_bytes",
+             processes, enforcement, cpuTimeEnforcement = "cpu_time_enforcement", openFiles = "open_files", fileSizeBytes = "file_size_bytes",
              outputBytes = "output_bytes", outputsBytes = "outputs_bytes", tmpBytes = "tmp_bytes"
     }
 
@@ -131,6 +134,7 @@ extension ResultRecord.Limits {
         try c.encode(memoryBytes, forKey: .memoryBytes)
         try c.encode(processes, forKey: .processes)
         try c.encode(enforcement, forKey: .enforcement)
+        try c.encode(cpuTimeEnforcement, forKey: .cpuTimeEnforcement)
         try c.encode(openFiles, forKey: .openFiles)
         try c.encode(fileSizeBytes, forKey: .fileSizeBytes)
         try c.encode(outputBytes, forKey: .outputBytes)

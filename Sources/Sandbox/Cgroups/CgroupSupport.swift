@@ -57,13 +57,13 @@ public enum CgroupSupport: Sendable, CustomStringConvertible {
         case let .success(parent):
             sweepStaleGroups(in: parent)
             return .v2(parent: parent)
-        case let .failure(reason): reasons.append("v2: \(reason)")
+        case let .failure(reason): reasons.append("v2: " + reason.text)
         }
         switch prepareV1(mounts: mounts, groups: groups) {
         case let .success(hierarchies):
             for hierarchy in hierarchies { sweepStaleGroups(in: hierarchy.parent) }
             return .v1(hierarchies: hierarchies)
-        case let .failure(reason): reasons.append("v1: \(reason)")
+        case let .failure(reason): reasons.append("v1: " + reason.text)
         }
         return .unavailable(reason: reasons.joined(separator: "; "))
     }
