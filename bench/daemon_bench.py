@@ -5,8 +5,9 @@
 approve-to-start: the owner writes `approved` into a pending job's
 state.yaml (as the client's approve() does); how long until the daemon
 has written `running`.
-throughput: N trivial approved jobs, all `done`: our daemon (every job
-sandboxed) vs syft-job's SyftJobRunner.process_approved_jobs on a copy.
+throughput: N trivial jobs from all approved to all `done`: our daemon
+(received and fingerprinted first, every job sandboxed) vs syft-job's
+SyftJobRunner.process_approved_jobs on the same jobs.
 Prints medians and the ratio; asserts nothing.
 """
 import argparse, os, shutil, signal, statistics, subprocess, sys, tempfile, time
@@ -102,8 +103,9 @@ def approve_to_start(binary, work, runs):
 
 
 def ours(binary, root, work, jobs):
+    """The daemon receives the jobs first (validated, fingerprinted: pending),
+    then the owner approves them all; timed from the approvals to all done."""
     paths = [os.path.join(root, OWNER, "app_data/job/review", DS, "v1", f"job-{i}", "state.yaml") for i in range(jobs)]
-    began = time.monotonic()
     daemon = start_daemon(binary, root, os.path.join(work, "throughput-state"),
                           int(os.environ.get("BENCH_CONCURRENCY", os.cpu_count() or 1)))
     unfinished = set(paths)
@@ -115,6 +117,14 @@ def ours(binary, root, work, jobs):
         return not unfinished
 
     try:
+        if not wait_until(lambda: all(read_status(p) == "pending" for p in paths), 120, 0.05):
+            raise SystemExit("the daemon did not receive the jobs")
+        began = time.monotonic()
+        for path in paths:
+            temporary = path + ".tmp"
+            with open(temporary, "w") as f:
+                f.write(approved())
+            os.rename(temporary, path)
         if not wait_until(finished, 600, 0.02):
             raise SystemExit("the daemon did not finish the jobs")
         elapsed = time.monotonic() - began
@@ -156,8 +166,8 @@ def main():
               "   (target < 50 ms)")
         ours_root, theirs_root = os.path.join(work, "ours"), os.path.join(work, "theirs")
         for i in range(args.jobs):
-            write_job(ours_root, f"job-{i}", approved())
-        shutil.copytree(ours_root, theirs_root, symlinks=True)
+            write_job(ours_root, f"job-{i}", None)  # submitted: the daemon receives them
+            write_job(theirs_root, f"job-{i}", approved())  # syft-job's runner takes approved ones
         ours_time, ours_failed = ours(args.binary, ours_root, work, args.jobs)
         theirs_time, theirs_failed = theirs(theirs_root, args.jobs)
         print(f"== daemon: {args.jobs} trivial approved jobs, all done")
