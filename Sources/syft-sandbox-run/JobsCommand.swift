@@ -34,6 +34,17 @@ struct JobsCommand: AsyncParsableCommand {
         }
     }
 
+    /// Finds the job, does `action` to it, prints "`done` JOB".
+    static func act(_ folder: Folder, _ job: String, done: String,
+                    _ action: (InboxJob, SyftBoxLayout) throws -> Void) throws {
+        try reporting {
+            let layout = try folder.layout()
+            let found = try folder.job(job, in: layout)
+            try action(found, layout)
+            print("\(done) \(found.relativePath)")
+        }
+    }
+
     /// Runs `body`, turning a SandboxError into one line on stderr and exit 1.
     static func reporting(_ body: () throws -> Void) throws {
         do {
@@ -101,12 +112,7 @@ struct JobsCommand: AsyncParsableCommand {
         @Option(help: "A note for the submitter (review_reason).") var reason: String?
 
         func run() throws {
-            try JobsCommand.reporting {
-                let layout = try folder.layout()
-                let found = try folder.job(job, in: layout)
-                try JobReview.approve(found, in: layout, reason: reason)
-                print("approved \(found.relativePath)")
-            }
+            try JobsCommand.act(folder, job, done: "approved") { found, layout in try JobReview.approve(found, in: layout, reason: reason) }
         }
     }
 
@@ -117,12 +123,7 @@ struct JobsCommand: AsyncParsableCommand {
         @Option(help: "Why (review_reason, shown to the submitter).") var reason: String
 
         func run() throws {
-            try JobsCommand.reporting {
-                let layout = try folder.layout()
-                let found = try folder.job(job, in: layout)
-                try JobReview.reject(found, in: layout, reason: reason)
-                print("rejected \(found.relativePath)")
-            }
+            try JobsCommand.act(folder, job, done: "rejected") { found, layout in try JobReview.reject(found, in: layout, reason: reason) }
         }
     }
 
@@ -133,12 +134,7 @@ struct JobsCommand: AsyncParsableCommand {
         @Argument(help: "The job: DS/v1/JOB, or its name.") var job: String
 
         func run() throws {
-            try JobsCommand.reporting {
-                let layout = try folder.layout()
-                let found = try folder.job(job, in: layout)
-                try JobReview.cancel(found, in: layout)
-                print("cancelled \(found.relativePath)")
-            }
+            try JobsCommand.act(folder, job, done: "cancelled") { found, layout in try JobReview.cancel(found, in: layout) }
         }
     }
 
@@ -149,12 +145,7 @@ struct JobsCommand: AsyncParsableCommand {
         @Argument(help: "The job: DS/v1/JOB, or its name.") var job: String
 
         func run() throws {
-            try JobsCommand.reporting {
-                let layout = try folder.layout()
-                let found = try folder.job(job, in: layout)
-                try JobReview.rerun(found, in: layout)
-                print("approved again \(found.relativePath)")
-            }
+            try JobsCommand.act(folder, job, done: "approved again") { found, layout in try JobReview.rerun(found, in: layout) }
         }
     }
 

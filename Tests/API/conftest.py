@@ -52,7 +52,8 @@ class Api:
                                         stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + WAIT_SECONDS
         while time.monotonic() < deadline:
-            match = re.search(r"HTTP API listening address=127\.0\.0\.1:(\d+)", self.log())
+            # Whatever it binds (127.0.0.1 or 0.0.0.0), the tests reach it on loopback.
+            match = re.search(r"HTTP API listening address=\S+:(\d+)", self.log())
             if match:
                 self.base = f"http://127.0.0.1:{match.group(1)}"
                 self.token = (self.state_dir / "api-token").read_text().strip()

@@ -786,21 +786,6 @@ class WideApi(Api):
         super().__init__(root, *DAEMON_OPTIONS)
         self.args[self.args.index("127.0.0.1:0")] = "0.0.0.0:0"
 
-    def start(self):
-        self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + WAIT_SECONDS
-        while time.monotonic() < deadline:
-            match = re.search(r"HTTP API listening address=0\.0\.0\.0:(\d+)", self.log())
-            if match:
-                self.base = f"http://127.0.0.1:{match.group(1)}"
-                self.token = (self.state_dir / "api-token").read_text().strip()
-                return self
-            if self.process.poll() is not None:
-                pytest.fail(f"the daemon exited ({self.process.returncode}):\n{self.log()}")
-            time.sleep(0.05)
-        pytest.fail(f"the daemon did not start listening:\n{self.log()}")
-
 
 def test_openapi_private_reads_beyond_loopback(contract):
     root = Path(tempfile.mkdtemp(prefix="syft-api-wide-"))
