@@ -20,6 +20,7 @@ import Sandbox
 enum LogStream {
     static let heartbeat: Duration = .seconds(15)
     static let coalescing: Duration = .milliseconds(20)
+    static let batch = 1024
 
     static func response(live: LiveLog?, files: (stdout: [UInt8], stderr: [UInt8]), currentStatus: LiveLog.Ending,
                          resumeAfter: Int?) -> Response {
@@ -56,25 +57,33 @@ enum LogStream {
         var position = start
         while true {
             // Each chunk's event is rendered once for all followers; here it is only written.
-            let (events, ending) = live.rendered(from: position, render: event)
-            if !events.isEmpty { try await writer.write(contentsOf: events) }
+            let (events, ending) = live.rendered(from: position, limit: batch, render: event)
+            if !events.isEmpty { try await writer.write(joined(events)) }
             position += events.count
             if let ending {
                 try await writer.write(end(ending))
                 return
             }
-            if events.isEmpty {
-                let woke = await waitForChunk(live, at: position)
-                if !woke {
-                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                } else if live.ending == nil {
-                    // Let a chatty job's lines gather: one write per follower every
-                    // 20 ms at most, not one per line (a human reads no faster, and
-                    // a hundred followers then cost the job next to nothing).
-                    try await Task.sleep(for: coalescing)
-                }
+            if events.count == batch { continue } // a backlog (a late follower): no pause
+            if events.isEmpty, !(await waitForChunk(live, at: position)) {
+                try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                continue
             }
+            // Let a chatty job's lines gather: one write per follower every
+            // 20 ms at most, not one per line (a human reads no faster, and a
+            // hundred followers then cost the job next to nothing).
+            try await Task.sleep(for: coalescing)
         }
+    }
+
+    /// The events in one buffer: one write (one HTTP chunk) for the batch,
+    /// not one per line through the channel pipeline.
+    static func joined(_ events: [ByteBuffer]) -> ByteBuffer {
+        guard events.count > 1 else { return events[0] }
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(events.reduce(0) { $0 + $1.readableBytes })
+        for event in events { buffer.writeImmutableBuffer(event) }
+        return buffer
     }
 
     /// True when a chunk or the end came, false after a heartbeat's wait.
