@@ -118,19 +118,28 @@ class Api:
     # -- SyftBox ------------------------------------------------------------
 
     def place_syftbox_job(self, name: str, script: str, submitter: str = SUBMITTER,
-                          files: dict | None = None) -> Path:
-        """A protocol-1 submission in the owner's inbox, as the client writes it."""
-        folder = self.inbox / submitter / "v1" / name
+                          files: dict | None = None, without: tuple = ()) -> Path:
+        """A protocol-1 submission in the owner's inbox, as the client writes
+        it; made beside the inbox and renamed in whole, as a sync engine lands
+        a folder (written in place, a loaded machine could pause this process
+        mid-file past the daemon's settle time, and the daemon would rightly
+        refuse the job as changed after receipt). `without`: config.yaml keys
+        left out."""
+        final = self.inbox / submitter / "v1" / name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.root))
         (folder / "code").mkdir(parents=True)
         for file_name, text in (files or {"script.sh": script}).items():
             (folder / "code" / file_name).write_text(text)
         (folder / "run.sh").write_text(script)
-        (folder / "config.yaml").write_text(yaml.safe_dump({
+        config = {
             "canonical_name": "JobSubmissionMetadata", "version": "1", "name": name, "type": "bash",
             "submitted_at": "2026-11-30T10:00:00Z", "entrypoint": None, "dependencies": [],
             "files": sorted((files or {"script.sh": script}).keys()), "is_folder_submission": False,
-            "code_path": None, "job_type": "local", "datasets": None, "headers": {}}))
-        return folder
+            "code_path": None, "job_type": "local", "datasets": None, "headers": {}}
+        (folder / "config.yaml").write_text(yaml.safe_dump({k: v for k, v in config.items() if k not in without}))
+        folder.rename(final)
+        return final
 
     def state(self, name: str, submitter: str = SUBMITTER) -> dict | None:
         path = self.review / submitter / "v1" / name / "state.yaml"

@@ -724,10 +724,7 @@ def test_openapi_review_stop_running(client, api):
 
 def test_openapi_review_job_without_type(client, api):
     """A config.yaml without `type` (the client's default, python): the record still has every key."""
-    folder = api.place_syftbox_job("openapi-untyped", "echo untyped\n")
-    config = (folder / "config.yaml").read_text()
-    (folder / "config.yaml").write_text("".join(line + "\n" for line in config.splitlines()
-                                                if not line.startswith("type:")))
+    api.place_syftbox_job("openapi-untyped", "echo untyped\n", without=("type",))
     api.wait_state("openapi-untyped", {"pending"})
     job_id = api.job_id_of("openapi-untyped")
     client.call("post", "/api/jobs/{id}/approve", 200, values={"id": job_id})
