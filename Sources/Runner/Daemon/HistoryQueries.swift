@@ -107,17 +107,10 @@ extension HistoryStore {
         }
     }
 
-    /// The stats, computed again only when the history changed or a minute passed.
+    /// The stats now (the API caches its answer per history generation).
     public func stats() async throws -> HistoryStats {
-        let current = generation.withLock { $0 }
-        if let cached = statsCache.withLock({ $0 }), cached.generation == current,
-           cached.computedAt.duration(to: .now) < .seconds(60) {
-            return cached.stats
-        }
         let now = Date()
-        let stats = try await database.read { db in try Self.computeStats(db, now: now) }
-        statsCache.withLock { $0 = (current, .now, stats) }
-        return stats
+        return try await database.read { db in try Self.computeStats(db, now: now) }
     }
 
     static func computeStats(_ db: Database, now: Date) throws -> HistoryStats {
@@ -153,11 +146,6 @@ extension HistoryStore {
             timeline: counts.enumerated().map { index, counts in
                 HistoryStats.Bucket(start: Date(timeIntervalSince1970: Double((firstBucket + index) * bucket)), counts: counts)
             })
-    }
-
-    /// Removes runs that finished before `date` (`DELETE …/cleanup`); returns how many.
-    public func cleanup(finishedBefore date: Date) async throws -> Int {
-        try prune(finishedBefore: date)
     }
 }
 

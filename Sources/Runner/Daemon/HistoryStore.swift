@@ -76,9 +76,8 @@ public final class HistoryStore: Sendable {
     public let path: FilePath
     /// `runs/` in the state folder: one folder of logs (and, for API jobs, results) per run.
     public let runsFolder: FilePath
-    /// Bumped by every write of this process: cached answers (the stats) know when they are stale.
+    /// Bumped by every write of this process: cached answers (the API's pages and stats) know when they are stale.
     let generation = Mutex<UInt64>(0)
-    let statsCache = Mutex<(generation: UInt64, computedAt: ContinuousClock.Instant, stats: HistoryStats)?>(nil)
 
     public init(stateDirectory: FilePath) throws {
         path = stateDirectory.appending("history.sqlite")

@@ -10,8 +10,6 @@ import Sandbox
 public struct QueueSnapshot: Sendable, Hashable {
     public var waiting: Int
     public var running: Int
-    public var runningJobs: [JobID]
-    public var waitingJobs: [JobID]
     public var stopping: Bool
 }
 
@@ -40,8 +38,7 @@ extension JobQueueService {
     }
 
     public func snapshot() -> QueueSnapshot {
-        QueueSnapshot(waiting: waiting.count, running: running.count, runningJobs: running.keys.map(\.jobID),
-                      waitingJobs: waiting.map(\.run.jobID), stopping: stopping)
+        QueueSnapshot(waiting: waiting.count, running: running.count, stopping: stopping)
     }
 
     /// The history, once the service runs.
@@ -72,10 +69,7 @@ extension JobQueueService {
             waiting.removeAll { $0.run == .api(id) }
             apiJobs[id]?.phase = .finished
             apiJobs[id]?.lastStatus = "killed"
-            if let history {
-                let run = DaemonAPIJobRun(job: status.job, runID: UUID().uuidString.lowercased(), options: options,
-                                          store: apiStore!, history: history, metrics: metrics,
-                                          liveLog: liveLogs?.log(of: id), logger: logger)
+            if let run = newAPIRun(status.job, liveLog: liveLogs?.log(of: id)) {
                 apiJobs[id]?.lastRunID = run.runID
                 run.stoppedWhileQueued()
             }
@@ -104,12 +98,16 @@ extension JobQueueService {
         startJobs()
     }
 
+    /// A new run of `job` (nil before the state folder is ready).
+    private func newAPIRun(_ job: APIJob, liveLog: LiveLog?) -> DaemonAPIJobRun? {
+        guard let history, let apiStore else { return nil }
+        return DaemonAPIJobRun(job: job, runID: UUID().uuidString.lowercased(), options: options, store: apiStore,
+                               history: history, metrics: metrics, liveLog: liveLog, logger: logger)
+    }
+
     func executeAPIJob(_ id: JobID) async {
-        guard let history, let apiStore, let status = apiJobs[id] else { return }
+        guard let status = apiJobs[id], let run = newAPIRun(status.job, liveLog: liveLogs?.log(of: id)) else { return }
         apiJobs[id]?.phase = .running
-        let run = DaemonAPIJobRun(job: status.job, runID: UUID().uuidString.lowercased(), options: options,
-                                  store: apiStore, history: history, metrics: metrics,
-                                  liveLog: liveLogs?.log(of: id), logger: logger)
         apiJobs[id]?.lastRunID = run.runID
         let result = await run.execute()
         apiJobs[id]?.phase = .finished
@@ -125,10 +123,7 @@ extension JobQueueService {
         for job in apiStore.loadAll() {
             let last = try? await history.runs(ofJob: job.id, limit: 1).first
             var status = APIJobStatus(job: job, phase: .finished, lastStatus: last?.status, lastRunID: last?.id)
-            if last == nil {
-                let run = DaemonAPIJobRun(job: job, runID: UUID().uuidString.lowercased(), options: options,
-                                          store: apiStore, history: history, metrics: metrics, liveLog: nil,
-                                          logger: logger)
+            if last == nil, let run = newAPIRun(job, liveLog: nil) {
                 run.interrupted()
                 status.lastStatus = "killed"
                 status.lastRunID = run.runID

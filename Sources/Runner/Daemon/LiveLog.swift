@@ -42,6 +42,16 @@ public final class LiveLog: Sendable {
         enum CodingKeys: String, CodingKey {
             case status, exitCode = "exit_code", returnCode = "return_code", limitHit = "limit_hit", reason
         }
+
+        /// Every key, `null` for what is unknown (the SSE end event's body).
+        public func encode(to encoder: any Encoder) throws {
+            var values = encoder.container(keyedBy: CodingKeys.self)
+            try values.encode(status, forKey: .status)
+            try values.encode(exitCode, forKey: .exitCode)
+            try values.encode(returnCode, forKey: .returnCode)
+            try values.encode(limitHit, forKey: .limitHit)
+            try values.encode(reason, forKey: .reason)
+        }
     }
 
     private struct State {

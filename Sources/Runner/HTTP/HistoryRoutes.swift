@@ -91,7 +91,7 @@ struct HistoryRoutes {
             throw APIError.badRequest("older_than '\(text)' is not a number of days, nor a number with s, m, h or d")
         }
         let cutoff = Date(timeIntervalSinceNow: -Double(seconds))
-        let deleted = try await environment.history.cleanup(finishedBefore: cutoff)
+        let deleted = try environment.history.prune(finishedBefore: cutoff)
         return try JSONBody.response(CleanupJSON(deleted: deleted, olderThanSeconds: seconds, before: cutoff))
     }
 

@@ -116,26 +116,11 @@ enum LogStream {
 
     static func end(_ ending: LiveLog.Ending) -> ByteBuffer {
         let encoder = JSONEncoder()
-        let json = (try? encoder.encode(EndJSON(ending))) ?? Data("{}".utf8)
+        let json = (try? encoder.encode(ending)) ?? Data("{}".utf8)
         var buffer = ByteBuffer(string: "event: end\ndata: ")
         buffer.writeBytes(json)
         buffer.writeString("\n\n")
         return buffer
-    }
-
-    /// The end event's body, every key present.
-    struct EndJSON: Encodable {
-        var ending: LiveLog.Ending
-        init(_ ending: LiveLog.Ending) { self.ending = ending }
-        enum CodingKeys: String, CodingKey { case status, exitCode = "exit_code", returnCode = "return_code", limitHit = "limit_hit", reason }
-        func encode(to encoder: any Encoder) throws {
-            var values = encoder.container(keyedBy: CodingKeys.self)
-            try values.encode(ending.status, forKey: .status)
-            try values.encode(ending.exitCode, forKey: .exitCode)
-            try values.encode(ending.returnCode, forKey: .returnCode)
-            try values.encode(ending.limitHit, forKey: .limitHit)
-            try values.encode(ending.reason, forKey: .reason)
-        }
     }
 }
 

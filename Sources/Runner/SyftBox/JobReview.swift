@@ -85,10 +85,10 @@ public enum JobReview {
 
     private static func expect(_ job: InboxJob, in layout: SyftBoxLayout, _ allowed: [JobState.Status], _ message: String,
                                hint: String? = nil) throws -> JobState {
-        guard let state = try state(of: job, in: layout), allowed.contains(state.status) else {
-            let current = (try? state(of: job, in: layout))??.status.rawValue ?? "received"
-            throw SandboxError(.jobStateConflict, "\(message) (it is \(current))", path: job.relativePath.string,
-                               hint: hint)
+        let state = try state(of: job, in: layout)
+        guard let state, allowed.contains(state.status) else {
+            throw SandboxError(.jobStateConflict, "\(message) (it is \(state?.status.rawValue ?? "received"))",
+                               path: job.relativePath.string, hint: hint)
         }
         return state
     }
