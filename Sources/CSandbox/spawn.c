@@ -2,9 +2,8 @@
 //
 // Parent:  prepare pipes and capability state -> clone3 into the namespaces
 //          (v2: into the job's cgroup) -> write the id maps -> make idmapped
-//          trees -> send the go-ahead -> v1: move the child into the job's
-//          cgroups while it assembles its root, then say so -> wait for EOF
-//          (exec succeeded) or a failure record -> take the exported roots.
+//          trees -> send the go-ahead -> wait for EOF (exec succeeded) or a
+//          failure record -> take the exported roots.
 // Child:   the flat list in child_main(); it becomes PID 1 and forks the
 //          job, which runs the flat list in job_main() and execs.
 #include "internal.h"
@@ -98,21 +97,23 @@ static int send_exports(struct csb_child_ctx *_Nonnull ctx) {
     return 0;
 }
 
-/// cgroup v1: the parent moves this process into the job's groups while
-/// it assembles the root (the move can wait for an RCU grace period, ~10
-/// ms); the job is forked only once the parent says it is done, so no
-/// process of the job ever runs outside the groups.
-static int wait_for_cgroup(struct csb_child_ctx *_Nonnull ctx) {
-    if (ctx->config->cgroup_procs_count == 0) return 0;
-    uint8_t tag = 0;
-    ssize_t n;
-    do {
-        n = recv(ctx->sync_fd, &tag, 1, 0);
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) _exit(1); // the parent is gone
-    if (n != 1 || tag != 'C') {
-        csb_msg(ctx->message, sizeof ctx->message, "wait for the parent to place the sandbox in its cgroups", NULL);
-        return n < 0 ? errno : EPROTO;
+/// cgroup v1: this process moves itself into the job's group of every
+/// hierarchy, first of all, so all the job ever does is accounted there.
+/// It writes "0" to each group's `tasks` (files the parent opened): moving
+/// one thread, itself, takes no global lock, where the parent writing a
+/// pid to `cgroup.procs` waits for an RCU grace period (~10 ms).
+/// (v2 needs nothing: clone3 created it there.)
+static int join_v1_cgroups(struct csb_child_ctx *_Nonnull ctx) {
+    const struct csb_spawn_config *config = ctx->config;
+    for (size_t i = 0; i < config->cgroup_tasks_count; i++) {
+        ssize_t written;
+        do {
+            written = write(config->cgroup_tasks_fds[i], "0", 1);
+        } while (written < 0 && errno == EINTR);
+        if (written != 1) {
+            csb_msg(ctx->message, sizeof ctx->message, "move the sandbox into its cgroup (tasks)", NULL);
+            return written < 0 ? errno : EIO;
+        }
     }
     return 0;
 }
@@ -253,6 +254,7 @@ static int start_job(struct csb_child_ctx *_Nonnull ctx) {
 /// The sandbox's setup, in order. Each step returns 0 or an errno and
 /// fills ctx->message; the first failure is reported and ends the child.
 static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
+    STEP(ctx, CSB_STAGE_CGROUP, join_v1_cgroups(ctx));
     STEP(ctx, CSB_STAGE_PREPARE, keep_own_descriptors(ctx));
     STEP(ctx, CSB_STAGE_SYNC, wait_for_parent(ctx));
     STEP(ctx, CSB_STAGE_MOUNT, csb_child_open_sources(ctx));
@@ -262,7 +264,6 @@ static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     STEP(ctx, CSB_STAGE_MOUNT, csb_child_assemble_root(ctx));
     STEP(ctx, CSB_STAGE_MOUNT, send_exports(ctx));
     STEP(ctx, CSB_STAGE_PIVOT, csb_child_pivot_root(ctx));
-    STEP(ctx, CSB_STAGE_CGROUP, wait_for_cgroup(ctx));
     STEP(ctx, CSB_STAGE_INIT, start_job(ctx));
     _exit(127);
 }
@@ -331,36 +332,6 @@ static int send_go_ahead(const struct csb_spawn_config *_Nonnull config, pid_t p
     int error = sent < 0 ? errno : 0;
     for (size_t i = 0; i < tree_count; i++) close(trees[i]);
     return error;
-}
-
-/// cgroup v1: moves the child (busy assembling its root, not yet forking
-/// the job) into the job's group of every hierarchy, then tells it so.
-/// (v2 needs nothing: clone3 created it there.)
-static int join_v1_cgroups(const struct csb_spawn_config *_Nonnull config, pid_t pid, int sync_fd,
-                           struct csb_error *_Nonnull error) {
-    if (config->cgroup_procs_count == 0) return 0;
-    char text[24];
-    size_t length = csb_format_u64(text, sizeof text, (uint64_t)pid, 10);
-    for (size_t i = 0; i < config->cgroup_procs_count; i++) {
-        ssize_t written;
-        do {
-            written = pwrite(config->cgroup_procs_fds[i], text, length, 0);
-        } while (written < 0 && errno == EINTR);
-        if (written != (ssize_t)length) {
-            parent_fail(error, CSB_STAGE_CGROUP, written < 0 ? errno : EIO, "move the sandbox into its cgroup (cgroup.procs)");
-            return error->error;
-        }
-    }
-    uint8_t tag = 'C';
-    ssize_t sent;
-    do {
-        sent = send(sync_fd, &tag, 1, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
-    if (sent != 1) {
-        parent_fail(error, CSB_STAGE_SYNC, sent < 0 ? errno : EIO, "tell the sandbox it is in its cgroups");
-        return error->error;
-    }
-    return 0;
 }
 
 /// Takes the exported filesystems' roots the child sent before exec.
@@ -485,7 +456,6 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
         rc = send_go_ahead(config, pid, sync[0], ctx.parent_is_root, &child->idmap_fallbacks);
         if (rc != 0) parent_fail(error, CSB_STAGE_SYNC, rc, "send the go-ahead to the sandbox");
     }
-    if (rc == 0) rc = join_v1_cgroups(config, pid, sync[0], error);
     if (rc == 0) {
         rc = read_outcome(error_pipe[0], error);
     } else {

@@ -13,11 +13,11 @@ final class SpawnPlan {
     private let path: UnsafePointer<CChar>, cwd: UnsafePointer<CChar>
     private let argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, envp: UnsafePointer<UnsafeMutablePointer<CChar>?>
     private let stdout: Int32, stderr: Int32, cgroupFD: Int32
-    private let cgroupProcs: UnsafePointer<Int32>, cgroupProcsCount: Int
+    private let cgroupTasks: UnsafePointer<Int32>, cgroupTasksCount: Int
     private let limits: UnsafePointer<csb_rlimit>, limitCount: Int
 
     /// `cgroup` places the sandbox in its cgroups: a v2 directory fd for
-    /// CLONE_INTO_CGROUP, or v1 `cgroup.procs` fds the parent writes.
+    /// CLONE_INTO_CGROUP, or v1 `tasks` fds the child writes itself into.
     init(_ configuration: SandboxConfiguration, stdout: Int32, stderr: Int32,
          cgroup: CgroupPlacement = .none) throws {
         try Self.validate(configuration)
@@ -48,19 +48,19 @@ final class SpawnPlan {
         switch cgroup {
         case .none:
             cgroupFD = -1
-            cgroupProcsCount = 0
+            cgroupTasksCount = 0
         case let .cloneInto(directory):
             cgroupFD = directory
-            cgroupProcsCount = 0
-        case let .join(procsFiles):
+            cgroupTasksCount = 0
+        case let .join(taskFiles):
             cgroupFD = -1
-            cgroupProcsCount = procsFiles.count
+            cgroupTasksCount = taskFiles.count
         }
-        let procs = arena.allocate(Int32.self, count: max(cgroupProcsCount, 1))
-        if case let .join(procsFiles) = cgroup {
-            for (index, fd) in procsFiles.enumerated() { procs[index] = fd }
+        let tasks = arena.allocate(Int32.self, count: max(cgroupTasksCount, 1))
+        if case let .join(taskFiles) = cgroup {
+            for (index, fd) in taskFiles.enumerated() { tasks[index] = fd }
         }
-        cgroupProcs = UnsafePointer(procs)
+        cgroupTasks = UnsafePointer(tasks)
         hostname = UnsafePointer(arena.string(configuration.hostname))
         stagingDirectory = UnsafePointer(arena.string(configuration.stagingDirectory.string))
         path = UnsafePointer(arena.string(configuration.executable))
@@ -76,7 +76,7 @@ final class SpawnPlan {
             staging_dir: stagingDirectory, mounts: mounts, mount_count: mountCount,
             path: path, argv: argv, envp: envp, cwd: cwd, stdout_fd: stdout, stderr_fd: stderr,
             rlimits: limits, rlimit_count: limitCount, seccomp: seccomp, cgroup_fd: cgroupFD,
-            cgroup_procs_fds: cgroupProcs, cgroup_procs_count: cgroupProcsCount)
+            cgroup_tasks_fds: cgroupTasks, cgroup_tasks_count: cgroupTasksCount)
     }
 
     /// Refuses what the shim cannot take safely.
@@ -190,8 +190,8 @@ enum CgroupPlacement {
     case none
     /// cgroup v2: clone3 creates the child inside this directory.
     case cloneInto(directory: Int32)
-    /// cgroup v1: the parent writes the child's pid to these `cgroup.procs`.
-    case join(procsFiles: [Int32])
+    /// cgroup v1: the child writes "0" (itself) to these `tasks` files.
+    case join(taskFiles: [Int32])
 }
 
 /// C memory owned by one plan, freed with it.

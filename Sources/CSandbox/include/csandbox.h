@@ -43,7 +43,7 @@ enum csb_stage {
     CSB_STAGE_SECCOMP = 16,    // job: loading the seccomp filter
     CSB_STAGE_CHDIR = 17,      // job: entering the working directory
     CSB_STAGE_EXEC = 18,       // job: execve
-    CSB_STAGE_CGROUP = 19,     // parent: placing the sandbox in its cgroups
+    CSB_STAGE_CGROUP = 19,     // child: joining its v1 cgroups
 };
 
 #define CSB_ERROR_MESSAGE_MAX 240
@@ -219,12 +219,11 @@ struct csb_spawn_config {
     /// cgroup v2: the job's cgroup directory, entered at clone time
     /// (CLONE_INTO_CGROUP), so nothing runs outside it (-1: none).
     int32_t cgroup_fd;
-    /// cgroup v1: `cgroup.procs` files (opened for writing) of the job's
-    /// group in each hierarchy. The parent writes the child's pid into
-    /// each while the child assembles its root; the child forks the job
-    /// only after that, so the job never runs outside them.
-    const int32_t *_Nullable cgroup_procs_fds;
-    size_t cgroup_procs_count;
+    /// cgroup v1: `tasks` files (opened for writing by the parent) of the
+    /// job's group in each hierarchy. The child writes "0" to each as its
+    /// first step, so nothing of the job runs outside them.
+    const int32_t *_Nullable cgroup_tasks_fds;
+    size_t cgroup_tasks_count;
 };
 
 struct csb_child {

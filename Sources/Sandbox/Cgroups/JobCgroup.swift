@@ -31,8 +31,8 @@ final class JobCgroup {
     private enum Layout {
         case v2(directory: FilePath, fd: Int32)
         /// Per hierarchy: its controller, the group's directory, and its
-        /// cgroup.procs opened for writing.
-        case v1([(controller: String, directory: FilePath, procs: Int32)])
+        /// `tasks` opened for writing (the sandbox writes itself in).
+        case v1([(controller: String, directory: FilePath, tasks: Int32)])
     }
 
     private let layout: Layout
@@ -74,19 +74,21 @@ final class JobCgroup {
                 throw error
             }
         case let .v1(hierarchies):
-            var groups: [(controller: String, directory: FilePath, procs: Int32)] = []
+            var groups: [(controller: String, directory: FilePath, tasks: Int32)] = []
             do throws(SandboxError) {
                 for hierarchy in hierarchies {
                     let directory = hierarchy.parent.appending(name)
                     try Self.makeDirectory(directory)
-                    let procs = open(directory.appending("cgroup.procs").string, O_WRONLY | O_CLOEXEC)
-                    if procs < 0 {
+                    // `tasks`, not `cgroup.procs`: the sandbox moves itself, one
+                    // thread, which needs no RCU grace period (see spawn.c).
+                    let tasks = open(directory.appending("tasks").string, O_WRONLY | O_CLOEXEC)
+                    if tasks < 0 {
                         let error = Errno(rawValue: errno)
                         rmdir(directory.string)
-                        throw SandboxError(.setupFailed, "cannot open the job's cgroup.procs", path: directory.string,
+                        throw SandboxError(.setupFailed, "cannot open the job's cgroup tasks file", path: directory.string,
                                            errno: error)
                     }
-                    groups.append((hierarchy.controller, directory, procs))
+                    groups.append((hierarchy.controller, directory, tasks))
                     switch hierarchy.controller {
                     case "memory":
                         if let bytes = limits.memoryBytes {
@@ -102,7 +104,7 @@ final class JobCgroup {
                 }
             } catch {
                 for group in groups {
-                    close(group.procs)
+                    close(group.tasks)
                     rmdir(group.directory.string)
                 }
                 throw error
@@ -117,7 +119,7 @@ final class JobCgroup {
     deinit {
         switch layout {
         case let .v2(_, fd): close(fd)
-        case let .v1(groups): for group in groups { close(group.procs) }
+        case let .v1(groups): for group in groups { close(group.tasks) }
         }
     }
 
@@ -125,7 +127,7 @@ final class JobCgroup {
     var placement: CgroupPlacement {
         switch layout {
         case let .v2(_, fd): .cloneInto(directory: fd)
-        case let .v1(groups): .join(procsFiles: groups.map(\.procs))
+        case let .v1(groups): .join(taskFiles: groups.map(\.tasks))
         }
     }
 
