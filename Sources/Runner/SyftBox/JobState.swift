@@ -520,28 +520,37 @@ enum ClientYAML {
         var description: String { message }
     }
 
-    /// PyYAML's implicit resolvers, verbatim (Yams' defaults are wider:
-    /// they take `1e5` or `0o7` for numbers, which PyYAML reads, and so
-    /// writes, as plain strings).
-    static let resolver: Resolver = {
-        let rules: [(Tag.Name, String)] = [
-            (.bool, "^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$"),
-            (.float, "^(?:[-+]?(?:[0-9][0-9_]*)\\.[0-9_]*(?:[eE][-+][0-9]+)?|\\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
-                + "|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\\.[0-9_]*|[-+]?\\.(?:inf|Inf|INF)|\\.(?:nan|NaN|NAN))$"),
-            (.int, "^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
-                + "|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$"),
-            (.merge, "^(?:<<)$"),
-            (.null, "^(?:~|null|Null|NULL|)$"),
-            (.timestamp, "^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?"
-                + "(?:[Tt]|[ \\t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\\.[0-9]*)?"
-                + "(?:[ \\t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$"),
-            (.value, "^(?:=)$"),
-        ]
-        // The patterns are constants: a failure is a programming error.
-        return rules.reduce(Resolver.basic) { resolver, rule in
-            try! resolver.appending(rule.0, rule.1)
-        }
+    /// Yams types plain scalars with regular expressions (slow: see
+    /// `ImplicitYAMLTypes`). Composing with this resolver, every plain scalar
+    /// Yams types (it hashes mapping keys) gets this marker, by the cheapest
+    /// expression there is; `retyped` then gives every untagged plain scalar
+    /// PyYAML's type, and leaves explicitly tagged ones as they are.
+    private static let implicitMarker = Tag.Name(rawValue: "tag:syft-sandbox-run:implicit")
+    private static let composing: Resolver = {
+        // A constant pattern: a failure is a programming error.
+        try! Resolver.basic.appending(implicitMarker, "^")
     }()
+
+    private static func retyped(_ node: Node) -> Node {
+        switch node {
+        case var .scalar(scalar):
+            let name = scalar.tag.description // the name as parsed: not typed by it
+            if name.isEmpty || name == implicitMarker.rawValue {
+                scalar.tag = Tag(ImplicitYAMLTypes.tag(of: scalar.string))
+            }
+            return .scalar(scalar)
+        case var .sequence(sequence):
+            for index in sequence.indices { sequence[index] = retyped(sequence[index]) }
+            return .sequence(sequence)
+        case var .mapping(mapping):
+            for index in mapping.indices {
+                mapping[index] = (key: retyped(mapping[index].key), value: retyped(mapping[index].value))
+            }
+            return .mapping(mapping)
+        case .alias:
+            return node
+        }
+    }
 
     /// The top-level mapping of a document, its pairs in file order; no
     /// pairs for an empty document.
@@ -549,7 +558,7 @@ enum ClientYAML {
         guard let text = String(validating: bytes, as: UTF8.self) else { throw Problem(message: "is not valid UTF-8") }
         let node: Node?
         do {
-            node = try Yams.compose(yaml: text, resolver)
+            node = try Yams.compose(yaml: text, composing).map(retyped)
         } catch {
             throw Problem(message: "is not valid YAML: \(error)")
         }
@@ -573,7 +582,7 @@ enum ClientYAML {
     }
 
     static func readsAsString(_ plain: String) -> Bool {
-        resolver.resolveTag(of: Node(plain)) == .str
+        ImplicitYAMLTypes.tag(of: plain) == .str
     }
 
     /// A node read from a file, to be written back: strings that only read
