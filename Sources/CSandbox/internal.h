@@ -8,6 +8,7 @@
 
 #include "csandbox.h"
 
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/capability.h>
 
@@ -67,6 +68,10 @@ int csb_drop_capabilities(struct csb_child_ctx *_Nonnull ctx);
 int csb_job_set_no_new_privs(struct csb_child_ctx *_Nonnull ctx);
 int csb_job_load_seccomp(struct csb_child_ctx *_Nonnull ctx);
 
+// plan.c — the configuration across the init's exec.
+int csb_plan_write(const struct csb_child_ctx *_Nonnull ctx, const sigset_t *_Nonnull signal_mask,
+                   int *_Nonnull plan_fd);
+int csb_plan_read(int plan_fd, struct csb_child_ctx *_Nonnull ctx, sigset_t *_Nonnull signal_mask);
 // init.c
 _Noreturn void csb_init_run(struct csb_child_ctx *_Nonnull ctx, pid_t job);
 
@@ -76,6 +81,12 @@ int csb_close_fds_except(const int *_Nonnull keep, size_t count);
 // syscalls.c — thin wrappers for syscalls glibc 2.36 does not wrap.
 int csb_openat2(int dirfd, const char *_Nonnull path, int flags, uint64_t resolve);
 pid_t csb_clone_raw(uint64_t flags, int *_Nullable pidfd, int cgroup_fd);
+#if defined(__x86_64__)
+/// Sandboxes start by executing this binary again as their init (see spawn.c).
+#define CSB_EXEC_INIT 1
+pid_t csb_clone_vm(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_Nonnull stack, size_t stack_size,
+                   int (*_Nonnull fn)(void *_Nonnull), void *_Nonnull arg);
+#endif
 pid_t csb_fork_raw(void);
 int csb_pidfd_send_signal(int pidfd, int signal);
 

@@ -1,10 +1,13 @@
 // spawn.c — cloning the sandbox and the order of its setup.
 //
 // Parent:  prepare pipes and capability state -> clone3 into the namespaces
-//          (v2: into the job's cgroup) -> write the id maps -> make idmapped
+//          (v2: into the job's cgroup), a child that shares the parent's
+//          memory only to execute this binary again as the sandbox's init
+//          (x86-64; elsewhere a fork-like clone) -> write the id maps -> make idmapped
 //          trees -> send the go-ahead -> wait for EOF (exec succeeded) or a
 //          failure record -> take the exported roots.
-// Child:   the flat list in child_main(); it becomes PID 1 and forks the
+// Child:   the init's constructor rebuilds the configuration (plan.c), then
+//          the flat list in child_main(); it becomes PID 1 and forks the
 //          job, which runs the flat list in job_main() and execs.
 #include "internal.h"
 
@@ -14,6 +17,8 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -268,6 +273,178 @@ static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     _exit(127);
 }
 
+// MARK: - The init, executed afresh
+
+#if CSB_EXEC_INIT
+#define CSB_INIT_NAME "syft-sandbox-init"
+
+/// What the short-lived child that shares the parent's memory needs to
+/// execute the init: all of it prepared by the parent.
+struct exec_init {
+    struct csb_child_ctx *_Nonnull ctx;
+    int self_fd;   // this executable (O_PATH)
+    int plan_fd;   // the configuration (plan.c)
+    char plan_text[24];
+    char error_text[24];
+    char *_Nullable argv[4];
+    char *_Nullable envp[1];
+};
+
+/// The kernel's capget/capset records (version 3: two 32-bit words).
+struct cap_header { uint32_t version; int pid; };
+struct cap_data { uint32_t effective, permitted, inheritable; };
+#define CAP_VERSION_3 0x20080522
+
+static int inherit(int fd) { return fcntl(fd, F_SETFD, 0); }
+
+/// Runs in a child sharing the parent's memory and stack-less thread
+/// state (the parent thread waits: CLONE_VFORK): raw syscalls only, then
+/// execve. The descriptors the init needs stay open across it, and so do
+/// the capabilities, as ambient ones: the id maps are not written yet, so
+/// the kernel would not see this process as root in its namespace.
+static int exec_init_child(void *_Nonnull arg) {
+    struct exec_init *e = arg;
+    struct csb_child_ctx *ctx = e->ctx;
+    const struct csb_spawn_config *config = ctx->config;
+    int fds[] = {e->plan_fd, ctx->error_fd, ctx->sync_fd, config->stdout_fd, config->stderr_fd};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+        if (inherit(fds[i]) != 0) {
+            csb_msg(ctx->message, sizeof ctx->message, "pass a descriptor to the sandbox's init", NULL);
+            csb_child_fail(ctx, CSB_STAGE_PREPARE, errno);
+        }
+    }
+    for (size_t i = 0; i < config->cgroup_tasks_count; i++) {
+        if (inherit(config->cgroup_tasks_fds[i]) != 0) {
+            csb_msg(ctx->message, sizeof ctx->message, "pass a cgroup to the sandbox's init", NULL);
+            csb_child_fail(ctx, CSB_STAGE_PREPARE, errno);
+        }
+    }
+    struct cap_header header = {.version = CAP_VERSION_3, .pid = 0};
+    struct cap_data data[2];
+    if (syscall(SYS_capget, &header, data) != 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "read the sandbox's capabilities", NULL);
+        csb_child_fail(ctx, CSB_STAGE_PREPARE, errno);
+    }
+    data[0].inheritable = data[0].permitted;
+    data[1].inheritable = data[1].permitted;
+    if (syscall(SYS_capset, &header, data) != 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "make the sandbox's capabilities inheritable", NULL);
+        csb_child_fail(ctx, CSB_STAGE_PREPARE, errno);
+    }
+    for (int cap = 0; cap <= ctx->cap_last; cap++) {
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) {
+            csb_msg(ctx->message, sizeof ctx->message, "keep the sandbox's capabilities across exec", NULL);
+            csb_child_fail(ctx, CSB_STAGE_PREPARE, errno);
+        }
+    }
+    syscall(SYS_execveat, e->self_fd, "", e->argv, e->envp, AT_EMPTY_PATH);
+    csb_msg(ctx->message, sizeof ctx->message, "execute the sandbox's init (this program, again)", NULL);
+    csb_child_fail(ctx, CSB_STAGE_PREPARE, errno);
+}
+
+/// This executable, opened once per process.
+static int self_executable(void) {
+    static int cached = -1;
+    int fd = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);
+    if (fd >= 0) return fd;
+    fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int expected = -1;
+    if (!__atomic_compare_exchange_n(&cached, &expected, fd, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        close(fd);
+        return expected;
+    }
+    return fd;
+}
+
+/// Clones the sandbox's PID 1 and has it execute this binary as the init,
+/// which rebuilds the configuration and runs child_main() in an address
+/// space of its own. Returns the pid or -1 with errno and `what` failed.
+static pid_t clone_exec_init(struct csb_child_ctx *_Nonnull ctx, uint64_t flags, int *_Nonnull pidfd,
+                             const char *_Nonnull *_Nonnull what) {
+    struct exec_init e;
+    memset(&e, 0, sizeof e);
+    e.ctx = ctx;
+    e.plan_fd = -1;
+    *what = "open this executable (/proc/self/exe) to start the sandbox's init";
+    e.self_fd = self_executable();
+    if (e.self_fd < 0) return -1;
+    // Every signal blocked until the init restores this mask: no handler
+    // of the parent's may run in the child that shares its memory.
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    int error = csb_plan_write(ctx, &saved, &e.plan_fd);
+    const size_t stack_size = 64 * 1024;
+    void *stack = MAP_FAILED;
+    if (error == 0) {
+        stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (stack == MAP_FAILED) error = errno;
+    }
+    pid_t pid = -1;
+    if (error == 0) {
+        csb_format_u64(e.plan_text, sizeof e.plan_text, (uint64_t)e.plan_fd, 10);
+        csb_format_u64(e.error_text, sizeof e.error_text, (uint64_t)ctx->error_fd, 10);
+        e.argv[0] = CSB_INIT_NAME;
+        e.argv[1] = e.plan_text;
+        e.argv[2] = e.error_text;
+        *what = "clone into new user, mount, pid, net, ipc, uts namespaces";
+        pid = csb_clone_vm(flags, pidfd, ctx->config->cgroup_fd, stack, stack_size, exec_init_child, &e);
+        if (pid < 0) error = errno;
+    } else {
+        *what = "prepare the sandbox's init (its plan and a stack to start it on)";
+    }
+    if (stack != MAP_FAILED) munmap(stack, stack_size); // the child has executed or exited
+    if (e.plan_fd >= 0) close(e.plan_fd);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    errno = error;
+    return pid;
+}
+
+static int parse_fd(const char *_Nonnull text) {
+    int value = 0;
+    for (; *text >= '0' && *text <= '9' && value < 1 << 20; text++) value = value * 10 + (*text - '0');
+    return *text == '\0' ? value : -1;
+}
+
+/// The init's entry, before anything else of the binary runs (the Swift
+/// runtime included) and instead of it: argv is {CSB_INIT_NAME, plan fd,
+/// error fd}. After libcap's own constructor (priority 300).
+__attribute__((constructor(1000))) static void exec_init_entry(int argc, char **argv, char **envp) {
+    (void)envp;
+    if (argc != 3 || argv[0] == NULL || strcmp(argv[0], CSB_INIT_NAME) != 0) return;
+    static struct csb_child_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    int plan_fd = parse_fd(argv[1]);
+    ctx.error_fd = parse_fd(argv[2]);
+    if (plan_fd < 0 || ctx.error_fd < 0) _exit(127);
+    sigset_t mask;
+    int error = csb_plan_read(plan_fd, &ctx, &mask);
+    if (error != 0) {
+        csb_msg(ctx.message, sizeof ctx.message, "read the sandbox's plan", NULL);
+        csb_child_fail(&ctx, CSB_STAGE_PREPARE, error);
+    }
+    close(plan_fd);
+    // Close-on-exec again, as in the parent; no ambient capabilities left
+    // (the permitted and effective sets stay, for the setup).
+    const struct csb_spawn_config *config = ctx.config;
+    int fds[] = {ctx.error_fd, ctx.sync_fd, config->stdout_fd, config->stderr_fd};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    for (size_t i = 0; i < config->cgroup_tasks_count; i++) fcntl(config->cgroup_tasks_fds[i], F_SETFD, FD_CLOEXEC);
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) {
+        csb_msg(ctx.message, sizeof ctx.message, "clear the ambient capabilities of the sandbox's init", NULL);
+        csb_child_fail(&ctx, CSB_STAGE_PREPARE, errno);
+    }
+    ctx.empty_caps = cap_init();
+    if (ctx.empty_caps == NULL) {
+        csb_msg(ctx.message, sizeof ctx.message, "prepare an empty capability set", NULL);
+        csb_child_fail(&ctx, CSB_STAGE_PREPARE, ENOMEM);
+    }
+    sigprocmask(SIG_SETMASK, &mask, NULL);
+    child_main(&ctx);
+}
+#endif
+
 // MARK: - Parent side
 
 static void parent_fail(struct csb_error *_Nonnull error, int stage, int code, const char *_Nonnull message) {
@@ -433,14 +610,20 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
     uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
     if (config->network != CSB_NET_HOST) flags |= CLONE_NEWNET;
     int pidfd = -1;
+#if CSB_EXEC_INIT
+    const char *what = "";
+    pid_t pid = clone_exec_init(&ctx, flags, &pidfd, &what);
+#else
+    const char *what = "clone into new user, mount, pid, net, ipc, uts namespaces";
     pid_t pid = csb_clone_raw(flags, &pidfd, config->cgroup_fd);
     if (pid == 0) child_main(&ctx);
+#endif
     int clone_error = errno;
     close(error_pipe[1]);
     close(sync[1]);
     cap_free(ctx.empty_caps);
     if (pid < 0) {
-        parent_fail(error, CSB_STAGE_CLONE, clone_error, "clone into new user, mount, pid, net, ipc, uts namespaces");
+        parent_fail(error, CSB_STAGE_CLONE, clone_error, what);
         close(error_pipe[0]);
         close(sync[0]);
         return error->error;

@@ -56,3 +56,49 @@ pid_t csb_fork_raw(void) {
 int csb_pidfd_send_signal(int pidfd, int signal) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0);
 }
+
+#if defined(__x86_64__)
+/// clone3 with CLONE_VM and CLONE_VFORK into `stack`: the child runs
+/// fn(arg) there and exits with its result (fn is meant to execve); the
+/// calling thread resumes once it did. The syscall is issued here, not
+/// through syscall(3): a child returning through the caller's frames would
+/// overwrite them on the shared stack. Returns the pid, or -1 with errno.
+pid_t csb_clone_vm(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_Nonnull stack, size_t stack_size,
+                   int (*_Nonnull fn)(void *_Nonnull), void *_Nonnull arg) {
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = flags | CLONE_VM | CLONE_VFORK | (pidfd != NULL ? CLONE_PIDFD : 0);
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    args.exit_signal = SIGCHLD;
+    args.stack = (uint64_t)(uintptr_t)stack;
+    args.stack_size = stack_size & ~(size_t)15; // the top 16-byte aligned, as the ABI wants it at a call
+    if (cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)cgroup_fd;
+    }
+    // Callee-saved registers survive the syscall in both processes.
+    register void *child_fn __asm__("r12") = (void *)fn;
+    register void *child_arg __asm__("r13") = arg;
+    long result = SYS_clone3;
+    __asm__ volatile("syscall\n\t"
+                     "testq %%rax, %%rax\n\t"
+                     "jnz 1f\n\t"
+                     // The child, on its own stack.
+                     "xorl %%ebp, %%ebp\n\t"
+                     "movq %%r13, %%rdi\n\t"
+                     "callq *%%r12\n\t"
+                     "movl %%eax, %%edi\n\t"
+                     "movl $60, %%eax\n\t" // SYS_exit
+                     "syscall\n\t"
+                     "ud2\n"
+                     "1:"
+                     : "+a"(result)
+                     : "D"(&args), "S"(sizeof args), "r"(child_fn), "r"(child_arg)
+                     : "rcx", "r11", "memory");
+    if (result < 0) {
+        errno = (int)-result;
+        return -1;
+    }
+    return (pid_t)result;
+}
+#endif

@@ -82,4 +82,11 @@ Task.detached { [arguments] in
     let status = await main(arguments)
     Glibc.exit(status)
 }
+// This thread takes the termination signals (SignalForwarder, the daemon's
+// graceful shutdown), even when the caller started the process with them
+// blocked (a runtime's worker thread spawning it, say).
+var termination = sigset_t()
+sigemptyset(&termination)
+for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&termination, signal) }
+pthread_sigmask(SIG_UNBLOCK, &termination, nil)
 while true { pause() }
