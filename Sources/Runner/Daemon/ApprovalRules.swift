@@ -93,7 +93,7 @@ public struct ApprovalRules: Sendable, Hashable {
         }
         let node: Node?
         do {
-            node = try Yams.compose(yaml: text)
+            node = try Yams.compose(yaml: text, .default, .default, .utf8)
         } catch {
             throw failure("not valid YAML (\(error))")
         }
@@ -116,7 +116,7 @@ public struct ApprovalRules: Sendable, Hashable {
             rule.requesters = try strings(fields["requesters"], "\(context).requesters", failure)
             rule.types = try strings(fields["types"], "\(context).types", failure)
             rule.fingerprints = try strings(fields["sha256"], "\(context).sha256", failure).map { $0.lowercased() }
-            if let headers = fields["headers"], headers.tag != Tag(.null) {
+            if let headers = fields["headers"], headers.tagName != .null {
                 guard let mapping = headers.mapping else { throw failure("\(context).headers must be a mapping") }
                 for (key, value) in mapping {
                     guard let key = key.string, let value = value.string else {
@@ -150,14 +150,14 @@ public struct ApprovalRules: Sendable, Hashable {
 
     private static func scalar(_ node: Node?, _ context: String,
                                _ failure: (String) -> SandboxError) throws(SandboxError) -> String? {
-        guard let node, node.tag != Tag(.null) else { return nil }
+        guard let node, node.tagName != .null else { return nil }
         guard let value = node.scalar?.string else { throw failure("\(context) must be a plain value") }
         return value
     }
 
     private static func strings(_ node: Node?, _ context: String,
                                 _ failure: (String) -> SandboxError) throws(SandboxError) -> [String] {
-        guard let node, node.tag != Tag(.null) else { return [] }
+        guard let node, node.tagName != .null else { return [] }
         if let single = node.scalar?.string { return [single] }
         guard let items = node.sequence else { throw failure("\(context) must be a list") }
         var values: [String] = []

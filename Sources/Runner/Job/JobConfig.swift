@@ -20,7 +20,7 @@ public struct JobConfig: Sendable, Hashable {
         }
         let node: Node?
         do {
-            node = try Yams.compose(yaml: text)
+            node = try Yams.compose(yaml: text, .default, .default, .utf8)
         } catch {
             throw ConfigError("config.yaml is not valid YAML: \(error)")
         }
@@ -28,7 +28,7 @@ public struct JobConfig: Sendable, Hashable {
         guard let mapping = node.mapping else { throw ConfigError("config.yaml is not a mapping of keys to values") }
         func scalar(_ key: String) throws -> String? {
             guard let value = mapping[Node(key)] else { return nil }
-            if value.tag == Tag(.null) { return nil }
+            if value.tagName == .null { return nil }
             guard let scalar = value.scalar else { throw ConfigError("config.yaml: '\(key)' is not a plain value") }
             return scalar.string
         }

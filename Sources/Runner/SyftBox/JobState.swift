@@ -244,7 +244,7 @@ public struct JobState: Sendable, Hashable {
         state.source = text
         func value(_ key: String) throws -> Node? {
             guard let node = pairs.last(where: { $0.key.string == key && $0.key.scalar != nil })?.value,
-                  node.tag != Tag(.null) else { return nil }
+                  node.tagName != .null else { return nil }
             guard node.scalar != nil else {
                 throw SandboxError(.invalidJobState, "state.yaml: '\(key)' is not a plain value")
             }
@@ -531,12 +531,20 @@ enum ClientYAML {
         try! Resolver.basic.appending(implicitMarker, "^")
     }()
 
+    /// One constructor for every tag: `Constructor.default` builds a new
+    /// one, dictionaries and all, each time it is asked for (Yams' default
+    /// argument of every `Tag(…)`). Immutable once made.
+    nonisolated(unsafe) private static let constructor = Constructor.default
+
+    /// A tag of this name, with the shared constructor.
+    static func tag(_ name: Tag.Name) -> Tag { Tag(name, composing, constructor) }
+
     private static func retyped(_ node: Node) -> Node {
         switch node {
         case var .scalar(scalar):
             let name = scalar.tag.description // the name as parsed: not typed by it
             if name.isEmpty || name == implicitMarker.rawValue {
-                scalar.tag = Tag(ImplicitYAMLTypes.tag(of: scalar.string))
+                scalar.tag = tag(ImplicitYAMLTypes.tag(of: scalar.string))
             }
             return .scalar(scalar)
         case var .sequence(sequence):
@@ -558,27 +566,27 @@ enum ClientYAML {
         guard let text = String(validating: bytes, as: UTF8.self) else { throw Problem(message: "is not valid UTF-8") }
         let node: Node?
         do {
-            node = try Yams.compose(yaml: text, composing).map(retyped)
+            node = try Yams.compose(yaml: text, composing, constructor, .utf8).map(retyped)
         } catch {
             throw Problem(message: "is not valid YAML: \(error)")
         }
         // A document of nothing or `null` is PyYAML's None, which the client
         // reads as an empty mapping.
-        guard let node, node.tag != Tag(.null) else { return (text, []) }
+        guard let node, node.tagName != .null else { return (text, []) }
         guard let mapping = node.mapping else { throw Problem(message: "is not a mapping of keys to values") }
         return (text, Array(mapping))
     }
 
-    static var null: Node { Node("null", Tag(.null), .plain) }
+    static var null: Node { Node("null", tag(.null), .plain) }
 
-    static func int(_ value: Int) -> Node { Node(String(value), Tag(.int), .plain) }
+    static func int(_ value: Int) -> Node { Node(String(value), tag(.int), .plain) }
 
     /// A string as PyYAML writes it: plain when it would read back as a
     /// string, else in single quotes (`'1'`, `'null'`, `''`, timestamps);
     /// libyaml goes on to double quotes when neither is possible (line
     /// breaks with spaces, non-ASCII: `allow_unicode` is off in both).
     static func string(_ value: String) -> Node {
-        Node(value, Tag(.str), readsAsString(value) ? .any : .singleQuoted)
+        Node(value, tag(.str), readsAsString(value) ? .any : .singleQuoted)
     }
 
     static func readsAsString(_ plain: String) -> Bool {
@@ -591,7 +599,7 @@ enum ClientYAML {
     static func preserved(_ node: Node) -> Node {
         switch node {
         case var .scalar(scalar):
-            if node.tag == Tag(.str), scalar.style == .plain || scalar.style == .any, !readsAsString(scalar.string) {
+            if node.tagName == .str, scalar.style == .plain || scalar.style == .any, !readsAsString(scalar.string) {
                 scalar.style = .singleQuoted
             }
             return .scalar(scalar)
@@ -609,6 +617,12 @@ enum ClientYAML {
     static func emit(_ pairs: [(key: Node, value: Node)]) throws -> String {
         try Yams.serialize(node: .mapping(Node.Mapping(pairs)))
     }
+}
+
+extension Node {
+    /// The tag's name, read without making a `Tag` to compare with (see
+    /// `ClientYAML.constructor`).
+    var tagName: Tag.Name { Tag.Name(rawValue: tag.description) }
 }
 
 extension Date {

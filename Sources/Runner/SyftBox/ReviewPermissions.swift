@@ -196,10 +196,10 @@ public enum ReviewPermissions {
             throw problem(error.message)
         }
         func field(_ pairs: some Sequence<(key: Node, value: Node)>, _ name: String) -> Node? {
-            pairs.reversed().first { $0.key.tag == Tag(.str) && $0.key.scalar?.string == name }?.value
+            pairs.reversed().first { $0.key.tagName == .str && $0.key.scalar?.string == name }?.value
         }
         func string(_ node: Node, _ what: String) throws -> String {
-            guard node.tag == Tag(.str), let text = node.scalar?.string else { throw problem("\(what) is not a string") }
+            guard node.tagName == .str, let text = node.scalar?.string else { throw problem("\(what) is not a string") }
             return text
         }
         var set = RuleSet()
@@ -243,21 +243,21 @@ public enum ReviewPermissions {
     /// pydantic's lax booleans, from what `yaml.safe_load` makes of a value.
     private static func pydanticBool(_ node: Node) -> Bool? {
         guard let text = node.scalar?.string else { return nil }
-        switch node.tag {
-        case Tag(.bool): return ["yes", "true", "on"].contains(text.lowercased())
-        case Tag(.int):
+        switch node.tagName {
+        case .bool: return ["yes", "true", "on"].contains(text.lowercased())
+        case .int:
             switch Int(text.filter { $0 != "_" }) {
             case 0: return false
             case 1: return true
             default: return nil
             }
-        case Tag(.float):
+        case .float:
             switch Double(text.filter { $0 != "_" }) {
             case 0: return false
             case 1: return true
             default: return nil
             }
-        case Tag(.str):
+        case .str:
             switch text.lowercased() {
             case "0", "off", "f", "false", "n", "no": return false
             case "1", "on", "t", "true", "y", "yes": return true
@@ -286,7 +286,7 @@ public enum ReviewPermissions {
         do {
             return Array(try ClientYAML.emit([
                 (key: ClientYAML.string("rules"), value: Node(rules)),
-                (key: ClientYAML.string("terminal"), value: Node(set.terminal ? "true" : "false", Tag(.bool), .plain)),
+                (key: ClientYAML.string("terminal"), value: Node(set.terminal ? "true" : "false", ClientYAML.tag(.bool), .plain)),
             ]).utf8)
         } catch {
             throw SandboxError(.invalidPermissionFile, "cannot write syft.pub.yaml: \(error)")

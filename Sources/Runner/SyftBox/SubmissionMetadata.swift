@@ -73,7 +73,7 @@ public struct SubmissionMetadata: Sendable, Hashable {
         /// nil when absent or null.
         func value(_ key: String) -> Node? {
             guard let node = pairs.last(where: { $0.key.scalar != nil && $0.key.string == key })?.value,
-                  node.tag != Tag(.null) else { return nil }
+                  node.tagName != .null else { return nil }
             return node
         }
         func string(_ key: String) throws -> String? {
@@ -85,7 +85,7 @@ public struct SubmissionMetadata: Sendable, Hashable {
             guard let node else { return [] }
             guard let items = node.sequence else { throw failure(": '\(context)' must be a list of strings") }
             return try items.map { item in
-                guard item.tag != Tag(.null), let scalar = item.scalar else {
+                guard item.tagName != .null, let scalar = item.scalar else {
                     throw failure(": '\(context)' must be a list of strings")
                 }
                 return scalar.string
@@ -102,7 +102,7 @@ public struct SubmissionMetadata: Sendable, Hashable {
         metadata.dependencies = try strings(value("dependencies"), "dependencies")
         metadata.files = try strings(value("files"), "files")
         if let flag = value("is_folder_submission") {
-            guard let bool = flag.scalar.flatMap({ Self.bool($0, tag: flag.tag) }) else {
+            guard let bool = flag.scalar.flatMap({ Self.bool($0, tag: flag.tagName) }) else {
                 throw failure(": 'is_folder_submission' must be true or false")
             }
             metadata.isFolderSubmission = bool
@@ -115,10 +115,10 @@ public struct SubmissionMetadata: Sendable, Hashable {
             }
             var requests: [DatasetRequest] = []
             for (key, names) in mapping {
-                guard key.tag != Tag(.null), let owner = key.scalar?.string else {
+                guard key.tagName != .null, let owner = key.scalar?.string else {
                     throw failure(": 'datasets' must map owner emails to lists of dataset names")
                 }
-                let list = try strings(names.tag == Tag(.null) ? nil : names, "datasets.\(owner)")
+                let list = try strings(names.tagName == .null ? nil : names, "datasets.\(owner)")
                 if let existing = requests.firstIndex(where: { $0.owner == owner }) {
                     requests[existing].names = list
                 } else {
@@ -130,10 +130,10 @@ public struct SubmissionMetadata: Sendable, Hashable {
         if let node = value("headers") {
             guard let mapping = node.mapping else { throw failure(": 'headers' must be a map of names to values") }
             for (key, entry) in mapping {
-                guard key.tag != Tag(.null), let name = key.scalar?.string else {
+                guard key.tagName != .null, let name = key.scalar?.string else {
                     throw failure(": 'headers' must be a map of names to values")
                 }
-                if entry.tag == Tag(.null) { continue }
+                if entry.tagName == .null { continue }
                 guard let text = entry.scalar?.string else {
                     throw failure(": 'headers.\(name)' must be a single value, not a list or a map")
                 }
@@ -145,8 +145,8 @@ public struct SubmissionMetadata: Sendable, Hashable {
 
     /// YAML 1.1 booleans as PyYAML reads them, and the strings pydantic
     /// takes for a bool.
-    private static func bool(_ scalar: Node.Scalar, tag: Tag) -> Bool? {
-        if tag == Tag(.bool) {
+    private static func bool(_ scalar: Node.Scalar, tag: Tag.Name) -> Bool? {
+        if tag == .bool {
             return ["yes", "true", "on"].contains(scalar.string.lowercased())
         }
         switch scalar.string.lowercased() {
