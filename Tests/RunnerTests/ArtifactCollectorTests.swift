@@ -592,4 +592,29 @@ private func tree(_ path: String, prefix: String = "") -> Set<String> {
         let plain = try ArtifactCollector().collect(from: FilePath(staging), into: FilePath(base + "/plain"))
         #expect(plain.skippedCount == 0)
     }
+    /// The previous outputs' permission file stays in the new outputs (the
+    /// same file, linked: the outputs are never in place without it), the
+    /// job's own is withheld, and a symlink by that name is not kept.
+    @Test func keptNamesCarryThePreviousFileOver() throws {
+        let base = NSTemporaryDirectory() + "syft-kept-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let staging = base + "/staging"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: base + "/outputs", withIntermediateDirectories: true)
+        try "job's".write(toFile: staging + "/syft.pub.yaml", atomically: false, encoding: .utf8)
+        try "owner's".write(toFile: base + "/outputs/syft.pub.yaml", atomically: false, encoding: .utf8)
+        var before = stat()
+        #expect(lstat(base + "/outputs/syft.pub.yaml", &before) == 0)
+        let collector = ArtifactCollector(withheldNames: ["syft.pub.yaml"], keptNames: ["syft.pub.yaml"])
+        _ = try collector.collect(from: FilePath(staging), into: FilePath(base + "/outputs"))
+        var after = stat()
+        #expect(lstat(base + "/outputs/syft.pub.yaml", &after) == 0)
+        #expect(after.st_ino == before.st_ino)
+        #expect(try String(contentsOfFile: base + "/outputs/syft.pub.yaml", encoding: .utf8) == "owner's")
+        // A symlink there is not carried over (nor followed).
+        try FileManager.default.removeItem(atPath: base + "/outputs/syft.pub.yaml")
+        try FileManager.default.createSymbolicLink(atPath: base + "/outputs/syft.pub.yaml", withDestinationPath: "/etc/passwd")
+        _ = try collector.collect(from: FilePath(staging), into: FilePath(base + "/outputs"))
+        #expect(lstat(base + "/outputs/syft.pub.yaml", &after) != 0)
+    }
 }

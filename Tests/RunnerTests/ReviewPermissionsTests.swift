@@ -98,6 +98,19 @@ import Testing
         #expect(text(file) == Fixture.noneAfter)
     }
 
+    /// Called again with the file as it should be: nothing is written (no
+    /// new file, no fsync), the file stays the same one.
+    @Test func anOutputsFileAlreadyRightIsLeftAlone() throws {
+        let file = scratch.review + "/\(Self.ds)/v1/job-1/outputs/syft.pub.yaml"
+        try hide(["job-1"])
+        var before = stat(), after = stat()
+        #expect(lstat(file, &before) == 0)
+        #expect(try hide(["job-1"]) == [nil])
+        #expect(lstat(file, &after) == 0)
+        #expect(after.st_ino == before.st_ino)
+        #expect(text(file) == Fixture.noneAfter)
+    }
+
     /// Called again after the run (the daemon does): with no file above,
     /// the outputs' own file is the owner-only one, whatever the job put
     /// there (syft-job would leave the job's).

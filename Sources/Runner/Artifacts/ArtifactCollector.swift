@@ -40,12 +40,18 @@ public struct ArtifactCollector: Sendable {
     /// wrote into its outputs would govern who reads them.
     public var withheldNames: Set<String>
 
+    /// Top-level files of the previous outputs that the new ones keep (hard
+    /// links, when they are regular files): the daemon's permission file,
+    /// so the outputs are never in place without it.
+    public var keptNames: Set<String>
+
     public init(maxDepth: Int = 128, maxEntries: Int = 100_000, maxSkippedListed: Int = 1000,
-                withheldNames: Set<String> = []) {
+                withheldNames: Set<String> = [], keptNames: Set<String> = []) {
         self.maxDepth = maxDepth
         self.maxEntries = maxEntries
         self.maxSkippedListed = maxSkippedListed
         self.withheldNames = withheldNames
+        self.keptNames = keptNames
     }
 
     /// Collects the tree under the directory `root` (e.g. the root of the
@@ -144,6 +150,7 @@ public struct ArtifactCollector: Sendable {
             }
             var times = [info.st_atim, info.st_mtim]
             _ = futimens(copy, &times)
+            keepPrevious(name, in: parent, into: copy)
             try Self.swap(partial, into: name, in: parent, destination: destination)
         } catch {
             try? TreeRemoval.remove(partial, in: parent)
@@ -159,6 +166,21 @@ public struct ArtifactCollector: Sendable {
         // place, so a failure to remove the old ones must not fail the run.
         try? TreeRemoval.remove(partial, in: parent)
         return walk.report
+    }
+
+    /// Links `keptNames` of the previous outputs (`name` in `parent`, a real
+    /// directory) into the copy; a name that is missing, not a regular file
+    /// or cannot be linked is left out (the caller writes its own then).
+    private func keepPrevious(_ name: [CChar], in parent: CInt, into copy: CInt) {
+        guard !keptNames.isEmpty else { return }
+        let previous = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard previous >= 0 else { return }
+        defer { close(previous) }
+        for kept in keptNames {
+            var entry = stat()
+            guard fstatat(previous, kept, &entry, AT_SYMLINK_NOFOLLOW) == 0, entry.st_mode & S_IFMT == S_IFREG else { continue }
+            _ = linkat(previous, kept, copy, kept, 0)
+        }
     }
 
     /// Puts the finished copy `partial` at `name`. With RENAME_EXCHANGE the

@@ -90,9 +90,11 @@ struct ResultsFolder {
     }
 
     /// Copies the job's outputs filesystem (its root directory) into
-    /// outputs/, replacing the previous outputs/ atomically.
+    /// outputs/, replacing the previous outputs/ atomically. Files the job
+    /// wrote under the `withholding` names are not copied; the previous
+    /// outputs' own ones (the owner's permission file) are kept.
     func collectOutputs(from root: FileDescriptor, withholding names: Set<String> = []) throws -> ArtifactReport {
-        try ArtifactCollector(withheldNames: names).collect(from: root, into: path.appending("outputs"))
+        try ArtifactCollector(withheldNames: names, keptNames: names).collect(from: root, into: path.appending("outputs"))
     }
 
     /// Moves the logs into place, then returncode.txt, then result.json.

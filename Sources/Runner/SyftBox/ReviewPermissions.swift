@@ -155,8 +155,11 @@ public enum ReviewPermissions {
             let bytes = try serialize(rules)
             if let governing, governing.bytes == bytes { return nil }
             let directory = path(datasite, folder.prefix(depth))
-            if governing == nil { try FileSystem.makeDirectories(directory) }
             let file = directory.appending(fileName)
+            // Already so (a folder's own file left out of the walk): no new
+            // file, no fsync (a job's outputs get theirs before and after it runs).
+            if governing == nil, let existing = try? readIfPresent(file), existing == bytes { return nil }
+            if governing == nil { try FileSystem.makeDirectories(directory) }
             try FileSystem.writeAtomically(bytes, to: file, mode: 0o644, durable: true)
             return file
         }
