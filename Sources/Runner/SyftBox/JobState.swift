@@ -121,8 +121,8 @@ public struct JobState: Sendable, Hashable {
     /// The job's exit status; -1 when it timed out or could not be run.
     public var returnCode: Int?
 
-    /// The text this state was read from; nil for a new state.
-    private var source: String?
+    /// The document this state was read from; nil for a new state.
+    private var source: SourceDocument?
     /// The client-format value of each known key present in `source`, to
     /// tell the values that changed (rewritten) from those that did not
     /// (their node kept as it was).
@@ -241,7 +241,7 @@ public struct JobState: Sendable, Hashable {
             throw SandboxError(.invalidJobState, "state.yaml \(error.message)")
         }
         var state = JobState(protocolVersion: protocolVersion)
-        state.source = text
+        state.source = SourceDocument(text: text, pairs: pairs)
         func value(_ key: String) throws -> Node? {
             guard let node = pairs.last(where: { $0.key.string == key && $0.key.scalar != nil })?.value,
                   node.tagName != .null else { return nil }
@@ -307,7 +307,7 @@ public struct JobState: Sendable, Hashable {
     public func serialized() throws -> [UInt8] {
         var pairs: [(key: Node, value: Node)] = []
         if let source {
-            pairs = ((try? ClientYAML.mapping(Array(source.utf8)))?.pairs ?? []).map {
+            pairs = source.pairs.map {
                 (key: $0.key, value: ClientYAML.preserved($0.value))
             }
         }
@@ -508,6 +508,19 @@ public struct JobTimestamp: Sendable, Hashable, CustomStringConvertible {
     public var description: String { text }
 }
 
+/// A state.yaml as read: its text, which is what tells two states apart,
+/// and its pairs, kept so that writing it back needs no second parse.
+/// `@unchecked`: Yams' nodes are values whose tags are classes, but
+/// `ClientYAML.mapping` names every tag, so none is ever resolved (written)
+/// again.
+struct SourceDocument: Hashable, @unchecked Sendable {
+    let text: String
+    let pairs: [(key: Node, value: Node)]
+
+    static func == (lhs: Self, rhs: Self) -> Bool { lhs.text == rhs.text }
+    func hash(into hasher: inout Hasher) { hasher.combine(text) }
+}
+
 // MARK: - YAML as the client reads and writes it
 
 /// YAML read and written the way syft-job does with PyYAML: `safe_load`
@@ -524,7 +537,8 @@ enum ClientYAML {
     /// `ImplicitYAMLTypes`). Composing with this resolver, every plain scalar
     /// Yams types (it hashes mapping keys) gets this marker, by the cheapest
     /// expression there is; `retyped` then gives every untagged plain scalar
-    /// PyYAML's type, and leaves explicitly tagged ones as they are.
+    /// PyYAML's type, and leaves explicitly tagged ones as they are. Every
+    /// node then has its tag named, so none is resolved (mutated) later.
     private static let implicitMarker = Tag.Name(rawValue: "tag:syft-sandbox-run:implicit")
     private static let composing: Resolver = {
         // A constant pattern: a failure is a programming error.
@@ -549,11 +563,13 @@ enum ClientYAML {
             return .scalar(scalar)
         case var .sequence(sequence):
             for index in sequence.indices { sequence[index] = retyped(sequence[index]) }
+            if sequence.tag.description.isEmpty { sequence.tag = tag(.seq) }
             return .sequence(sequence)
         case var .mapping(mapping):
             for index in mapping.indices {
                 mapping[index] = (key: retyped(mapping[index].key), value: retyped(mapping[index].value))
             }
+            if mapping.tag.description.isEmpty { mapping.tag = tag(.map) }
             return .mapping(mapping)
         case .alias:
             return node
