@@ -18,6 +18,7 @@ struct DaemonJobRun {
     let receipts: ReceiptStore
     let history: HistoryStore
     let workFolder: WorkFolder
+    let states: JobStateCache
     let metrics: DaemonMetrics
     /// Followers of the job's output (the HTTP API), when there are any to have.
     let liveLog: LiveLog?
@@ -115,8 +116,8 @@ struct DaemonJobRun {
         run.keepLogsIn = history.folder(ofRun: runID)
         // The owner may end the job while it runs (cancel, or a deposited
         // result): then the review folder is theirs and is left as it is.
-        let stateFile = self.stateFile, version = job.protocolVersion
-        run.mayWriteResults = { (try? JobState.read(from: stateFile, protocolVersion: version))??.status == .running }
+        let stateFile = self.stateFile, version = job.protocolVersion, states = self.states
+        run.mayWriteResults = { (try? states.read(from: stateFile, protocolVersion: version))??.status == .running }
         if let liveLog { run.sink = { channel, bytes in liveLog.append(channel, bytes) } }
         // The owner's permission files decide who reads the outputs: a job
         // that writes one must not decide it (syft-job copies it, and leaks).
@@ -161,7 +162,7 @@ struct DaemonJobRun {
     }
 
     private func currentState() -> JobState? {
-        try? JobState.read(from: stateFile, protocolVersion: job.protocolVersion)
+        try? states.read(from: stateFile, protocolVersion: job.protocolVersion)
     }
 
     private func write(_ state: JobState) throws {

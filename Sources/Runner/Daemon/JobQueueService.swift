@@ -99,6 +99,8 @@ public actor JobQueueService: Service {
     private var reportedSkips: Set<String> = []
     /// Jobs with events not yet looked at.
     private var dirty: Set<InboxJob> = []
+    /// state.yaml files as last parsed: most looks find them unchanged.
+    private let states = JobStateCache()
     /// Approved jobs waiting for a slot (API jobs: since their submission), and the running ones.
     var waiting: [(run: QueuedRun, approvedAt: Int64)] = []
     var running: [QueuedRun: Task<Void, Never>] = [:]
@@ -232,7 +234,7 @@ public actor JobQueueService: Service {
 
     /// A job that cannot be received as one: rejected with the reason, once.
     private func rejectUnusable(_ job: InboxJob, because reason: String) {
-        guard (try? JobState.read(from: layout.stateFile(of: job), protocolVersion: job.protocolVersion)) ?? nil == nil
+        guard (try? states.read(from: layout.stateFile(of: job), protocolVersion: job.protocolVersion)) ?? nil == nil
         else { return }
         receive(job, check: .rejected(reason: reason))
     }
@@ -242,7 +244,7 @@ public actor JobQueueService: Service {
     private func examine(_ job: InboxJob) {
         let state: JobState?
         do {
-            state = try JobState.read(from: layout.stateFile(of: job), protocolVersion: job.protocolVersion)
+            state = try states.read(from: layout.stateFile(of: job), protocolVersion: job.protocolVersion)
         } catch {
             logger.warning("unreadable state.yaml, left alone: \(error)", metadata: ["job": "\(job)"])
             return
@@ -367,7 +369,7 @@ public actor JobQueueService: Service {
     private func execute(_ job: InboxJob) async {
         guard let history, let workFolder else { return }
         let run = DaemonJobRun(job: job, options: options, receipts: receipts, history: history, workFolder: workFolder,
-                               metrics: metrics, liveLog: liveLogs?.log(of: JobID.syftBox(job)), logger: logger,
+                               states: states, metrics: metrics, liveLog: liveLogs?.log(of: JobID.syftBox(job)), logger: logger,
                                finishing: { await self.markFinishing(job) })
         await run.execute()
         running[.syftBox(job)] = nil
@@ -385,7 +387,7 @@ public actor JobQueueService: Service {
         guard let found = try? layout.scanInbox() else { return }
         for job in found.jobs {
             let file = layout.stateFile(of: job)
-            guard let state = try? JobState.read(from: file, protocolVersion: job.protocolVersion),
+            guard let state = try? states.read(from: file, protocolVersion: job.protocolVersion),
                   state.status == .running else { continue }
             let swept = ResultsFolder.sweepLeftovers(in: layout.reviewFolder(of: job))
             if !swept.isEmpty {
