@@ -8,7 +8,8 @@
 # cannot rot. BINARY defaults to .build/release/syft-sandbox-run.
 #
 #   launch  a trivial job (`true`) through the CLI vs bubblewrap with the
-#           same namespaces vs plain `bash run.sh`
+#           same namespaces vs plain `bash run.sh`; and the sandbox's own
+#           launch (no process start-up: the daemon's case) vs what bwrap adds
 #   output  a job writing N bytes to stdout, captured, vs writing it to a file
 #   memory  peak RSS of syft-sandbox-run itself while a job runs
 set -euo pipefail
@@ -52,6 +53,19 @@ print(f"  syft-sandbox-run {ours*1000:8.2f} ms")
 print(f"  bwrap            {bwrap*1000:8.2f} ms")
 print(f"  bash run.sh      {plain*1000:8.2f} ms")
 print(f"  ratio vs bwrap   {ours/bwrap:8.2f}x   (target <= 1.00x)")
+PY
+
+echo "== launch inside a running process (the daemon's case): cgroup, clone, setup, up to the job's exec"
+for _ in $(seq "$runs"); do
+    SYFT_SANDBOX_LOG_LEVEL=debug "$binary" --results "$work/r-trivial" "$work/trivial" 2>&1 | grep -o 'setup_us=[0-9]*' | cut -d= -f2
+done > "$work/setup.txt"
+python3 - "$work/setup.txt" "$bwrap" "$plain" <<'PY'
+import statistics, sys
+setup = statistics.median(int(line) for line in open(sys.argv[1]) if line.strip()) / 1000
+bwrap, plain = float(sys.argv[2]) * 1000, float(sys.argv[3]) * 1000
+print(f"  sandbox launch   {setup:8.2f} ms   (median of the CLI's own setup_us)")
+print(f"  bwrap - bash     {bwrap - plain:8.2f} ms   (what bwrap adds to bash run.sh, its process start included)")
+print(f"  ratio            {setup / (bwrap - plain):8.2f}x   (target: well under 1.00x)")
 PY
 
 echo "== output: $output_size to stdout ($output_runs runs each)"

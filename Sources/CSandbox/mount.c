@@ -62,8 +62,15 @@ static void split_parent(const char *_Nonnull path, char *_Nonnull buffer, size_
 }
 
 /// Opens (creating missing directories with `mode`) the directory `path`
-/// beneath `dirfd`, one component at a time, never following a symlink.
+/// beneath `dirfd`, never following a symlink: in one open when it is
+/// all there (the common case), else (whatever the failure) one component
+/// at a time, which creates what is missing and says what is wrong.
 static int open_dirs(int dirfd, const char *_Nonnull path, mode_t mode, int *_Nonnull out) {
+    int whole = csb_openat2(dirfd, *path != '\0' ? path : ".", O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
+    if (whole >= 0) {
+        *out = whole;
+        return 0;
+    }
     char buffer[CSB_PATH_MAX];
     csb_msg(buffer, sizeof buffer, path, NULL);
     int current = csb_openat2(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
