@@ -617,4 +617,29 @@ private func tree(_ path: String, prefix: String = "") -> Set<String> {
         _ = try collector.collect(from: FilePath(staging), into: FilePath(base + "/outputs"))
         #expect(lstat(base + "/outputs/syft.pub.yaml", &after) != 0)
     }
+    /// Nothing collected and nothing to replace (the outputs hold only the
+    /// kept file): the folder stays the same one. Anything else in it, and
+    /// it is replaced as usual.
+    @Test func nothingToCollectLeavesOutputsHoldingOnlyKeptFiles() throws {
+        let base = NSTemporaryDirectory() + "syft-nothing-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let staging = base + "/staging"
+        for folder in [staging, base + "/outputs"] {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            chmod(folder, 0o755)
+        }
+        try "owner's".write(toFile: base + "/outputs/syft.pub.yaml", atomically: false, encoding: .utf8)
+        var before = stat(), after = stat()
+        #expect(lstat(base + "/outputs", &before) == 0)
+        let collector = ArtifactCollector(withheldNames: ["syft.pub.yaml"], keptNames: ["syft.pub.yaml"])
+        _ = try collector.collect(from: FilePath(staging), into: FilePath(base + "/outputs"))
+        #expect(lstat(base + "/outputs", &after) == 0)
+        #expect(after.st_ino == before.st_ino)
+        // A stale output from an earlier run: replaced by the (empty) new outputs.
+        try "old".write(toFile: base + "/outputs/old.csv", atomically: false, encoding: .utf8)
+        _ = try collector.collect(from: FilePath(staging), into: FilePath(base + "/outputs"))
+        #expect(lstat(base + "/outputs", &after) == 0)
+        #expect(after.st_ino != before.st_ino)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: base + "/outputs") == ["syft.pub.yaml"])
+    }
 }

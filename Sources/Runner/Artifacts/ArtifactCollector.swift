@@ -135,6 +135,9 @@ public struct ArtifactCollector: Sendable {
                          describedAs sourceName: String) throws -> ArtifactReport {
         let (parent, name) = try Self.openParent(of: destination, purpose: "the results folder")
         defer { close(parent) }
+        if alreadyHolds(nothingFrom: source, mode: info.st_mode & 0o777 | 0o700, name, in: parent) {
+            return ArtifactReport()
+        }
         let partial = try Self.createHiddenDirectory(in: parent, for: name, destination: destination)
         let walk = ArtifactWalk(self)
         do {
@@ -166,6 +169,32 @@ public struct ArtifactCollector: Sendable {
         // place, so a failure to remove the old ones must not fail the run.
         try? TreeRemoval.remove(partial, in: parent)
         return walk.report
+    }
+
+    /// True when there is nothing to collect and the previous outputs (a
+    /// real directory of the copy's `mode`) hold only kept files: the copy
+    /// would come out the same, so the folder is left as it is (no new
+    /// directory, no swap; only its times stay the previous ones).
+    private func alreadyHolds(nothingFrom source: CInt, mode: mode_t, _ name: [CChar], in parent: CInt) -> Bool {
+        guard (try? DirectoryEntries.hasEntries(source)) == false else { return false }
+        let previous = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard previous >= 0 else { return false }
+        defer { close(previous) }
+        var folder = stat()
+        guard fstat(previous, &folder) == 0, folder.st_mode & 0o7777 == mode, folder.st_uid == geteuid() else { return false }
+        var onlyKept = true
+        do {
+            try DirectoryEntries.forEach(in: previous) { entry in
+                var info = stat()
+                let kept = keptNames.contains(String(decoding: DirectoryEntries.bytes(entry), as: UTF8.self))
+                    && fstatat(previous, entry, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFREG
+                onlyKept = onlyKept && kept
+                return onlyKept
+            }
+        } catch {
+            return false
+        }
+        return onlyKept
     }
 
     /// Links `keptNames` of the previous outputs (`name` in `parent`, a real
