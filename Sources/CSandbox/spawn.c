@@ -297,9 +297,9 @@ struct cap_data { uint32_t effective, permitted, inheritable; };
 
 static int inherit(int fd) { return fcntl(fd, F_SETFD, 0); }
 
-/// Runs in a child sharing the parent's memory and stack-less thread
-/// state (the parent thread waits: CLONE_VFORK): raw syscalls only, then
-/// execve. The descriptors the init needs stay open across it, and so do
+/// Runs in a child that shares the parent's memory, on a stack of its own,
+/// while the calling thread waits (CLONE_VFORK): plain syscalls on data the
+/// parent prepared, then execve. The descriptors the init needs stay open across it, and so do
 /// the capabilities, as ambient ones: the id maps are not written yet, so
 /// the kernel would not see this process as root in its namespace.
 static int exec_init_child(void *_Nonnull arg) {
