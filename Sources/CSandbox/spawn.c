@@ -613,6 +613,13 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
 #if CSB_EXEC_INIT
     const char *what = "";
     pid_t pid = clone_exec_init(&ctx, flags, &pidfd, &what);
+    if (pid < 0 && errno == ENOSYS && config->cgroup_fd < 0) {
+        // clone3 filtered (as under container runtimes' seccomp profiles):
+        // a fork-like clone(2) of this process, which runs the setup itself.
+        what = "clone into new user, mount, pid, net, ipc, uts namespaces";
+        pid = csb_clone_raw(flags, &pidfd, -1);
+        if (pid == 0) child_main(&ctx);
+    }
 #else
     const char *what = "clone into new user, mount, pid, net, ipc, uts namespaces";
     pid_t pid = csb_clone_raw(flags, &pidfd, config->cgroup_fd);

@@ -27,4 +27,12 @@ import Testing
         let run = TestSupport.run(["/bin/bash", "-c", "exec -a syft-sandbox-initx \"$0\" 5 6", TestSupport.binary])
         #expect(run.status == 125, "\(run.stderr)")
     }
+    /// Where clone3 is filtered (container runtimes' seccomp profiles answer
+    /// ENOSYS), the sandbox starts through the fork-like clone(2) instead.
+    @Test func withClone3FilteredTheSandboxStillStarts() throws {
+        let job = try JobFixture("echo started")
+        let run = TestSupport.run([TestSupport.probe, "noclone3", TestSupport.binary, "--results", job.results.path, job.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(job.result("stdout.txt") == "started\n")
+    }
 }

@@ -10,6 +10,7 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,6 +262,25 @@ static int filtered(const char *program) {
     return 0;
 }
 
+// `noclone3 PROGRAM ARGS...`: executes PROGRAM with clone3 answering
+// ENOSYS, as container runtimes' seccomp profiles make it.
+static int without_clone3(char **argv) {
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog filter = {.len = sizeof code / sizeof code[0], .filter = code};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &filter) != 0) {
+        perror("seccomp");
+        return 2;
+    }
+    execv(argv[0], argv);
+    perror(argv[0]);
+    return 2;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) { fprintf(stderr, "usage: probe syscalls|fd N|connect HOST PORT|escape\n"); return 2; }
@@ -269,6 +289,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "connect") == 0 && argc > 3) return connect_to(argv[2], atoi(argv[3]));
     if (strcmp(argv[1], "escape") == 0) return escape();
     if (strcmp(argv[1], "filtered") == 0 && argc > 2) return filtered(argv[2]);
+    if (strcmp(argv[1], "noclone3") == 0 && argc > 2) return without_clone3(argv + 2);
     fprintf(stderr, "unknown probe %s\n", argv[1]);
     return 2;
 }
