@@ -99,8 +99,9 @@ public actor JobQueueService: Service {
     private var reportedSkips: Set<String> = []
     /// Jobs with events not yet looked at.
     private var dirty: Set<InboxJob> = []
-    /// state.yaml files as last parsed: most looks find them unchanged.
-    private let states = JobStateCache()
+    /// state.yaml files as last parsed: most looks find them unchanged
+    /// (the queue's, its runs', and the HTTP API's).
+    nonisolated let states = JobStateCache()
     /// Approved jobs waiting for a slot (API jobs: since their submission), and the running ones.
     var waiting: [(run: QueuedRun, approvedAt: Int64)] = []
     var running: [QueuedRun: Task<Void, Never>] = [:]

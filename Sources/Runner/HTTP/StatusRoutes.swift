@@ -86,7 +86,10 @@ struct StatusRoutes {
         let options = environment.service.configuration
         var pending = 0
         for job in (try? environment.layout.scanInbox().jobs) ?? [] {
-            if (try? JobReview.state(of: job, in: environment.layout))??.status == .pending { pending += 1 }
+            let file = environment.layout.stateFile(of: job)
+            if (try? environment.service.states.read(from: file, protocolVersion: job.protocolVersion))??.status == .pending {
+                pending += 1
+            }
         }
         let status = StatusJSON(
             state: snapshot.stopping ? "stopping" : "running", version: environment.version,
