@@ -2,7 +2,9 @@
 //
 // A sandbox cloned while another one is being set up inherits the other's
 // pipes and sockets (they are close-on-exec, but PID 1 never execs), so
-// the child closes everything it does not own as its first step.
+// the child closes everything it does not own as its first step (where
+// the sandbox starts by executing its init, the short-lived child that
+// executes it does, before the exec).
 #include "internal.h"
 
 #include <errno.h>

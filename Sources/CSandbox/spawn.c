@@ -275,6 +275,8 @@ static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
 
 // MARK: - The init, executed afresh
 
+static const char clone_message[] = "clone into new user, mount, pid, net, ipc, uts namespaces";
+
 #if CSB_EXEC_INIT
 #define CSB_INIT_NAME "syft-sandbox-init"
 
@@ -295,29 +297,44 @@ struct cap_header { uint32_t version; int pid; };
 struct cap_data { uint32_t effective, permitted, inheritable; };
 #define CAP_VERSION_3 0x20080522
 
-static int inherit(int fd) { return fcntl(fd, F_SETFD, 0); }
+/// Sets `flags` (0: kept across exec, FD_CLOEXEC: closed) on the
+/// descriptors the init takes over: the error pipe, the socket, stdout,
+/// stderr and the v1 cgroups' `tasks`. 0 or an errno.
+static int set_passed_fd_flags(const struct csb_child_ctx *_Nonnull ctx, int flags) {
+    const struct csb_spawn_config *config = ctx->config;
+    int fds[] = {ctx->error_fd, ctx->sync_fd, config->stdout_fd, config->stderr_fd};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+        if (fcntl(fds[i], F_SETFD, flags) != 0) return errno;
+    }
+    for (size_t i = 0; i < config->cgroup_tasks_count; i++) {
+        if (fcntl(config->cgroup_tasks_fds[i], F_SETFD, flags) != 0) return errno;
+    }
+    return 0;
+}
 
 /// Runs in a child that shares the parent's memory, on a stack of its own,
 /// while the calling thread waits (CLONE_VFORK): plain syscalls on data the
-/// parent prepared, then execve. The descriptors the init needs stay open across it, and so do
-/// the capabilities, as ambient ones: the id maps are not written yet, so
-/// the kernel would not see this process as root in its namespace.
+/// parent prepared, then execve. The descriptors the init needs stay open
+/// across it, and so do the capabilities, as ambient ones: the id maps are
+/// not written yet, so the kernel would not see this process as root in
+/// its namespace.
 static int exec_init_child(void *_Nonnull arg) {
     struct exec_init *e = arg;
     struct csb_child_ctx *ctx = e->ctx;
     const struct csb_spawn_config *config = ctx->config;
-    int fds[] = {e->plan_fd, ctx->error_fd, ctx->sync_fd, config->stdout_fd, config->stderr_fd};
-    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
-        if (inherit(fds[i]) != 0) {
-            csb_msg(ctx->message, sizeof ctx->message, "pass a descriptor to the sandbox's init", NULL);
-            csb_child_fail(ctx, CSB_STAGE_PREPARE, errno);
-        }
-    }
-    for (size_t i = 0; i < config->cgroup_tasks_count; i++) {
-        if (inherit(config->cgroup_tasks_fds[i]) != 0) {
-            csb_msg(ctx->message, sizeof ctx->message, "pass a cgroup to the sandbox's init", NULL);
-            csb_child_fail(ctx, CSB_STAGE_PREPARE, errno);
-        }
+    // Everything else of the parent's first (its locks, other sandboxes'
+    // pipes): they would stay open, close-on-exec or not, until the exec
+    // completes, and that takes a while.
+    int keep[CSB_MAX_IDMAPPED + 8] = {e->self_fd, e->plan_fd, ctx->error_fd, ctx->sync_fd, config->stdout_fd,
+                                      config->stderr_fd};
+    size_t kept = 6;
+    for (size_t i = 0; i < config->cgroup_tasks_count && kept < sizeof keep / sizeof keep[0]; i++)
+        keep[kept++] = config->cgroup_tasks_fds[i];
+    int error = csb_close_fds_except(keep, kept);
+    if (error == 0) error = fcntl(e->plan_fd, F_SETFD, 0) != 0 ? errno : set_passed_fd_flags(ctx, 0);
+    if (error != 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "pass a descriptor to the sandbox's init", NULL);
+        csb_child_fail(ctx, CSB_STAGE_PREPARE, error);
     }
     struct cap_header header = {.version = CAP_VERSION_3, .pid = 0};
     struct cap_data data[2];
@@ -388,7 +405,7 @@ static pid_t clone_exec_init(struct csb_child_ctx *_Nonnull ctx, uint64_t flags,
         e.argv[0] = CSB_INIT_NAME;
         e.argv[1] = e.plan_text;
         e.argv[2] = e.error_text;
-        *what = "clone into new user, mount, pid, net, ipc, uts namespaces";
+        *what = clone_message;
         pid = csb_clone_vm(flags, pidfd, ctx->config->cgroup_fd, stack, stack_size, exec_init_child, &e);
         if (pid < 0) error = errno;
     } else {
@@ -427,10 +444,7 @@ __attribute__((constructor(1000))) static void exec_init_entry(int argc, char **
     close(plan_fd);
     // Close-on-exec again, as in the parent; no ambient capabilities left
     // (the permitted and effective sets stay, for the setup).
-    const struct csb_spawn_config *config = ctx.config;
-    int fds[] = {ctx.error_fd, ctx.sync_fd, config->stdout_fd, config->stderr_fd};
-    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-    for (size_t i = 0; i < config->cgroup_tasks_count; i++) fcntl(config->cgroup_tasks_fds[i], F_SETFD, FD_CLOEXEC);
+    (void)set_passed_fd_flags(&ctx, FD_CLOEXEC);
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) {
         csb_msg(ctx.message, sizeof ctx.message, "clear the ambient capabilities of the sandbox's init", NULL);
         csb_child_fail(&ctx, CSB_STAGE_PREPARE, errno);
@@ -610,21 +624,20 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
     uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
     if (config->network != CSB_NET_HOST) flags |= CLONE_NEWNET;
     int pidfd = -1;
+    const char *what = clone_message;
+    pid_t pid = -1;
+    bool fork_like = true;
 #if CSB_EXEC_INIT
-    const char *what = "";
-    pid_t pid = clone_exec_init(&ctx, flags, &pidfd, &what);
-    if (pid < 0 && errno == ENOSYS && config->cgroup_fd < 0) {
-        // clone3 filtered (as under container runtimes' seccomp profiles):
-        // a fork-like clone(2) of this process, which runs the setup itself.
-        what = "clone into new user, mount, pid, net, ipc, uts namespaces";
-        pid = csb_clone_raw(flags, &pidfd, -1);
+    pid = clone_exec_init(&ctx, flags, &pidfd, &what);
+    // clone3 filtered (container runtimes' seccomp profiles answer ENOSYS):
+    // the fork-like clone(2) below, whose child runs the setup itself.
+    fork_like = pid < 0 && errno == ENOSYS;
+#endif
+    if (fork_like) {
+        what = clone_message;
+        pid = csb_clone_raw(flags, &pidfd, config->cgroup_fd);
         if (pid == 0) child_main(&ctx);
     }
-#else
-    const char *what = "clone into new user, mount, pid, net, ipc, uts namespaces";
-    pid_t pid = csb_clone_raw(flags, &pidfd, config->cgroup_fd);
-    if (pid == 0) child_main(&ctx);
-#endif
     int clone_error = errno;
     close(error_pipe[1]);
     close(sync[1]);
