@@ -6,11 +6,15 @@ import Sandbox
 /// end its own way while the CLI still writes complete results. A second
 /// SIGINT or SIGTERM kills the sandbox.
 ///
-/// A handler, not a blocked mask and sigwait: Swift's async main runs on a
-/// thread whose mask the runtime resets, so a blocked signal could still
-/// land there and take the default action. The handler runs on whichever
-/// thread gets the signal and does one async-signal-safe write.
+/// A handler, not a blocked mask and sigwait: the concurrency runtime's
+/// threads set their own masks, so a blocked signal could still land on
+/// one and take the default action. The handler runs on whichever thread
+/// gets the signal (main.swift keeps them unblocked on the main thread)
+/// and does one async-signal-safe write.
 enum SignalForwarder {
+    /// The signals forwarded, which the main thread always takes.
+    static let terminationSignals = [SIGTERM, SIGINT, SIGHUP]
+
     /// The control's request pipe, as a plain descriptor: the handler
     /// touches no Swift object.
     nonisolated(unsafe) private static var requests: Int32 = -1
@@ -27,6 +31,6 @@ enum SignalForwarder {
         }
         sigemptyset(&action.sa_mask)
         action.sa_flags = SA_RESTART
-        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaction(signal, &action, nil) }
+        for signal in terminationSignals { sigaction(signal, &action, nil) }
     }
 }

@@ -87,6 +87,6 @@ Task.detached { [arguments] in
 // blocked (a runtime's worker thread spawning it, say).
 var termination = sigset_t()
 sigemptyset(&termination)
-for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&termination, signal) }
+for signal in SignalForwarder.terminationSignals { sigaddset(&termination, signal) }
 pthread_sigmask(SIG_UNBLOCK, &termination, nil)
 while true { pause() }

@@ -135,7 +135,10 @@ public struct ArtifactCollector: Sendable {
                          describedAs sourceName: String) throws -> ArtifactReport {
         let (parent, name) = try Self.openParent(of: destination, purpose: "the results folder")
         defer { close(parent) }
-        if alreadyHolds(nothingFrom: source, mode: info.st_mode & 0o777 | 0o700, name, in: parent) {
+        // The previous outputs, when they are a real directory (-1: none).
+        let previous = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        defer { if previous >= 0 { close(previous) } }
+        if previous >= 0, alreadyHolds(nothingFrom: source, mode: info.st_mode & 0o777 | 0o700, previous: previous) {
             return ArtifactReport()
         }
         let partial = try Self.createHiddenDirectory(in: parent, for: name, destination: destination)
@@ -153,7 +156,7 @@ public struct ArtifactCollector: Sendable {
             }
             var times = [info.st_atim, info.st_mtim]
             _ = futimens(copy, &times)
-            keepPrevious(name, in: parent, into: copy)
+            if previous >= 0 { keepPrevious(from: previous, into: copy) }
             try Self.swap(partial, into: name, in: parent, destination: destination)
         } catch {
             try? TreeRemoval.remove(partial, in: parent)
@@ -171,24 +174,19 @@ public struct ArtifactCollector: Sendable {
         return walk.report
     }
 
-    /// True when there is nothing to collect and the previous outputs (a
-    /// real directory of the copy's `mode`) hold only kept files: the copy
-    /// would come out the same, so the folder is left as it is (no new
-    /// directory, no swap; only its times stay the previous ones).
-    private func alreadyHolds(nothingFrom source: CInt, mode: mode_t, _ name: [CChar], in parent: CInt) -> Bool {
+    /// True when there is nothing to collect and the previous outputs (of
+    /// the copy's `mode`) hold only kept files: the copy would come out the
+    /// same, so the folder is left as it is (no new directory, no swap;
+    /// only its times stay the previous ones).
+    private func alreadyHolds(nothingFrom source: CInt, mode: mode_t, previous: CInt) -> Bool {
         guard (try? DirectoryEntries.hasEntries(source)) == false else { return false }
-        let previous = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard previous >= 0 else { return false }
-        defer { close(previous) }
         var folder = stat()
         guard fstat(previous, &folder) == 0, folder.st_mode & 0o7777 == mode, folder.st_uid == geteuid() else { return false }
         var onlyKept = true
         do {
             try DirectoryEntries.forEach(in: previous) { entry in
-                var info = stat()
-                let kept = keptNames.contains(String(decoding: DirectoryEntries.bytes(entry), as: UTF8.self))
-                    && fstatat(previous, entry, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFREG
-                onlyKept = onlyKept && kept
+                let name = String(decoding: DirectoryEntries.bytes(entry), as: UTF8.self)
+                onlyKept = keptNames.contains(name) && Self.isRegularFile(name, in: previous)
                 return onlyKept
             }
         } catch {
@@ -197,19 +195,18 @@ public struct ArtifactCollector: Sendable {
         return onlyKept
     }
 
-    /// Links `keptNames` of the previous outputs (`name` in `parent`, a real
-    /// directory) into the copy; a name that is missing, not a regular file
-    /// or cannot be linked is left out (the caller writes its own then).
-    private func keepPrevious(_ name: [CChar], in parent: CInt, into copy: CInt) {
-        guard !keptNames.isEmpty else { return }
-        let previous = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard previous >= 0 else { return }
-        defer { close(previous) }
-        for kept in keptNames {
-            var entry = stat()
-            guard fstatat(previous, kept, &entry, AT_SYMLINK_NOFOLLOW) == 0, entry.st_mode & S_IFMT == S_IFREG else { continue }
+    /// Links `keptNames` of the previous outputs into the copy; a name that
+    /// is missing, not a regular file or cannot be linked is left out (the
+    /// caller writes its own then).
+    private func keepPrevious(from previous: CInt, into copy: CInt) {
+        for kept in keptNames where Self.isRegularFile(kept, in: previous) {
             _ = linkat(previous, kept, copy, kept, 0)
         }
+    }
+
+    private static func isRegularFile(_ name: String, in directory: CInt) -> Bool {
+        var info = stat()
+        return fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFREG
     }
 
     /// Puts the finished copy `partial` at `name`. With RENAME_EXCHANGE the

@@ -235,7 +235,7 @@ public actor JobQueueService: Service {
 
     /// A job that cannot be received as one: rejected with the reason, once.
     private func rejectUnusable(_ job: InboxJob, because reason: String) {
-        guard (try? states.read(from: layout.stateFile(of: job), protocolVersion: job.protocolVersion)) ?? nil == nil
+        guard (try? states.state(of: job, in: layout)) ?? nil == nil
         else { return }
         receive(job, check: .rejected(reason: reason))
     }
@@ -245,7 +245,7 @@ public actor JobQueueService: Service {
     private func examine(_ job: InboxJob) {
         let state: JobState?
         do {
-            state = try states.read(from: layout.stateFile(of: job), protocolVersion: job.protocolVersion)
+            state = try states.state(of: job, in: layout)
         } catch {
             logger.warning("unreadable state.yaml, left alone: \(error)", metadata: ["job": "\(job)"])
             return

@@ -16,6 +16,11 @@ final class JobStateCache: Sendable {
 
     init() {}
 
+    /// `JobReview.state(of:in:)`, parsing only new bytes.
+    func state(of job: InboxJob, in layout: SyftBoxLayout) throws -> JobState? {
+        try read(from: layout.stateFile(of: job), protocolVersion: job.protocolVersion)
+    }
+
     /// `JobState.read(from:protocolVersion:)`, parsing only new bytes.
     func read(from path: FilePath, protocolVersion: JobProtocol) throws -> JobState? {
         let bytes: [UInt8]

@@ -83,7 +83,7 @@ struct JobCatalog: Sendable {
         var job: JobJSON
         switch found.entry {
         case let .syftBox(inbox):
-            let state = try? service.states.read(from: layout.stateFile(of: inbox), protocolVersion: inbox.protocolVersion)
+            let state = try? service.states.state(of: inbox, in: layout)
             let metadata = try? SubmissionMetadata.parse(
                 FileSystem.readRegularFile(layout.inboxFolder(of: inbox).appending("config.yaml"), limit: 4 << 20))
             let status = state?.status.rawValue ?? "received"

@@ -86,10 +86,7 @@ struct StatusRoutes {
         let options = environment.service.configuration
         var pending = 0
         for job in (try? environment.layout.scanInbox().jobs) ?? [] {
-            let file = environment.layout.stateFile(of: job)
-            if (try? environment.service.states.read(from: file, protocolVersion: job.protocolVersion))??.status == .pending {
-                pending += 1
-            }
+            if (try? environment.service.states.state(of: job, in: environment.layout))??.status == .pending { pending += 1 }
         }
         let status = StatusJSON(
             state: snapshot.stopping ? "stopping" : "running", version: environment.version,

@@ -117,12 +117,11 @@ enum ImplicitYAMLTypes {
             }
             guard take(where: isDigit) else { return false }
             skip(while: isDigitOrUnderscore)
-            if current == 0x3A, !takeSexagesimalGroups() { return false }
+            let sexagesimal = current == 0x3A // takes no exponent
+            if sexagesimal, !takeSexagesimalGroups() { return false }
             guard take(0x2E) else { return false }
             skip(while: isDigitOrUnderscore)
-            let sexagesimal = text[..<index].contains(0x3A)
-            if sexagesimal { return atEnd }
-            return takeExponentIfAny() && atEnd
+            return (sexagesimal || takeExponentIfAny()) && atEnd
         }
 
         mutating func isInt() -> Bool {
