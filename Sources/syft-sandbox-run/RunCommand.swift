@@ -136,10 +136,7 @@ extension OneShotArguments {
     }
 
     func printJSON(_ record: ResultRecord) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(record)
-        print(String(decoding: data, as: UTF8.self))
+        try FileDescriptor.standardOutput.writeAll(record.fileBytes)
     }
 
     func printFailureJSON(_ error: SandboxError) {

@@ -96,3 +96,19 @@ extension String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
+
+extension ArtifactReport {
+    /// The `outputs` field of result.json (`CodingKeys`' names).
+    var prettyJSON: PrettyJSON {
+        .object([
+            .init("files", .integer(Int64(files))),
+            .init("directories", .integer(Int64(directories))),
+            .init("bytes", .unsigned(bytes)),
+            .init("skipped", .array(skipped.map { entry in
+                .object([.init("path", .string(entry.path)), .init("kind", .string(entry.kind.rawValue)),
+                         .init("reason", .string(entry.reason))])
+            })),
+            .init("skipped_count", .integer(Int64(skippedCount))),
+        ])
+    }
+}

@@ -25,7 +25,7 @@ struct RunLedger: Sendable {
         run.limitHit = result.limitHit.rawValue
         run.stdoutBytes = Int64(result.stdoutBytes)
         run.stderrBytes = Int64(result.stderrBytes)
-        run.record = (try? ResultsFolder.encode(result)).map { String(decoding: $0, as: UTF8.self) }
+        run.record = String(decoding: result.fileBytes, as: UTF8.self)
         insert(run)
         metrics.runFinished(status: run.status, wallMilliseconds: result.wallMs)
         liveLog?.finish(LiveLog.Ending(status: run.status, exitCode: run.exitCode, returnCode: run.returnCode,

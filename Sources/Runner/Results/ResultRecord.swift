@@ -142,3 +142,64 @@ extension ResultRecord.Limits {
         try c.encode(tmpBytes, forKey: .tmpBytes)
     }
 }
+
+extension ResultRecord {
+    /// result.json's bytes (and `--json`'s output): the text and a newline.
+    public var fileBytes: [UInt8] { prettyJSON.bytes + [0x0A] }
+
+    /// result.json's text (the keys of `CodingKeys`; a test holds the two
+    /// to JSONEncoder's output).
+    public var prettyJSON: PrettyJSON {
+        .object([
+            .init("status", .string(status.rawValue)),
+            .init("exit_code", .optional(exitCode) { .integer(Int64($0)) }),
+            .init("signal", .optional(signal) { .integer(Int64($0)) }),
+            .init("returncode", .optional(returncode) { .integer(Int64($0)) }),
+            .init("job", job.prettyJSON),
+            .init("started_at", .string(startedAt)),
+            .init("finished_at", .string(finishedAt)),
+            .init("wall_ms", .optional(wallMs) { .integer($0) }),
+            .init("cpu_user_ms", .optional(cpuUserMs) { .integer($0) }),
+            .init("cpu_sys_ms", .optional(cpuSysMs) { .integer($0) }),
+            .init("max_rss_kb", .optional(maxRssKb) { .integer($0) }),
+            .init("memory_peak_bytes", .optional(memoryPeakBytes) { .unsigned($0) }),
+            .init("oom_killed", .bool(oomKilled)),
+            .init("stdout_bytes", .unsigned(stdoutBytes)),
+            .init("stderr_bytes", .unsigned(stderrBytes)),
+            .init("output_truncated", .bool(outputTruncated)),
+            .init("limit_hit", .string(limitHit.rawValue)),
+            .init("limits", limits.prettyJSON),
+            .init("network", .string(network.rawValue)),
+            .init("outputs", .optional(outputs) { $0.prettyJSON }),
+            .init("warnings", .array(warnings.map { .string($0) })),
+            .init("error", .optional(error) { .string($0) }),
+        ])
+    }
+}
+
+extension ResultRecord.Job {
+    var prettyJSON: PrettyJSON {
+        .object([
+            .init("id", .string(id)), .init("name", .string(name)),
+            .init("type", .optional(type) { .string($0) }), .init("folder", .string(folder)),
+        ])
+    }
+}
+
+extension ResultRecord.Limits {
+    var prettyJSON: PrettyJSON {
+        .object([
+            .init("timeout_seconds", .optional(timeoutSeconds) { .number($0) }),
+            .init("cpu_time_seconds", .optional(cpuTimeSeconds) { .number($0) }),
+            .init("memory_bytes", .optional(memoryBytes) { .unsigned($0) }),
+            .init("processes", .optional(processes) { .unsigned($0) }),
+            .init("enforcement", .string(enforcement.rawValue)),
+            .init("cpu_time_enforcement", .optional(cpuTimeEnforcement) { .string($0.rawValue) }),
+            .init("open_files", .unsigned(openFiles)),
+            .init("file_size_bytes", .optional(fileSizeBytes) { .unsigned($0) }),
+            .init("output_bytes", .unsigned(outputBytes)),
+            .init("outputs_bytes", .unsigned(outputsBytes)),
+            .init("tmp_bytes", .unsigned(tmpBytes)),
+        ])
+    }
+}

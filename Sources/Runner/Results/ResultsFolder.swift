@@ -116,14 +116,8 @@ struct ResultsFolder {
         try FileSystem.writeAtomically(Array(String(returncode).utf8), to: path.appending("returncode.txt"),
                                        durable: durable)
         if let record {
-            try FileSystem.writeAtomically(try ResultsFolder.encode(record), to: path.appending("result.json"),
+            try FileSystem.writeAtomically(record.fileBytes, to: path.appending("result.json"),
                                            durable: durable)
         }
-    }
-
-    static func encode(_ record: ResultRecord) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(record)) + [0x0A]
     }
 }
