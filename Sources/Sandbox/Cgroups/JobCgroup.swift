@@ -207,6 +207,11 @@ final class JobCgroup {
     /// Kills every process left in the group (normally none: PID 1's exit
     /// already killed its namespace) and removes the group's directories.
     func killAndRemove() {
+        // The usual end: PID 1 was reaped, so its namespace is empty and the
+        // groups are too. An empty group's rmdir succeeds at once, without
+        // freezing (which, on v1, patches kernel code on every CPU twice).
+        // A group that still holds a process fails with EBUSY, and is killed.
+        if removeIfEmpty() { return }
         switch layout {
         case let .v2(directory, _):
             if CgroupFiles.write("1", to: directory.appending("cgroup.kill")) != nil {
@@ -222,6 +227,23 @@ final class JobCgroup {
                 Self.removeDirectory(group.directory) { Self.killListed(in: group.directory) }
             }
         }
+    }
+
+    /// Removes the groups if none holds a process (true), or none of them.
+    /// Every group of a job holds the same processes, and the freezer (which
+    /// the slow path needs) is tried last.
+    private func removeIfEmpty() -> Bool {
+        let directories: [FilePath]
+        switch layout {
+        case let .v2(directory, _): directories = [directory]
+        case let .v1(groups):
+            directories = groups.filter { $0.controller != "freezer" }.map(\.directory)
+                + groups.filter { $0.controller == "freezer" }.map(\.directory)
+        }
+        for directory in directories where rmdir(directory.string) != 0 && errno != ENOENT {
+            return false
+        }
+        return true
     }
 
     /// Removes a group, killing whatever is still in it.
