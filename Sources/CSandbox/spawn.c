@@ -23,6 +23,8 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 // MARK: - Child side
@@ -586,6 +588,27 @@ static void kill_and_reap(pid_t pid, int pidfd) {
     while (waitid(P_PID, (id_t)pid, &info, WEXITED) < 0 && errno == EINTR) {}
 }
 
+/// Moves this thread into `netns_fd`; `home` gets its own namespace back.
+static int enter_netns(int netns_fd, int *_Nonnull home) {
+    *home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (*home < 0) return errno;
+    if (setns(netns_fd, CLONE_NEWNET) != 0) {
+        int error = errno;
+        close(*home);
+        *home = -1;
+        return error;
+    }
+    return 0;
+}
+
+/// Back to the thread's own namespace. A thread of the runner left in a
+/// job's namespace would open its later sockets there: if that cannot be
+/// undone, nothing should go on.
+static void leave_netns(int home) {
+    if (setns(home, CLONE_NEWNET) != 0) abort();
+    close(home);
+}
+
 int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
               struct csb_error *_Nonnull error) {
     memset(error, 0, sizeof *error);
@@ -622,7 +645,23 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
     ctx.sync_fd = sync[1];
 
     uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
-    if (config->network != CSB_NET_HOST) flags |= CLONE_NEWNET;
+    // A prepared network namespace is joined by this thread for the clone
+    // (a child inherits it), then left.
+    int home_netns = -1;
+    if (config->network != CSB_NET_HOST && config->netns_fd >= 0) {
+        int rc = enter_netns(config->netns_fd, &home_netns);
+        if (rc != 0) {
+            parent_fail(error, CSB_STAGE_PREPARE, rc, "join the prepared network namespace");
+            close(error_pipe[0]);
+            close(error_pipe[1]);
+            close(sync[0]);
+            close(sync[1]);
+            cap_free(ctx.empty_caps);
+            return error->error;
+        }
+    } else if (config->network != CSB_NET_HOST) {
+        flags |= CLONE_NEWNET;
+    }
     int pidfd = -1;
     const char *what = clone_message;
     pid_t pid = -1;
@@ -639,6 +678,7 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
         if (pid == 0) child_main(&ctx);
     }
     int clone_error = errno;
+    if (home_netns >= 0) leave_netns(home_netns);
     close(error_pipe[1]);
     close(sync[1]);
     cap_free(ctx.empty_caps);

@@ -100,6 +100,9 @@ public struct SandboxConfiguration: Sendable {
     public var stagingDirectory: FilePath
     /// Where the job's cgroup goes (found once per process by default).
     public var cgroups: CgroupSupport
+    /// Prepared network namespaces to take one from (the daemon), when the
+    /// pool's policy is `network`; else the sandbox makes its own.
+    public var networkNamespaces: NetworkNamespacePool?
 
     public init(mounts: [Mount], executable: String, arguments: [String],
                 environment: [(name: String, value: String)], workingDirectory: String,
@@ -119,5 +122,6 @@ public struct SandboxConfiguration: Sendable {
         self.hostname = hostname
         self.stagingDirectory = stagingDirectory
         self.cgroups = cgroups
+        self.networkNamespaces = nil
     }
 }

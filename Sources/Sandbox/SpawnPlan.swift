@@ -12,14 +12,14 @@ final class SpawnPlan {
     private let mounts: UnsafePointer<csb_mount>, mountCount: Int
     private let path: UnsafePointer<CChar>, cwd: UnsafePointer<CChar>
     private let argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, envp: UnsafePointer<UnsafeMutablePointer<CChar>?>
-    private let stdout: Int32, stderr: Int32, cgroupFD: Int32
+    private let stdout: Int32, stderr: Int32, cgroupFD: Int32, networkNamespace: Int32
     private let cgroupTasks: UnsafePointer<Int32>, cgroupTasksCount: Int
     private let limits: UnsafePointer<csb_rlimit>, limitCount: Int
 
     /// `cgroup` places the sandbox in its cgroups: a v2 directory fd for
     /// CLONE_INTO_CGROUP, or v1 `tasks` fds the child writes itself into.
     init(_ configuration: SandboxConfiguration, stdout: Int32, stderr: Int32,
-         cgroup: CgroupPlacement = .none) throws {
+         cgroup: CgroupPlacement = .none, networkNamespace: Int32 = -1) throws {
         try Self.validate(configuration)
         let arena = CArena()
         self.arena = arena
@@ -44,6 +44,7 @@ final class SpawnPlan {
         self.limits = UnsafePointer(cLimits)
         limitCount = limits.count
         self.stdout = stdout
+        self.networkNamespace = networkNamespace
         self.stderr = stderr
         switch cgroup {
         case .none:
@@ -76,7 +77,7 @@ final class SpawnPlan {
             staging_dir: stagingDirectory, mounts: mounts, mount_count: mountCount,
             path: path, argv: argv, envp: envp, cwd: cwd, stdout_fd: stdout, stderr_fd: stderr,
             rlimits: limits, rlimit_count: limitCount, seccomp: seccomp, cgroup_fd: cgroupFD,
-            cgroup_tasks_fds: cgroupTasks, cgroup_tasks_count: cgroupTasksCount)
+            cgroup_tasks_fds: cgroupTasks, cgroup_tasks_count: cgroupTasksCount, netns_fd: networkNamespace)
     }
 
     /// Refuses what the shim cannot take safely.

@@ -57,10 +57,20 @@ final class Supervisor: @unchecked Sendable {
         let budget = configuration.limits.cpuTime.flatMap { limit in
             cgroup.flatMap { $0.accountsCPU ? CPUBudget(limit: limit, cgroup: $0) : nil }
         }
+        // A pooled network namespace goes back only once PID 1 was reaped.
+        let pool = configuration.networkNamespaces.flatMap { $0.policy == configuration.network ? $0 : nil }
+        let netns = pool?.lease()
+        var netnsReusable = true
+        defer {
+            if let netns {
+                if netnsReusable { pool?.giveBack(netns) } else { close(netns) }
+            }
+        }
         var child = csb_child()
         do {
             let plan = try SpawnPlan(spawnConfiguration(cpuBudget: budget), stdout: stdoutPipe.write,
-                                     stderr: stderrPipe.write, cgroup: cgroup?.placement ?? .none)
+                                     stderr: stderrPipe.write, cgroup: cgroup?.placement ?? .none,
+                                     networkNamespace: netns ?? -1)
             var failure = csb_error()
             let rc = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
                 var config = plan.config(seccomp: bpf)
@@ -152,6 +162,7 @@ final class Supervisor: @unchecked Sendable {
             }
         }
         for index in streams.indices { streams[index].finish() }
+        if usage == nil { netnsReusable = false }
         var outcome = result(usage: usage ?? csb_usage(), limitHit: limitHit, streams: streams,
                              wallTime: start.duration(to: .now), fallbacks: Int(child.idmap_fallbacks))
         Self.account(cgroup: cgroup, note: cgroupNote, into: &outcome)

@@ -224,6 +224,9 @@ struct csb_spawn_config {
     /// first step, so nothing of the job runs outside them.
     const int32_t *_Nullable cgroup_tasks_fds;
     size_t cgroup_tasks_count;
+    /// A network namespace from `csb_netns_create` for the sandbox to join
+    /// instead of creating one (-1: create one). Ignored for CSB_NET_HOST.
+    int32_t netns_fd;
 };
 
 struct csb_child {
@@ -236,6 +239,14 @@ struct csb_child {
     int32_t exported_fds[CSB_MAX_EXPORTS];
     int32_t exported_count;
 };
+
+/// Makes a network namespace sandboxes can join (`netns_fd`), on a
+/// short-lived thread of its own so that no thread of the caller changes
+/// namespace. It belongs to the caller's user namespace: a job, root only
+/// in its own, can neither bring lo up or down nor change its addresses,
+/// routes, firewall or sysctls. lo is brought up when `loopback` is set.
+/// Needs CAP_SYS_ADMIN (the runner as root). Returns 0 or an errno.
+int csb_netns_create(int loopback, int32_t *_Nonnull out_fd);
 
 /// Clones the sandbox, writes its id maps, releases it and waits until the
 /// job's execve() succeeded (EOF on the error pipe) or a failure record came

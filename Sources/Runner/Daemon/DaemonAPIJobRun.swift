@@ -45,6 +45,7 @@ struct DaemonAPIJobRun {
             run.requester = options.layout.owner
             run.ownerEmail = options.layout.owner
             run.network = resolved.network
+            run.networkNamespaces = options.networkNamespaces.pool(for: run.network)
             run.identity = options.identity
             run.limits = resolved.limits
             run.extraEnvironment = [("JOB_ID", job.id.rawValue), ("JOB_INPUT_DIR", "/job/input"),

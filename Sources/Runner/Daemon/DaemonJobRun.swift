@@ -25,6 +25,8 @@ struct DaemonJobRun {
     let logger: Logger
     /// Called before the run writes the job's final state itself.
     let finishing: @Sendable () async -> Void
+    /// Called once the sandbox is gone (its slot can go to the next job).
+    let sandboxEnded: @Sendable () async -> Void
     let started = Date()
     let runID = UUID().uuidString.lowercased()
 
@@ -98,6 +100,7 @@ struct DaemonJobRun {
         run.requester = job.submitter
         run.ownerEmail = layout.owner
         run.network = options.network
+        run.networkNamespaces = options.networkNamespaces.pool(for: run.network)
         run.identity = options.identity
         run.limits = options.limits
         if let cap = receipt.maxTimeoutSeconds, let current = run.limits.wallTime, .seconds(cap) < current {
@@ -117,6 +120,7 @@ struct DaemonJobRun {
         // The owner may end the job while it runs (cancel, or a deposited
         // result): then the review folder is theirs and is left as it is.
         let stateFile = self.stateFile, version = job.protocolVersion, states = self.states
+        run.sandboxEnded = sandboxEnded
         run.mayWriteResults = { (try? states.read(from: stateFile, protocolVersion: version))??.status == .running }
         if let liveLog { run.sink = { channel, bytes in liveLog.append(channel, bytes) } }
         // The owner's permission files decide who reads the outputs: a job

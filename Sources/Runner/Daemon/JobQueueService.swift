@@ -14,7 +14,8 @@ public struct DaemonOptions: Sendable {
     public var layout: SyftBoxLayout
     public var stateDirectory: FilePath
     public var rules: ApprovalRules
-    /// Jobs running at once.
+    /// Sandboxes running at once. (A job whose sandbox has ended writes
+    /// its history record and final state while the next one starts.)
     public var concurrency: Int
     /// A job found `running` with no sandbox runs again (else it fails).
     public var rerunInterrupted: Bool
@@ -33,6 +34,8 @@ public struct DaemonOptions: Sendable {
     /// The job's limits before an approval rule's caps.
     public var limits: ResourceLimits
     public var network: NetworkPolicy
+    /// Network namespaces reused from job to job (see `NetworkNamespacePool`).
+    public var networkNamespaces = NetworkNamespacePools()
     public var seccomp: SeccompProgram
     public var skeleton: RootSkeleton
     public var identity: IdentityMapping
@@ -108,6 +111,9 @@ public actor JobQueueService: Service {
     /// Running jobs whose run is writing its own final state: a terminal
     /// state seen now is theirs, not an owner's cancel.
     private var finishing: Set<InboxJob> = []
+    /// Running jobs whose sandbox has ended (their last writes remain): they
+    /// no longer take one of the `concurrency` slots.
+    private var pastSandbox: Set<QueuedRun> = []
     private let wakeUps: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
     var stopping = false
@@ -345,7 +351,7 @@ public actor JobQueueService: Service {
 
     func startJobs() {
         waiting.sort { $0.approvedAt < $1.approvedAt }
-        while !stopping, running.count < options.concurrency, !waiting.isEmpty {
+        while !stopping, running.count - pastSandbox.count < options.concurrency, !waiting.isEmpty {
             let next = waiting.removeFirst().run
             switch next {
             case let .syftBox(job): running[next] = Task { await self.execute(job) }
@@ -371,15 +377,23 @@ public actor JobQueueService: Service {
         guard let history, let workFolder else { return }
         let run = DaemonJobRun(job: job, options: options, receipts: receipts, history: history, workFolder: workFolder,
                                states: states, metrics: metrics, liveLog: liveLogs?.log(of: JobID.syftBox(job)), logger: logger,
-                               finishing: { await self.markFinishing(job) })
+                               finishing: { await self.markFinishing(job) },
+                               sandboxEnded: { await self.markSandboxEnded(.syftBox(job)) })
         await run.execute()
         running[.syftBox(job)] = nil
+        pastSandbox.remove(.syftBox(job))
         finishing.remove(job)
         startJobs()
     }
 
     private func markFinishing(_ job: InboxJob) {
         finishing.insert(job)
+    }
+
+    /// The run's sandbox is gone: its slot goes to the next job.
+    private func markSandboxEnded(_ run: QueuedRun) {
+        pastSandbox.insert(run)
+        startJobs()
     }
 
     /// Jobs left `running` by a daemon that died: failed with the reason,

@@ -14,6 +14,9 @@ public struct OneShotOptions: Sendable {
     /// Where results go; nil: the job folder itself.
     public var resultsFolder: FilePath?
     public var network: NetworkPolicy
+    /// Prepared network namespaces for `network` (the daemon's pool); nil:
+    /// the sandbox makes its own.
+    public var networkNamespaces: NetworkNamespacePool?
     /// Time, CPU, memory, processes, files and output caps.
     public var limits: ResourceLimits
     /// Size of the writable outputs folder (a tmpfs; the job gets ENOSPC past it).
@@ -53,6 +56,9 @@ public struct OneShotOptions: Sendable {
     public var mayWriteResults: (@Sendable () -> Bool)?
     /// Receives output chunks as they are written (live logs).
     public var sink: (@Sendable (OutputChannel, [UInt8]) -> Void)?
+    /// Called once the sandbox is gone, before the results are collected
+    /// (the daemon: the job's concurrency slot goes to the next job).
+    public var sandboxEnded: (@Sendable () async -> Void)?
 
     public static let defaultOutputsBytes: UInt64 = 1 << 30
     public static let defaultTmpBytes: UInt64 = 512 << 20
@@ -63,6 +69,7 @@ public struct OneShotOptions: Sendable {
         self.skeleton = skeleton
         resultsFolder = nil
         network = .none
+        networkNamespaces = nil
         limits = ResourceLimits(wallTime: .seconds(OneShotOptions.defaultTimeoutSeconds()))
         outputsBytes = Self.defaultOutputsBytes
         tmpBytes = Self.defaultTmpBytes
@@ -81,6 +88,7 @@ public struct OneShotOptions: Sendable {
         mayWriteResults = nil
         noteOnFailure = nil
         sink = nil
+        sandboxEnded = nil
     }
 
     /// `SYFT_DEFAULT_JOB_TIMEOUT_SECONDS`, else 600 (syft-job's default).
@@ -127,6 +135,7 @@ public enum OneShotRunner {
             output: OutputCapture(stdout: files.stdout.rawValue, stderr: files.stderr.rawValue, sink: options.sink),
             control: control)
         let finished = Date()
+        await options.sandboxEnded?()
         if result.timedOut {
             for fd in [files.stdout, files.stderr] { _ = try? fd.writeAll(Array(timeoutMarker.utf8)) }
         }
@@ -200,10 +209,12 @@ public enum OneShotRunner {
         let environment = JobEnvironment.build(
             jobID: options.jobID, jobName: job.name, requester: options.requester,
             ownerEmail: options.ownerEmail, syftboxFolder: options.syftboxFolder, extra: options.extraEnvironment)
-        return SandboxConfiguration(
+        var configuration = SandboxConfiguration(
             mounts: mounts, executable: "/bin/bash", arguments: ["bash", "run.sh"], environment: environment,
             workingDirectory: "/job", identity: options.identity, network: options.network,
             seccomp: options.seccomp, limits: options.limits)
+        configuration.networkNamespaces = options.networkNamespaces
+        return configuration
     }
 
     static func makeRecord(_ options: OneShotOptions, job: JobFolder, result: SandboxResult,

@@ -17,7 +17,10 @@
 #include <string.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <linux/nsfs.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -281,6 +284,24 @@ static int without_clone3(char **argv) {
     return 2;
 }
 
+/// Who owns this process's network namespace: its own user namespace
+/// ("own"), or one outside it ("outside": NS_GET_USERNS answers EPERM for
+/// a user namespace beyond the caller's scope). Also prints the namespace.
+static int netns_owner(void) {
+    int net = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    struct stat own, owner, netns;
+    if (net < 0 || fstat(net, &netns) != 0 || stat("/proc/self/ns/user", &own) != 0) { perror("ns"); return 2; }
+    printf("netns=%llu\n", (unsigned long long)netns.st_ino);
+    int user = ioctl(net, NS_GET_USERNS);
+    if (user < 0) {
+        printf("netns-owner=%s\n", errno == EPERM ? "outside" : strerror(errno));
+        return 0;
+    }
+    if (fstat(user, &owner) != 0) { perror("fstat"); return 2; }
+    printf("netns-owner=%s\n", owner.st_ino == own.st_ino ? "own" : "other");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) { fprintf(stderr, "usage: probe syscalls|fd N|connect HOST PORT|escape\n"); return 2; }
@@ -290,6 +311,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "escape") == 0) return escape();
     if (strcmp(argv[1], "filtered") == 0 && argc > 2) return filtered(argv[2]);
     if (strcmp(argv[1], "noclone3") == 0 && argc > 2) return without_clone3(argv + 2);
+    if (strcmp(argv[1], "netns-owner") == 0) return netns_owner();
     fprintf(stderr, "unknown probe %s\n", argv[1]);
     return 2;
 }
