@@ -57,17 +57,7 @@ import Testing
     /// `none`: lo is down, so even that fails.
     @Test(arguments: [("loopback", "reply"), ("none", "unreachable")])
     func theJobReachesItselfOnlyWithLoopback(policy: String, expected: String) throws {
-        let job = try JobFixture("""
-        python3 - <<'PY'
-        import socket
-        try:
-            server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(1)
-            client = socket.create_connection(server.getsockname(), timeout=2)
-            connection, _ = server.accept(); connection.sendall(b"reply"); print(client.recv(16).decode())
-        except OSError:
-            print("unreachable")
-        PY
-        """)
+        let job = try JobFixture(TestSupport.reachItself)
         let run = job.run(["--net", policy])
         #expect(run.status == 0, "\(run.stderr) \(job.result("stderr.txt") ?? "")")
         #expect(job.result("stdout.txt") == expected + "\n")

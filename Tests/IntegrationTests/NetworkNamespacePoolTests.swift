@@ -76,15 +76,7 @@ import Testing
         let pool = NetworkNamespacePool(policy: policy)
         let script = """
         ip link set lo up 2>/dev/null && echo lo-raised
-        python3 - <<'PY'
-        import socket
-        try:
-            server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(1)
-            client = socket.create_connection(server.getsockname(), timeout=2)
-            connection, _ = server.accept(); connection.sendall(b"reply"); print(client.recv(16).decode())
-        except OSError:
-            print("unreachable")
-        PY
+        \(TestSupport.reachItself)
         """
         for _ in 0..<2 { // the second run is the reused namespace
             #expect(try await run(script, network: policy, pool: pool) == expected + "\n")

@@ -12,6 +12,20 @@ struct CLIRun {
 }
 
 enum TestSupport {
+    /// A job script printing "reply" when it reaches a listener of its own
+    /// on 127.0.0.1 (lo is up), else "unreachable".
+    static let reachItself = """
+    python3 - <<'PY'
+    import socket
+    try:
+        server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(1)
+        client = socket.create_connection(server.getsockname(), timeout=2)
+        connection, _ = server.accept(); connection.sendall(b"reply"); print(client.recv(16).decode())
+    except OSError:
+        print("unreachable")
+    PY
+    """
+
     /// The CLI built next to the test bundle (.build/<config>/syft-sandbox-run).
     static let binary: String = {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
