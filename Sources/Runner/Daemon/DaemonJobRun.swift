@@ -120,7 +120,12 @@ struct DaemonJobRun {
         // The owner may end the job while it runs (cancel, or a deposited
         // result): then the review folder is theirs and is left as it is.
         let stateFile = self.stateFile, version = job.protocolVersion, states = self.states
-        run.sandboxEnded = sandboxEnded
+        // A job that shares its results appends rules to the submitter's
+        // review/DS/syft.pub.yaml after its run: it keeps its slot until it
+        // has, so the next job's outputs rule comes after them, in run order,
+        // as syft-job's runner writes them.
+        let sharing = sharing(receipt)
+        run.sandboxEnded = sharing.outputs || sharing.logs ? nil : sandboxEnded
         run.mayWriteResults = { (try? states.read(from: stateFile, protocolVersion: version))??.status == .running }
         if let liveLog { run.sink = { channel, bytes in liveLog.append(channel, bytes) } }
         // The owner's permission files decide who reads the outputs: a job
@@ -141,8 +146,7 @@ struct DaemonJobRun {
     /// After a run, as syft-job's runner: the submitter may read the outputs
     /// or the logs when the daemon or the approving rule says so.
     private func share(_ receipt: Receipt) {
-        let outputs = options.shareOutputs || receipt.shareOutputs
-        let logs = options.shareLogs || receipt.shareLogs
+        let (outputs, logs) = sharing(receipt)
         guard outputs || logs else { return }
         do {
             let files = try ReviewPermissions.share(job, in: layout, outputs: outputs, logs: logs)
@@ -151,6 +155,12 @@ struct DaemonJobRun {
         } catch {
             logger.error("cannot share the results with the submitter: \(error)", metadata: ["job": "\(job)"])
         }
+    }
+
+    /// Whether the submitter gets the outputs and the logs: the daemon's
+    /// flags or the approving rule's.
+    private func sharing(_ receipt: Receipt) -> (outputs: Bool, logs: Bool) {
+        (options.shareOutputs || receipt.shareOutputs, options.shareLogs || receipt.shareLogs)
     }
 
     /// The receipt; a job approved that this daemon never received (its
