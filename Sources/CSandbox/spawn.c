@@ -299,17 +299,27 @@ struct cap_header { uint32_t version; int pid; };
 struct cap_data { uint32_t effective, permitted, inheritable; };
 #define CAP_VERSION_3 0x20080522
 
-/// Sets `flags` (0: kept across exec, FD_CLOEXEC: closed) on the
-/// descriptors the init takes over: the error pipe, the socket, stdout,
-/// stderr and the v1 cgroups' `tasks`. 0 or an errno.
-static int set_passed_fd_flags(const struct csb_child_ctx *_Nonnull ctx, int flags) {
+/// At most this many descriptors cross into the init (4 + the v1 hierarchies).
+#define CSB_MAX_PASSED_FDS 16
+
+/// The descriptors the init takes over: the error pipe, the socket, stdout,
+/// stderr and the v1 cgroups' `tasks`. Returns how many (at most `capacity`).
+static size_t passed_fds(const struct csb_child_ctx *_Nonnull ctx, int *_Nonnull fds, size_t capacity) {
     const struct csb_spawn_config *config = ctx->config;
-    int fds[] = {ctx->error_fd, ctx->sync_fd, config->stdout_fd, config->stderr_fd};
-    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+    int fixed[] = {ctx->error_fd, ctx->sync_fd, config->stdout_fd, config->stderr_fd};
+    size_t count = 0;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] && count < capacity; i++) fds[count++] = fixed[i];
+    for (size_t i = 0; i < config->cgroup_tasks_count && count < capacity; i++) fds[count++] = config->cgroup_tasks_fds[i];
+    return count;
+}
+
+/// Sets `flags` (0: kept across exec, FD_CLOEXEC: closed) on the
+/// descriptors the init takes over. 0 or an errno.
+static int set_passed_fd_flags(const struct csb_child_ctx *_Nonnull ctx, int flags) {
+    int fds[CSB_MAX_PASSED_FDS];
+    size_t count = passed_fds(ctx, fds, CSB_MAX_PASSED_FDS);
+    for (size_t i = 0; i < count; i++) {
         if (fcntl(fds[i], F_SETFD, flags) != 0) return errno;
-    }
-    for (size_t i = 0; i < config->cgroup_tasks_count; i++) {
-        if (fcntl(config->cgroup_tasks_fds[i], F_SETFD, flags) != 0) return errno;
     }
     return 0;
 }
@@ -323,15 +333,11 @@ static int set_passed_fd_flags(const struct csb_child_ctx *_Nonnull ctx, int fla
 static int exec_init_child(void *_Nonnull arg) {
     struct exec_init *e = arg;
     struct csb_child_ctx *ctx = e->ctx;
-    const struct csb_spawn_config *config = ctx->config;
     // Everything else of the parent's first (its locks, other sandboxes'
     // pipes): they would stay open, close-on-exec or not, until the exec
     // completes, and that takes a while.
-    int keep[CSB_MAX_IDMAPPED + 8] = {e->self_fd, e->plan_fd, ctx->error_fd, ctx->sync_fd, config->stdout_fd,
-                                      config->stderr_fd};
-    size_t kept = 6;
-    for (size_t i = 0; i < config->cgroup_tasks_count && kept < sizeof keep / sizeof keep[0]; i++)
-        keep[kept++] = config->cgroup_tasks_fds[i];
+    int keep[CSB_MAX_PASSED_FDS + 2] = {e->self_fd, e->plan_fd};
+    size_t kept = 2 + passed_fds(ctx, keep + 2, CSB_MAX_PASSED_FDS);
     int error = csb_close_fds_except(keep, kept);
     if (error == 0) error = fcntl(e->plan_fd, F_SETFD, 0) != 0 ? errno : set_passed_fd_flags(ctx, 0);
     if (error != 0) {

@@ -27,20 +27,26 @@ int csb_open_beneath(int dirfd, const char *_Nonnull path, int flags) {
                        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV);
 }
 
+/// clone3's arguments for a child in `flags`' namespaces, with a pidfd
+/// when `pidfd` is set, and born in the cgroup `cgroup_fd` (-1: the caller's).
+static void sandbox_clone_args(struct clone_args *_Nonnull args, uint64_t flags, int *_Nullable pidfd, int cgroup_fd) {
+    memset(args, 0, sizeof *args);
+    args->flags = flags | (pidfd != NULL ? CLONE_PIDFD : 0);
+    args->pidfd = (uint64_t)(uintptr_t)pidfd;
+    args->exit_signal = SIGCHLD;
+    if (cgroup_fd >= 0) {
+        args->flags |= CLONE_INTO_CGROUP;
+        args->cgroup = (uint64_t)cgroup_fd;
+    }
+}
+
 /// clone3 into new namespaces (fork-like: no CLONE_VM, same stack), falling
 /// back to clone(2) where clone3 is missing or filtered (ENOSYS, as under
 /// container runtimes' seccomp profiles). Returns the pid, 0 in the child,
 /// -1 with errno on failure.
 pid_t csb_clone_raw(uint64_t flags, int *_Nullable pidfd, int cgroup_fd) {
     struct clone_args args;
-    memset(&args, 0, sizeof args);
-    args.flags = flags | (pidfd != NULL ? CLONE_PIDFD : 0);
-    args.pidfd = (uint64_t)(uintptr_t)pidfd;
-    args.exit_signal = SIGCHLD;
-    if (cgroup_fd >= 0) {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = (uint64_t)cgroup_fd;
-    }
+    sandbox_clone_args(&args, flags, pidfd, cgroup_fd);
     long pid = syscall(SYS_clone3, &args, sizeof args);
     if (pid >= 0 || errno != ENOSYS || cgroup_fd >= 0) return (pid_t)pid;
     // clone(flags, stack, parent_tid, child_tid, tls) on x86_64; with
@@ -66,16 +72,9 @@ int csb_pidfd_send_signal(int pidfd, int signal) {
 pid_t csb_clone_vm(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_Nonnull stack, size_t stack_size,
                    int (*_Nonnull fn)(void *_Nonnull), void *_Nonnull arg) {
     struct clone_args args;
-    memset(&args, 0, sizeof args);
-    args.flags = flags | CLONE_VM | CLONE_VFORK | (pidfd != NULL ? CLONE_PIDFD : 0);
-    args.pidfd = (uint64_t)(uintptr_t)pidfd;
-    args.exit_signal = SIGCHLD;
+    sandbox_clone_args(&args, flags | CLONE_VM | CLONE_VFORK, pidfd, cgroup_fd);
     args.stack = (uint64_t)(uintptr_t)stack;
     args.stack_size = stack_size & ~(size_t)15; // the top 16-byte aligned, as the ABI wants it at a call
-    if (cgroup_fd >= 0) {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = (uint64_t)cgroup_fd;
-    }
     // Callee-saved registers survive the syscall in both processes.
     register void *child_fn __asm__("r12") = (void *)fn;
     register void *child_arg __asm__("r13") = arg;
