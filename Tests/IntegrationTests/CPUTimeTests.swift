@@ -12,13 +12,8 @@ import Testing
 @Suite struct CPUTimeTests {
     func run(_ script: String, cpuTime: Duration = .seconds(1), cgroups: CgroupSupport,
              memoryAndProcesses: Bool = true) async throws -> SandboxResult {
-        let base = NSTemporaryDirectory() + "syft-cpu-\(UUID().uuidString)"
-        let out = try FileDescriptor.open(base + ".out", .readWrite, options: [.create, .truncate], permissions: .ownerReadWrite)
-        let err = try FileDescriptor.open(base + ".err", .readWrite, options: [.create, .truncate], permissions: .ownerReadWrite)
-        defer {
-            try? out.close(); try? err.close()
-            unlink(base + ".out"); unlink(base + ".err")
-        }
+        let files = try CaptureFiles()
+        defer { files.remove() }
         let configuration = SandboxConfiguration(
             mounts: try RootFilesystem.assembled(skeleton: BuiltinPolicies.skeleton, network: .none, tmpBytes: 16 << 20),
             executable: "/bin/bash", arguments: ["bash", "-c", script],
@@ -28,7 +23,7 @@ import Testing
                                    memoryBytes: memoryAndProcesses ? ResourceLimits.defaultMemoryBytes : nil,
                                    processes: memoryAndProcesses ? ResourceLimits.defaultProcesses : nil),
             cgroups: cgroups)
-        return try await Sandbox.run(configuration, output: OutputCapture(stdout: out.rawValue, stderr: err.rawValue))
+        return try await Sandbox.run(configuration, output: files.output())
     }
 
     static let noCgroups = CgroupSupport.unavailable(reason: "disabled by the test")

@@ -20,18 +20,11 @@ import Testing
 
     /// Runs `script` and returns its stdout.
     func run(_ script: String, network: NetworkPolicy = .none, pool: NetworkNamespacePool?) async throws -> String {
-        let base = NSTemporaryDirectory() + "syft-netns-\(UUID().uuidString)"
-        let out = try FileDescriptor.open(base + ".out", .readWrite, options: [.create, .truncate], permissions: .ownerReadWrite)
-        let err = try FileDescriptor.open(base + ".err", .readWrite, options: [.create, .truncate], permissions: .ownerReadWrite)
-        defer {
-            try? out.close(); try? err.close()
-            unlink(base + ".out"); unlink(base + ".err")
-        }
-        let result = try await Sandbox.run(try configuration(script, network: network, pool: pool),
-                                           output: OutputCapture(stdout: out.rawValue, stderr: err.rawValue))
-        let stderr = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
-        #expect(result.termination == .exited(0), "\(stderr)")
-        return try String(contentsOfFile: base + ".out", encoding: .utf8)
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let result = try await Sandbox.run(try configuration(script, network: network, pool: pool), output: files.output())
+        #expect(result.termination == .exited(0), "\(files.text(.stderr))")
+        return files.text()
     }
 
     func lines(_ text: String) -> [String: String] {

@@ -24,41 +24,28 @@ import Testing
             seccomp: try BuiltinPolicies.seccompProgram(), limits: ResourceLimits(wallTime: wallTime))
     }
 
-    func files() throws -> (FileDescriptor, FileDescriptor, String) {
-        let base = NSTemporaryDirectory() + "syft-api-\(UUID().uuidString)"
-        let out = try FileDescriptor.open(base + ".out", .readWrite, options: [.create, .truncate], permissions: .ownerReadWrite)
-        let err = try FileDescriptor.open(base + ".err", .readWrite, options: [.create, .truncate], permissions: .ownerReadWrite)
-        return (out, err, base)
-    }
-
     @Test func outputReachesFilesAndTheLiveSink() async throws {
-        let (out, err, base) = try files()
-        defer {
-            try? out.close(); try? err.close()
-            unlink(base + ".out"); unlink(base + ".err")
-        }
+        let files = try CaptureFiles()
+        defer { files.remove() }
         let chunks = Chunks()
         let result = try await Sandbox.run(
             configuration("echo one; echo two >&2; sleep 0.1; echo three; exit 7"),
-            output: OutputCapture(stdout: out.rawValue, stderr: err.rawValue, sink: { chunks.append($0, $1) }))
+            output: files.output(sink: { chunks.append($0, $1) }))
         #expect(result.termination == .exited(7))
         #expect(result.shellStatus == 7)
         #expect(result.limitHit == .none)
         #expect(chunks.text(.stdout) == "one\nthree\n")
         #expect(chunks.text(.stderr) == "two\n")
-        #expect(try String(contentsOfFile: base + ".out", encoding: .utf8) == "one\nthree\n")
+        #expect(files.text() == "one\nthree\n")
         #expect(result.stdoutBytes == 10 && result.stderrBytes == 4)
         #expect(result.wallTime > .milliseconds(100))
     }
 
     @Test func cancellingTheTaskKillsTheSandboxPromptly() async throws {
-        let (out, err, base) = try files()
-        defer {
-            try? out.close(); try? err.close()
-            unlink(base + ".out"); unlink(base + ".err")
-        }
+        let files = try CaptureFiles()
+        defer { files.remove() }
         let config = try configuration("sleep 60")
-        let task = Task { try await Sandbox.run(config, output: OutputCapture(stdout: out.rawValue, stderr: err.rawValue)) }
+        let task = Task { try await Sandbox.run(config, output: files.output()) }
         try await Task.sleep(for: .milliseconds(300))
         let cancelled = ContinuousClock.now
         task.cancel()
@@ -69,15 +56,12 @@ import Testing
     }
 
     @Test func aSetupFailureThrowsWithTheStageAndPath() async throws {
-        let (out, err, base) = try files()
-        defer {
-            try? out.close(); try? err.close()
-            unlink(base + ".out"); unlink(base + ".err")
-        }
+        let files = try CaptureFiles()
+        defer { files.remove() }
         var config = try configuration("true")
         config.mounts.append(.bind(FilePath("/nonexistent-\(UUID().uuidString)"), at: "/data"))
         do {
-            _ = try await Sandbox.run(config, output: OutputCapture(stdout: out.rawValue, stderr: err.rawValue))
+            _ = try await Sandbox.run(config, output: files.output())
             Issue.record("a missing bind source did not fail the setup")
         } catch let error as SandboxError {
             #expect(error.code == .setupFailed)

@@ -1,4 +1,6 @@
 import Foundation
+import Sandbox
+import SystemPackage
 import Testing
 
 /// A finished run of the CLI.
@@ -260,5 +262,42 @@ extension TestSupport {
             if lstat(path + "/" + name, &info) == 0 { total += Int(info.st_blocks) * 512 }
         }
         return total
+    }
+}
+
+/// Two temporary files a sandbox's stdout and stderr go to, for tests of
+/// the library (`Sandbox.run`). Call `remove()` when done (a `defer`).
+struct CaptureFiles {
+    let stdout: FileDescriptor
+    let stderr: FileDescriptor
+    private let base: String
+
+    init() throws {
+        base = NSTemporaryDirectory() + "syft-capture-\(UUID().uuidString)"
+        stdout = try FileDescriptor.open(base + ".out", .readWrite, options: [.create, .truncate], permissions: .ownerReadWrite)
+        do {
+            stderr = try FileDescriptor.open(base + ".err", .readWrite, options: [.create, .truncate],
+                                             permissions: .ownerReadWrite)
+        } catch {
+            try? stdout.close()
+            unlink(base + ".out")
+            throw error
+        }
+    }
+
+    func output(sink: (@Sendable (OutputChannel, [UInt8]) -> Void)? = nil) -> OutputCapture {
+        OutputCapture(stdout: stdout.rawValue, stderr: stderr.rawValue, sink: sink)
+    }
+
+    /// What the job wrote to stdout (or stderr), as text.
+    func text(_ channel: OutputChannel = .stdout) -> String {
+        (try? String(contentsOfFile: base + (channel == .stdout ? ".out" : ".err"), encoding: .utf8)) ?? ""
+    }
+
+    func remove() {
+        try? stdout.close()
+        try? stderr.close()
+        unlink(base + ".out")
+        unlink(base + ".err")
     }
 }
