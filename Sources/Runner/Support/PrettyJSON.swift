@@ -86,8 +86,9 @@ public indirect enum PrettyJSON: Sendable, Equatable {
         out += text.utf8
     }
 
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
     private static func writeString(_ value: String, into out: inout [UInt8]) {
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
         out.append(UInt8(ascii: "\""))
         for byte in value.utf8 {
             switch byte {
@@ -98,7 +99,7 @@ public indirect enum PrettyJSON: Sendable, Equatable {
             case 0x0A: out += "\\n".utf8
             case 0x0D: out += "\\r".utf8
             case 0x09: out += "\\t".utf8
-            case 0x00..<0x20: out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            case 0x00..<0x20: out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), 0x30, 0x30, hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]]
             default: out.append(byte)
             }
         }
