@@ -762,6 +762,13 @@ int csb_signal(const struct csb_child *_Nonnull child, int signal) {
     return 0;
 }
 
+void csb_child_kill_and_reap(const struct csb_child *_Nonnull child) {
+    // By pid when the pidfd is what went wrong.
+    if (child->pidfd < 0 || csb_pidfd_send_signal(child->pidfd, SIGKILL) != 0) kill(child->pid, SIGKILL);
+    siginfo_t info;
+    while (waitid(P_PID, (id_t)child->pid, &info, WEXITED) < 0 && errno == EINTR) {}
+}
+
 void csb_child_close(struct csb_child *_Nonnull child) {
     for (int i = 0; i < child->exported_count; i++) close(child->exported_fds[i]);
     child->exported_count = 0;

@@ -19,6 +19,8 @@ public struct SandboxError: Error, Sendable, CustomStringConvertible {
         public static let invalidSeccompProfile = Code(rawValue: "invalid_seccomp_profile")
         /// Reading or writing a file on the host failed.
         public static let io = Code(rawValue: "io")
+        /// syft-sandbox-run broke one of its own invariants (a defect to report).
+        public static let internalError = Code(rawValue: "internal_error")
     }
 
     public var code: Code

@@ -130,10 +130,17 @@ final class Supervisor: @unchecked Sendable {
                 timeout = remaining <= .zero ? 0 : Int32(clamping: Self.milliseconds(remaining) + 1)
             }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                kill(.cancelled)
-                break
+            if ready < 0, errno == EINTR { continue }
+            // A descriptor of this loop closed by someone else (its number
+            // may already be reused) or poll failing: nothing it reports can
+            // be trusted, so the sandbox is stopped and the run fails as a
+            // defect, not as a cancellation or a job's own ending.
+            if let broken = ready < 0 ? "poll() failed: \(Errno(rawValue: errno).symbolicName)" : Self.closedDescriptor(in: fds) {
+                csb_child_kill_and_reap(&child)
+                for index in streams.indices { streams[index].finish() }
+                return .failure(SandboxError(
+                    .internalError, "the sandbox was stopped because its supervisor lost track of it: \(broken)",
+                    hint: "a defect of syft-sandbox-run (a descriptor closed twice elsewhere in the process); please report it"))
             }
             if let deadline, usage == nil, !killed, ContinuousClock.now >= deadline { kill(.timeout) }
             // A readable pidfd: the job ended on its own; it is not judged on
@@ -303,6 +310,17 @@ final class Supervisor: @unchecked Sendable {
         let stage = SetupStage(rawValue: failure.stage)
         return SandboxError(.setupFailed, "sandbox setup failed at \(stage.name): \(message)",
                             errno: Errno(rawValue: failure.error), hint: stage.hint)
+    }
+
+    /// What the poll loop watches, in the order of its `pollfd`s.
+    static let pollDescriptorNames = ["the sandbox's pidfd", "the cancellation eventfd", "the control pipe",
+                                      "the stdout pipe", "the stderr pipe"]
+
+    /// The first of `fds` that poll found not open (POLLNVAL), named.
+    static func closedDescriptor(in fds: [pollfd]) -> String? {
+        guard let index = fds.firstIndex(where: { $0.fd >= 0 && $0.revents & Int16(POLLNVAL) != 0 }) else { return nil }
+        let name = index < pollDescriptorNames.count ? pollDescriptorNames[index] : "descriptor #\(index)"
+        return "\(name) (descriptor \(fds[index].fd)) was closed while the sandbox ran"
     }
 
     static func capturePipe() throws(SandboxError) -> (read: Int32, write: Int32) {
