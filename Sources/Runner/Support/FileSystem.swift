@@ -83,13 +83,17 @@ enum FileSystem {
     }
 
     /// mkdir -p: creates `path` and its missing parents with `mode`.
+    /// From the end: the folder usually exists (one mkdir, EEXIST), else
+    /// its missing parents are made first.
     static func makeDirectories(_ path: FilePath, mode: mode_t = 0o755) throws {
-        var current = FilePath(path.root?.string ?? "")
-        for component in path.components {
-            current.append(component)
-            if mkdir(current.string, mode) != 0, errno != EEXIST {
-                throw SandboxError(.io, "cannot create the folder", path: current.string, errno: Errno(rawValue: errno))
-            }
+        if mkdir(path.string, mode) == 0 || errno == EEXIST { return }
+        let parent = path.removingLastComponent()
+        guard errno == ENOENT, !parent.isEmpty, parent != path else {
+            throw SandboxError(.io, "cannot create the folder", path: path.string, errno: Errno(rawValue: errno))
+        }
+        try makeDirectories(parent, mode: mode)
+        if mkdir(path.string, mode) != 0, errno != EEXIST {
+            throw SandboxError(.io, "cannot create the folder", path: path.string, errno: Errno(rawValue: errno))
         }
     }
 
