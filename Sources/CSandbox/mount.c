@@ -62,42 +62,73 @@ static void split_parent(const char *_Nonnull path, char *_Nonnull buffer, size_
 }
 
 /// Opens (creating missing directories with `mode`) the directory `path`
-/// beneath `dirfd`, never following a symlink: in one open when it is
-/// all there (the common case), else (whatever the failure) one component
-/// at a time, which creates what is missing and says what is wrong.
+/// beneath `dirfd`, never following a symlink. In one open when it is all
+/// there (the common case); else the deepest folder of it that exists is
+/// found from the end and the rest made below it, one mkdirat and one open
+/// per missing component (a fresh root's targets mostly miss one or two).
 static int open_dirs(int dirfd, const char *_Nonnull path, mode_t mode, int *_Nonnull out) {
-    int whole = csb_openat2(dirfd, *path != '\0' ? path : ".", O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
+    const int flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    int whole = csb_openat2(dirfd, *path != '\0' ? path : ".", flags, BENEATH);
     if (whole >= 0) {
         *out = whole;
         return 0;
     }
+    if (errno != ENOENT) return errno;
     char buffer[CSB_PATH_MAX];
-    csb_msg(buffer, sizeof buffer, path, NULL);
-    int current = csb_openat2(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
-    if (current < 0) return errno;
-    char *component = buffer;
-    while (*component != '\0') {
+    size_t length = strlen(path);
+    if (length >= sizeof buffer) return ENAMETOOLONG;
+    memcpy(buffer, path, length + 1);
+    // The deepest existing folder: `base` (dirfd itself, not owned, when
+    // none below it exists); what is missing starts at `rest`.
+    int base = dirfd;
+    size_t rest = 0;
+    for (size_t cut = length; cut > 0;) {
+        while (cut > 0 && buffer[cut - 1] != '/') cut--; // to the slash before the last tried component
+        if (cut == 0) break;
+        buffer[cut - 1] = '\0';
+        int fd = buffer[0] != '\0' ? csb_openat2(dirfd, buffer, flags, BENEATH) : -1;
+        int error = buffer[0] != '\0' ? errno : ENOENT;
+        buffer[cut - 1] = '/';
+        if (fd >= 0) {
+            base = fd;
+            rest = cut;
+            break;
+        }
+        if (error != ENOENT) return error;
+        cut--;
+    }
+    char *component = buffer + rest;
+    int error = 0;
+    while (error == 0 && *component != '\0') {
         char *end = strchr(component, '/');
         if (end != NULL) *end = '\0';
         if (*component != '\0') {
-            int next = csb_openat2(current, component, O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
-            if (next < 0 && errno == ENOENT) {
-                if (mkdirat(current, component, mode) != 0 && errno != EEXIST) {
-                    int error = errno;
-                    close(current);
-                    return error;
-                }
-                next = csb_openat2(current, component, O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
+            int next = -1;
+            if (mkdirat(base, component, mode) != 0 && errno != EEXIST) error = errno;
+            if (error == 0) {
+                next = csb_openat2(base, component, flags, BENEATH);
+                if (next < 0) error = errno;
             }
-            int error = next < 0 ? errno : 0;
-            close(current);
-            if (next < 0) return error;
-            current = next;
+            if (base != dirfd) close(base);
+            base = next;
         }
         if (end == NULL) break;
         component = end + 1;
     }
-    *out = current;
+    if (error != 0) return error;
+    if (base == dirfd) { // nothing but separators
+        base = csb_openat2(dirfd, ".", flags, BENEATH);
+        if (base < 0) return errno;
+    }
+    *out = base;
+    return 0;
+}
+
+/// The folder `parent` beneath `root_fd` as open_dirs makes it, or
+/// `root_fd` itself (not to be closed) when `parent` is empty.
+static int open_parent(int root_fd, const char *_Nonnull parent, int *_Nonnull out) {
+    if (*parent != '\0') return open_dirs(root_fd, parent, 0755, out);
+    *out = root_fd;
     return 0;
 }
 
@@ -109,7 +140,7 @@ static int open_target(int root_fd, const char *_Nonnull target, bool directory,
     const char *parent, *name;
     split_parent(target, buffer, sizeof buffer, &parent, &name);
     int parent_fd;
-    int error = open_dirs(root_fd, parent, 0755, &parent_fd);
+    int error = open_parent(root_fd, parent, &parent_fd);
     if (error != 0) return error;
     int fd = csb_openat2(parent_fd, name, O_PATH | O_CLOEXEC, BENEATH);
     if (fd < 0 && errno == ENOENT) {
@@ -118,7 +149,7 @@ static int open_target(int root_fd, const char *_Nonnull target, bool directory,
         fd = csb_openat2(parent_fd, name, O_PATH | O_CLOEXEC, BENEATH);
     }
     error = fd < 0 ? errno : 0;
-    close(parent_fd);
+    if (parent_fd != root_fd) close(parent_fd);
     if (fd >= 0) *out = fd;
     return error;
 }
@@ -357,13 +388,13 @@ static int do_write_file(struct assembly *_Nonnull a, const struct csb_mount *_N
     char buffer[CSB_PATH_MAX];
     const char *parent, *name;
     split_parent(m->target, buffer, sizeof buffer, &parent, &name);
-    int parent_fd, error = open_dirs(a->root_fd, parent, 0755, &parent_fd);
+    int parent_fd, error = open_parent(a->root_fd, parent, &parent_fd);
     if (error != 0) {
         set_message(a, "create directories for ", m->target);
         return error;
     }
     int fd = openat(parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    close(parent_fd);
+    if (parent_fd != a->root_fd) close(parent_fd);
     if (fd < 0) {
         error = errno;
         set_message(a, "create ", m->target);
@@ -385,10 +416,10 @@ static int do_symlink(struct assembly *_Nonnull a, const struct csb_mount *_Nonn
     char buffer[CSB_PATH_MAX];
     const char *parent, *name;
     split_parent(m->target, buffer, sizeof buffer, &parent, &name);
-    int parent_fd, error = open_dirs(a->root_fd, parent, 0755, &parent_fd);
+    int parent_fd, error = open_parent(a->root_fd, parent, &parent_fd);
     if (error == 0) {
         if (symlinkat(m->link != NULL ? m->link : "", parent_fd, name) != 0) error = errno;
-        close(parent_fd);
+        if (parent_fd != a->root_fd) close(parent_fd);
     }
     if (error != 0) set_message(a, "create symlink ", m->target);
     return error;
