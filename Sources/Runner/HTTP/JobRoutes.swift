@@ -142,8 +142,11 @@ struct JobRoutes {
             HTTPField.Name("X-Content-Type-Options")!: "nosniff",
         ]
         headers[.cacheControl] = "no-store"
+        // Closed when the body is released: written or not (a HEAD request,
+        // a client gone before the body), the descriptor is not leaked.
+        let file = ClosingDescriptor(fd)
         let body = ResponseBody(contentLength: Int(size)) { writer in
-            defer { try? fd.close() }
+            let fd = file.descriptor
             var offset: Int64 = 0
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
             while offset < size {
@@ -178,4 +181,11 @@ struct JobRoutes {
         }
         return result
     }
+}
+
+/// A descriptor closed when the last reference goes.
+final class ClosingDescriptor: Sendable {
+    let descriptor: SystemPackage.FileDescriptor
+    init(_ descriptor: SystemPackage.FileDescriptor) { self.descriptor = descriptor }
+    deinit { try? descriptor.close() }
 }

@@ -161,6 +161,29 @@ import Testing
         await fixture.stop()
     }
 
+    /// The artifact's descriptor is closed whether or not its body is
+    /// written (HEAD sends none): no descriptor of the process is left on it.
+    @Test func anArtifactsDescriptorIsClosedWithItsResponse() async throws {
+        let fixture = try await Fixture()
+        let job = try await fixture.finishedJob()
+        let run = try #require(await fixture.service.apiJob(job)?.lastRunID)
+        let artifact = try #require(fixture.environment.history.folder(ofRun: run)).appending("outputs/a.txt")
+        try await fixture.test { client in
+            for method in [HTTPRequest.Method.head, .get] {
+                try await client.execute(uri: "/jobs/\(job)/artifacts/a.txt", method: method) { response in
+                    #expect(response.status == .ok, "\(method)")
+                }
+            }
+        }
+        #expect(Self.openDescriptors(on: artifact).isEmpty)
+        await fixture.stop()
+    }
+
+    static func openDescriptors(on file: FilePath) -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return entries.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) == file.string }
+    }
+
     @Test func errorsAreJSONWithTheRightStatus() async throws {
         let fixture = try await Fixture()
         try await fixture.test { client in
