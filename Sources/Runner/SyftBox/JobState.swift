@@ -324,9 +324,10 @@ public struct JobState: Sendable, Hashable {
             deduplicated.append(pair)
         }
         pairs = deduplicated.reversed()
-        func index(of key: String) -> Int? {
-            pairs.firstIndex { $0.key.scalar != nil && $0.key.string == key }
-        }
+        // The keys' texts, beside the pairs (reading `Node.string` resolves
+        // the key's tag each time).
+        var names = pairs.map { $0.key.scalar?.string }
+        func index(of key: String) -> Int? { names.firstIndex { $0 == key } }
         // New keys go after the nearest known key before them in the
         // client's order; those before any present key go before the first.
         var cursor = values.lazy.compactMap { index(of: $0.key) }.min() ?? pairs.count
@@ -338,6 +339,7 @@ public struct JobState: Sendable, Hashable {
                 cursor = position + 1
             } else {
                 pairs.insert((key: ClientYAML.string(key), value: value.node), at: cursor)
+                names.insert(key, at: cursor)
                 cursor += 1
             }
         }
