@@ -15,20 +15,17 @@ public struct JobConfig: Sendable, Hashable {
     /// Parses config.yaml. Throws a message saying what is wrong; callers
     /// of the one-shot CLI turn it into a warning and use the defaults.
     public static func parse(_ bytes: [UInt8]) throws -> JobConfig {
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw ConfigError("config.yaml is not valid UTF-8")
-        }
-        let node: Node?
+        // As the client's other files are read (PyYAML's types, without
+        // Yams' regular expressions); an empty or null document is no keys.
+        let pairs: [(key: Node, value: Node)]
         do {
-            node = try Yams.compose(yaml: text, .default, .default, .utf8)
+            pairs = try ClientYAML.mapping(bytes).pairs
         } catch {
-            throw ConfigError("config.yaml is not valid YAML: \(error)")
+            throw ConfigError("config.yaml " + error.message)
         }
-        guard let node else { return JobConfig() }
-        guard let mapping = node.mapping else { throw ConfigError("config.yaml is not a mapping of keys to values") }
         func scalar(_ key: String) throws -> String? {
-            guard let value = mapping[Node(key)] else { return nil }
-            if value.tagName == .null { return nil }
+            guard let value = pairs.last(where: { $0.key.tagName == .str && $0.key.scalar?.string == key })?.value,
+                  value.tagName != .null else { return nil }
             guard let scalar = value.scalar else { throw ConfigError("config.yaml: '\(key)' is not a plain value") }
             return scalar.string
         }
