@@ -13,6 +13,10 @@ ssize_t csb_splice_to_file(int pipe_fd, int file_fd, size_t length) {
     return splice(pipe_fd, NULL, file_fd, NULL, length, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 }
 
+ssize_t csb_splice_pipes(int from_fd, int to_fd, size_t length) {
+    return splice(from_fd, NULL, to_fd, NULL, length, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+}
+
 int csb_capture_pipe(int *_Nonnull read_end, int *_Nonnull write_end) {
     int ends[2];
     if (pipe2(ends, O_CLOEXEC) != 0) return errno;

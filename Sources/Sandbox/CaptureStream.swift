@@ -8,6 +8,13 @@ import Glibc
 /// written to the file and handed to the sink. Past the limit nothing more
 /// is written: the stream is marked truncated (the supervisor then stops
 /// the job) and the rest is drained and dropped so the job never blocks.
+///
+/// Splicing a pipe into a file copies the bytes while holding the pipe's
+/// lock, and the job's write(2) copies into the pipe holding the same lock:
+/// the two would take turns (a job printing 1 GiB spent half its time
+/// spinning on that lock). So the bytes first move into a relay pipe of the
+/// stream's own (page references, no copy, the lock held briefly), and are
+/// copied from there into the file while the job goes on writing.
 final class CaptureStream {
     let name: OutputChannel
     let pipe: Int32
@@ -20,6 +27,12 @@ final class CaptureStream {
     private(set) var writeError: Int32 = 0
     private var spliceWorks = true
     private var buffer: UnsafeMutableRawBufferPointer?
+    /// The relay pipe, made when the first bytes are spliced (nil: not yet,
+    /// or it could not be made: then the pipe is spliced into the file directly).
+    private var relay: (read: Int32, write: Int32)?
+    private var relayUnavailable = false
+    /// Bytes in the relay, not yet in the file.
+    private var relayed: UInt64 = 0
 
     var overLimit: Bool { truncated }
 
@@ -30,16 +43,27 @@ final class CaptureStream {
         self.limit = limit
     }
 
-    deinit { buffer?.deallocate() }
+    deinit {
+        buffer?.deallocate()
+        if let relay {
+            close(relay.read)
+            close(relay.write)
+        }
+    }
 
     /// Moves everything the pipe holds now; returns on EAGAIN or EOF.
     func pump(sink: (@Sendable (OutputChannel, [UInt8]) -> Void)?) {
         while !finished {
+            if relayed > 0 {
+                flushRelay()
+                continue
+            }
             if sink == nil, spliceWorks, writeError == 0, kept < limit {
                 let want = Int(min(limit - kept, 1 << 20))
-                let moved = csb_splice_to_file(pipe, file, want)
+                let target = relayPipe()
+                let moved = target.map { csb_splice_pipes(pipe, $0, want) } ?? csb_splice_to_file(pipe, file, want)
                 if moved > 0 {
-                    kept += UInt64(moved)
+                    if target != nil { relayed += UInt64(moved) } else { kept += UInt64(moved) }
                     continue
                 }
                 if moved == 0 {
@@ -55,6 +79,50 @@ final class CaptureStream {
                 continue
             }
             if !readChunk(sink: sink) { return }
+        }
+    }
+
+    private func relayPipe() -> Int32? {
+        if let relay { return relay.write }
+        guard !relayUnavailable else { return nil }
+        var readEnd: Int32 = -1, writeEnd: Int32 = -1
+        guard csb_capture_pipe(&readEnd, &writeEnd) == 0 else {
+            relayUnavailable = true
+            return nil
+        }
+        relay = (readEnd, writeEnd)
+        return writeEnd
+    }
+
+    /// Copies the relay's bytes into the file: spliced, else (a file that
+    /// takes no splice) read and written; dropped once a write has failed.
+    private func flushRelay() {
+        guard let relay else { return }
+        while relayed > 0 {
+            if spliceWorks, writeError == 0 {
+                let moved = csb_splice_to_file(relay.read, file, Int(min(relayed, 1 << 20)))
+                if moved > 0 {
+                    relayed -= UInt64(moved)
+                    kept += UInt64(moved)
+                    continue
+                }
+                if moved < 0, errno == EINTR { continue }
+                if moved < 0, errno == EINVAL || errno == ENOSYS || errno == EBADF {
+                    spliceWorks = false
+                    continue
+                }
+                writeError = moved < 0 ? errno : EIO
+            }
+            if buffer == nil { buffer = .allocate(byteCount: 64 << 10, alignment: 16) }
+            let chunk = buffer!
+            let count = read(relay.read, chunk.baseAddress, min(chunk.count, Int(relayed)))
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { // cannot happen: the relay holds `relayed` bytes
+                relayed = 0
+                return
+            }
+            relayed -= UInt64(count)
+            if writeError == 0, writeAll(UnsafeRawBufferPointer(rebasing: chunk[..<count])) { kept += UInt64(count) }
         }
     }
 

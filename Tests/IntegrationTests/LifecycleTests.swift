@@ -59,6 +59,27 @@ import Testing
         TestSupport.expectNothingLeft(run, marker: marker)
     }
 
+    /// Megabytes on both streams at once arrive whole and in order (the
+    /// capture relays them through a pipe of its own), and a cap that falls
+    /// inside a relayed batch keeps exactly the bytes before it.
+    @Test func largeOutputArrivesWholeAndACapMidBatchIsExact() async throws {
+        let expected = (1...300_000).map { "\($0)\n" }.joined()
+        let job = try JobFixture("seq 1 300000 >&2 & seq 1 300000; wait")
+        let run = await job.runAsync(["--max-output", "16M"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(job.result("stdout.txt") == expected)
+        #expect(job.result("stderr.txt") == expected)
+
+        let capped = try JobFixture("seq 1 300000")
+        let cut = await capped.runAsync(["--max-output", "1000001"])
+        #expect(cut.status == 137)
+        let stdout = capped.result("stdout.txt") ?? ""
+        let kept = String(expected.utf8.prefix(1_000_001))!
+        #expect(stdout.hasPrefix(kept))
+        #expect(stdout.dropFirst(kept.count) == "\n[syft-sandbox-run: stdout truncated at 1000001 bytes; the job was stopped]\n")
+        #expect(capped.resultJSON()?["stdout_bytes"] as? Int == 1_000_001)
+    }
+
     @Test func outputPastTheCapIsCutAndTheJobStopped() async throws {
         let marker = TestSupport.marker()
         let job = try JobFixture("sleep 999.\(marker) & yes 0123456789")

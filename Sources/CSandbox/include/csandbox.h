@@ -289,6 +289,11 @@ void csb_child_close(struct csb_child *_Nonnull child);
 /// failure (EAGAIN: the pipe is empty; EINVAL: the file cannot be spliced to).
 ssize_t csb_splice_to_file(int pipe_fd, int file_fd, size_t length);
 
+/// Moves up to `length` bytes from one pipe to another (page references,
+/// no copy), without blocking on either. -1 with errno on failure (EAGAIN:
+/// `from` is empty or `to` is full).
+ssize_t csb_splice_pipes(int from_fd, int to_fd, size_t length);
+
 /// A close-on-exec pipe for one output stream: the read end non-blocking
 /// (the parent polls it), the write end blocking (the job writes it), its
 /// capacity raised to 1 MiB where allowed. Returns 0 or an errno.
