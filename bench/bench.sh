@@ -12,6 +12,9 @@
 #           launch (no process start-up: the daemon's case) vs what bwrap adds
 #   output  a job writing N bytes to stdout, captured, vs writing it to a file
 #   memory  peak RSS of syft-sandbox-run itself while a job runs
+#
+# The job folders and results go under $BENCH_DIR (default /var/tmp; on a
+# disk that is busy, or an ext4 without a journal, /dev/shm is steadier).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +33,7 @@ fi
 if ((quick)); then runs=10; warmup=2; output_size=64M; output_runs=3
 else runs=100; warmup=10; output_size=1G; output_runs=10; fi
 
-work=$(mktemp -d /var/tmp/syft-bench.XXXXXX)
+work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/syft-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/trivial/code" "$work/output/code" "$work/sleeper/code"
 echo 'true' > "$work/trivial/run.sh"
