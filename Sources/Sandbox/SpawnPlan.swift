@@ -95,13 +95,17 @@ final class SpawnPlan {
         guard exports.count <= Int(CSB_MAX_EXPORTS) else {
             throw SandboxError(.invalidInput, "at most \(CSB_MAX_EXPORTS) exported filesystems")
         }
+        /// Absolute, and no component is "." or ".." (over UTF-8: no grapheme breaking).
+        func isPlainAbsolute(_ path: String) -> Bool {
+            path.utf8.first == UInt8(ascii: "/") && !path.utf8.split(separator: UInt8(ascii: "/")).contains {
+                $0.elementsEqual(".".utf8) || $0.elementsEqual("..".utf8)
+            }
+        }
         for mount in configuration.mounts {
-            if case let .rebind(source) = mount.kind,
-               !source.hasPrefix("/") || source.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) {
+            if case let .rebind(source) = mount.kind, !isPlainAbsolute(source) {
                 throw SandboxError(.invalidInput, "a rebind source must be absolute, without '.' or '..'", path: source)
             }
-            let parts = mount.target.split(separator: "/")
-            guard mount.target.hasPrefix("/"), !parts.contains(".."), !parts.contains(".") else {
+            guard isPlainAbsolute(mount.target) else {
                 throw SandboxError(.invalidInput, "a mount target must be absolute, without '.' or '..'",
                                    path: mount.target)
             }

@@ -1,4 +1,4 @@
-import Sandbox
+@testable import Sandbox
 import SystemPackage
 import Testing
 
@@ -50,5 +50,26 @@ import Testing
         #expect(result(.signaled(9), .none).shellStatus == 137)
         #expect(result(.signaled(9), .timeout).shellStatus == 124)
         #expect(result(.signaled(9), .output).shellStatus == 137)
+    }
+}
+
+/// What the plan refuses before anything is cloned: paths that are not
+/// absolute or that step through "." or "..".
+@Suite struct SpawnPlanValidationTests {
+    private func plan(_ mounts: [Mount]) throws {
+        let profile = try SeccompProfile.parse(Array(#"{"defaultAction": "SCMP_ACT_ALLOW"}"#.utf8), source: "allow.json")
+        let configuration = SandboxConfiguration(
+            mounts: mounts, executable: "/bin/true", arguments: [], environment: [], workingDirectory: "/",
+            seccomp: try SeccompProgram(profile, source: "allow.json"), cgroups: .unavailable(reason: "test"))
+        _ = try SpawnPlan(configuration, stdout: -1, stderr: -1)
+    }
+
+    @Test func targetsAndRebindSourcesMustBePlainAbsolutePaths() throws {
+        for target in ["job", "/job/../etc", "/job/./x", "/..", "/job/.."] {
+            #expect(throws: SandboxError.self, "\(target)") { try plan([Mount(.directory(mode: 0o755), at: target)]) }
+        }
+        #expect(throws: SandboxError.self) { try plan([Mount(.rebind(source: "/a/../b"), at: "/b")]) }
+        // Names that only begin with dots are names.
+        try plan([Mount(.directory(mode: 0o755), at: "/job/..hidden/.x"), Mount(.rebind(source: "/usr/...lib"), at: "/y")])
     }
 }

@@ -254,9 +254,11 @@ enum CgroupFiles {
     static func keyedValues(_ path: FilePath) -> [String: UInt64] {
         guard let text = try? read(path) else { return [:] }
         var values: [String: UInt64] = [:]
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            if parts.count == 2, let value = UInt64(parts[1]) { values[String(parts[0])] = value }
+        for line in text.utf8.split(separator: UInt8(ascii: "\n")) {
+            let parts = line.split(separator: UInt8(ascii: " "))
+            if parts.count == 2, let value = UInt64(String(decoding: parts[1], as: UTF8.self)) {
+                values[String(decoding: parts[0], as: UTF8.self)] = value
+            }
         }
         return values
     }
