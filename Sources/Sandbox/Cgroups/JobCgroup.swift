@@ -40,6 +40,8 @@ final class JobCgroup {
     /// Where the group's CPU time is read: v2 `cpu.stat`, v1
     /// `cpuacct.usage` (nil: not accounted, RLIMIT_CPU only).
     private let cpuFile: FilePath?
+    /// The folder of `cpuFile` (v1: its split into user and system time is beside it).
+    private let cpuDirectory: FilePath?
 
     /// True when the group counts the CPU time of all its processes.
     var accountsCPU: Bool { cpuFile != nil }
@@ -69,6 +71,7 @@ final class JobCgroup {
                 // A core file of every v2 group, the cpu controller enabled or not.
                 let stat = directory.appending("cpu.stat")
                 cpuFile = CgroupFiles.keyedValues(stat)["usage_usec"] != nil ? stat : nil
+                cpuDirectory = cpuFile == nil ? nil : directory
             } catch {
                 rmdir(directory.string)
                 throw error
@@ -111,8 +114,8 @@ final class JobCgroup {
             }
             layout = .v1(groups)
             version = 1
-            cpuFile = groups.lazy.map { $0.directory.appending("cpuacct.usage") }
-                .first { CgroupFiles.number($0) != nil }
+            cpuDirectory = groups.lazy.map(\.directory).first { CgroupFiles.number($0.appending("cpuacct.usage")) != nil }
+            cpuFile = cpuDirectory?.appending("cpuacct.usage")
         }
     }
 
@@ -151,8 +154,7 @@ final class JobCgroup {
             guard let user = stat["user_usec"], let system = stat["system_usec"] else { return nil }
             return CPUTime(user: .microseconds(user), system: .microseconds(system))
         case .v1:
-            guard let total = CgroupFiles.number(cpuFile) else { return nil }
-            let directory = cpuFile.removingLastComponent()
+            guard let total = CgroupFiles.number(cpuFile), let directory = cpuDirectory else { return nil }
             let stat = CgroupFiles.keyedValues(directory.appending("cpuacct.stat"))
             let precise = (CgroupFiles.number(directory.appending("cpuacct.usage_user")),
                            CgroupFiles.number(directory.appending("cpuacct.usage_sys")))
