@@ -210,7 +210,7 @@ public actor JobQueueService: Service {
             }
             // A burst of events for one job is looked at once.
             guard dirty.insert(job).inserted, dirty.count == 1 else { return }
-            Task { await self.examineDirty() }
+            Task { self.examineDirty() }
         }
     }
 
@@ -268,7 +268,7 @@ public actor JobQueueService: Service {
                 let delay = options.settleDelay
                 Task {
                     try? await Task.sleep(for: delay)
-                    await self.examineAndStart(job)
+                    self.examineAndStart(job)
                 }
             }
             return
