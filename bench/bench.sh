@@ -72,7 +72,11 @@ print(f"  ratio            {setup / (bwrap - plain):8.2f}x   (target: well under
 PY
 
 echo "== output: $output_size to stdout ($output_runs runs each)"
+# Each side starts without the previous run's file: freeing a gigabyte is
+# not part of writing one (the CLI would free it when its results replace
+# the old ones, `>` when it truncates).
 hyperfine -N --style basic --warmup 1 --runs "$output_runs" --export-json "$work/output.json" \
+    --prepare "rm -rf $work/r-output $work/direct.bin" \
     -n captured "$binary --max-output 4G --results $work/r-output $work/output" \
     -n "to a file" "bash -c 'head -c $output_size /dev/zero > $work/direct.bin'" >/dev/null
 read -r captured direct < <(median "$work/output.json")
