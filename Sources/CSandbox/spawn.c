@@ -587,9 +587,10 @@ static int read_outcome(int error_fd, struct csb_error *_Nonnull error) {
     return error->error;
 }
 
+/// SIGKILL through the pidfd, else (none, or it is what went wrong) by
+/// pid: the child is not reaped yet, so the pid is still its own.
 static void kill_and_reap(pid_t pid, int pidfd) {
-    if (pidfd >= 0) csb_pidfd_send_signal(pidfd, SIGKILL);
-    else kill(pid, SIGKILL);
+    if (pidfd < 0 || csb_pidfd_send_signal(pidfd, SIGKILL) != 0) kill(pid, SIGKILL);
     siginfo_t info;
     while (waitid(P_PID, (id_t)pid, &info, WEXITED) < 0 && errno == EINTR) {}
 }
@@ -763,10 +764,7 @@ int csb_signal(const struct csb_child *_Nonnull child, int signal) {
 }
 
 void csb_child_kill_and_reap(const struct csb_child *_Nonnull child) {
-    // By pid when the pidfd is what went wrong.
-    if (child->pidfd < 0 || csb_pidfd_send_signal(child->pidfd, SIGKILL) != 0) kill(child->pid, SIGKILL);
-    siginfo_t info;
-    while (waitid(P_PID, (id_t)child->pid, &info, WEXITED) < 0 && errno == EINTR) {}
+    kill_and_reap(child->pid, child->pidfd);
 }
 
 void csb_child_close(struct csb_child *_Nonnull child) {

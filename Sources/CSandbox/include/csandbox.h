@@ -276,9 +276,8 @@ int csb_reap(const struct csb_child *_Nonnull child, struct csb_usage *_Nonnull 
 /// whole PID namespace; SIGTERM/SIGINT/SIGHUP are forwarded to the job.
 int csb_signal(const struct csb_child *_Nonnull child, int signal);
 
-/// Kills the sandbox's PID 1 (through its pidfd when there is one, else by
-/// pid: it is not reaped yet, so the pid is still this child's) and waits
-/// for it, blocking. For a supervisor that can no longer trust its poll loop.
+/// Kills the sandbox's PID 1 (through its pidfd, else by pid) and waits for
+/// it, blocking. For a supervisor that can no longer trust its poll loop.
 void csb_child_kill_and_reap(const struct csb_child *_Nonnull child);
 
 /// Closes the child's descriptors (after csb_reap), exported roots included.
