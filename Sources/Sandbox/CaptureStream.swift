@@ -73,13 +73,26 @@ final class CaptureStream {
                 switch errno {
                 case EAGAIN: return
                 case EINTR: continue
-                case EINVAL, ENOSYS, EBADF: spliceWorks = false // e.g. an O_APPEND file: copy instead
+                case let error where Self.spliceRefused(error): spliceWorks = false // e.g. an O_APPEND file: copy instead
                 default: writeError = errno
                 }
                 continue
             }
             if !readChunk(sink: sink) { return }
         }
+    }
+
+    /// splice(2)'s answer for a file it cannot write to (then the bytes are copied).
+    private static func spliceRefused(_ error: Int32) -> Bool {
+        error == EINVAL || error == ENOSYS || error == EBADF
+    }
+
+    /// The 64 KiB buffer of the copying paths, made at first use.
+    private func chunkBuffer() -> UnsafeMutableRawBufferPointer {
+        if let buffer { return buffer }
+        let made = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+        buffer = made
+        return made
     }
 
     private func relayPipe() -> Int32? {
@@ -107,14 +120,13 @@ final class CaptureStream {
                     continue
                 }
                 if moved < 0, errno == EINTR { continue }
-                if moved < 0, errno == EINVAL || errno == ENOSYS || errno == EBADF {
+                if moved < 0, Self.spliceRefused(errno) {
                     spliceWorks = false
                     continue
                 }
                 writeError = moved < 0 ? errno : EIO
             }
-            if buffer == nil { buffer = .allocate(byteCount: 64 << 10, alignment: 16) }
-            let chunk = buffer!
+            let chunk = chunkBuffer()
             let count = read(relay.read, chunk.baseAddress, min(chunk.count, Int(relayed)))
             if count < 0, errno == EINTR { continue }
             guard count > 0 else { // cannot happen: the relay holds `relayed` bytes
@@ -128,8 +140,7 @@ final class CaptureStream {
 
     /// One read/write round; false when the pipe is empty for now.
     private func readChunk(sink: (@Sendable (OutputChannel, [UInt8]) -> Void)?) -> Bool {
-        if buffer == nil { buffer = .allocate(byteCount: 64 << 10, alignment: 16) }
-        let chunk = buffer!
+        let chunk = chunkBuffer()
         let count = read(pipe, chunk.baseAddress, chunk.count)
         if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) {
             finished = true
