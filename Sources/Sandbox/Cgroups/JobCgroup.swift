@@ -39,12 +39,13 @@ final class JobCgroup {
     let version: Int
     /// Where the group's CPU time is read: v2 `cpu.stat`, v1
     /// `cpuacct.usage` (nil: not accounted, RLIMIT_CPU only).
-    private let cpuFile: FilePath?
-    /// The folder of `cpuFile` (v1: its split into user and system time is beside it).
+    private var cpuFile: FilePath? { cpuDirectory?.appending(version == 2 ? "cpu.stat" : "cpuacct.usage") }
+    /// The group whose CPU time is read (v1: the cpuacct hierarchy's, where
+    /// the split into user and system time is beside the total).
     private let cpuDirectory: FilePath?
 
     /// True when the group counts the CPU time of all its processes.
-    var accountsCPU: Bool { cpuFile != nil }
+    var accountsCPU: Bool { cpuDirectory != nil }
 
     /// Creates `name` under the runner's job parent and writes the limits.
     init(support: CgroupSupport, name: String, limits: Limits) throws(SandboxError) {
@@ -70,8 +71,7 @@ final class JobCgroup {
                 version = 2
                 // A core file of every v2 group, the cpu controller enabled or not.
                 let stat = directory.appending("cpu.stat")
-                cpuFile = CgroupFiles.keyedValues(stat)["usage_usec"] != nil ? stat : nil
-                cpuDirectory = cpuFile == nil ? nil : directory
+                cpuDirectory = CgroupFiles.keyedValues(stat)["usage_usec"] != nil ? directory : nil
             } catch {
                 rmdir(directory.string)
                 throw error
@@ -115,7 +115,6 @@ final class JobCgroup {
             layout = .v1(groups)
             version = 1
             cpuDirectory = groups.lazy.map(\.directory).first { CgroupFiles.number($0.appending("cpuacct.usage")) != nil }
-            cpuFile = cpuDirectory?.appending("cpuacct.usage")
         }
     }
 
