@@ -70,8 +70,9 @@ import Testing
         #expect(job.result("stdout.txt") == expected)
         #expect(job.result("stderr.txt") == expected)
 
-        let capped = try JobFixture("seq 1 300000")
-        let cut = await capped.runAsync(["--max-output", "1000001"])
+        // It goes on after its output, so the cap (not its own end) stops it.
+        let capped = try JobFixture("seq 1 300000; exec sleep 30")
+        let cut = await capped.runAsync(["--max-output", "1000001", "--timeout", "20"])
         #expect(cut.status == 137)
         let stdout = capped.result("stdout.txt") ?? ""
         let kept = String(expected.utf8.prefix(1_000_001))!
