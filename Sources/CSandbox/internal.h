@@ -13,13 +13,17 @@
 #include <sys/capability.h>
 
 #define CSB_MAX_IDMAPPED 16
+/// The go-ahead's descriptors: the plan, stdout, stderr, the v1 cgroups'
+/// `tasks`, the idmapped trees.
+#define CSB_MAX_GO_AHEAD_FDS (3 + CSB_MAX_CGROUP_TASKS + CSB_MAX_IDMAPPED)
 #define CSB_MAX_MOUNTS 256
 #define CSB_PATH_MAX 4096
 
 /// What the child knows: the caller's configuration plus the descriptors and
 /// state the parent prepared before clone().
 struct csb_child_ctx {
-    const struct csb_spawn_config *_Nonnull config;
+    /// The configuration: in the child, from the go-ahead on (NULL before).
+    const struct csb_spawn_config *_Nullable config;
     int error_fd;       // write end of the error pipe (close-on-exec)
     int sync_fd;        // the child's end of the parent/child socket
     cap_t _Nonnull empty_caps; // prepared by the parent: libcap allocates
@@ -68,9 +72,9 @@ int csb_drop_capabilities(struct csb_child_ctx *_Nonnull ctx);
 int csb_job_set_no_new_privs(struct csb_child_ctx *_Nonnull ctx);
 int csb_job_load_seccomp(struct csb_child_ctx *_Nonnull ctx);
 
-// plan.c — the configuration across the init's exec.
-int csb_plan_write(const struct csb_child_ctx *_Nonnull ctx, const sigset_t *_Nonnull signal_mask,
-                   int *_Nonnull plan_fd);
+// plan.c — the configuration, sent to the started sandbox.
+int csb_plan_write(const struct csb_spawn_config *_Nonnull config, bool parent_is_root, int cap_last,
+                   const sigset_t *_Nonnull signal_mask, int *_Nonnull plan_fd);
 int csb_plan_read(int plan_fd, struct csb_child_ctx *_Nonnull ctx, sigset_t *_Nonnull signal_mask);
 // init.c
 _Noreturn void csb_init_run(struct csb_child_ctx *_Nonnull ctx, pid_t job);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -27,4 +28,8 @@ int csb_filesystem_type(const char *_Nonnull path, uint64_t *_Nonnull type) {
     if (statfs(path, &info) != 0) return errno;
     *type = (uint64_t)info.f_type;
     return 0;
+}
+
+void csb_name_thread(const char *_Nonnull name) {
+    (void)pthread_setname_np(pthread_self(), name);
 }

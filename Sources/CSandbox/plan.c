@@ -1,12 +1,14 @@
-// plan.c — the spawn configuration as one flat buffer, for the exec'd init.
+// plan.c — the spawn configuration as one flat buffer, for the init.
 //
 // The parent does not fork a copy of itself into the sandbox (a copy of a
 // large multithreaded process costs page tables, copy-on-write faults and
 // TLB shootdowns in the parent for every sandbox). It clones a child that
 // shares its memory only until that child executes this same binary again
-// as "syft-sandbox-init" (see spawn.c). The configuration crosses that
-// exec in a memfd: written here by the parent, with every pointer stored as
-// an offset into the buffer, and turned back into pointers by the init.
+// as "syft-sandbox-init" (see spawn.c), and sends it the configuration
+// with the go-ahead, in a memfd: written here by the parent, with every
+// pointer stored as an offset into the buffer, and turned back into
+// pointers by the init (privately mapped: the init writes its own
+// descriptor numbers into it).
 #include "internal.h"
 
 #include <errno.h>
@@ -27,8 +29,6 @@ struct csb_plan_header {
     uint64_t length;
     struct csb_spawn_config config;
     struct csb_bpf seccomp;
-    int32_t error_fd;
-    int32_t sync_fd;
     uint32_t parent_is_root;
     int32_t cap_last;
     sigset_t signal_mask;
@@ -83,19 +83,16 @@ static uintptr_t append_strings(struct writer *_Nonnull w, const char *_Nullable
     return at;
 }
 
-int csb_plan_write(const struct csb_child_ctx *_Nonnull ctx, const sigset_t *_Nonnull signal_mask,
-                   int *_Nonnull plan_fd) {
-    const struct csb_spawn_config *config = ctx->config;
+int csb_plan_write(const struct csb_spawn_config *_Nonnull config, bool parent_is_root, int cap_last,
+                   const sigset_t *_Nonnull signal_mask, int *_Nonnull plan_fd) {
     struct writer w = {0};
     struct csb_plan_header header;
     memset(&header, 0, sizeof header);
     append(&w, NULL, sizeof header);
     header.magic = CSB_PLAN_MAGIC;
     header.config = *config;
-    header.error_fd = ctx->error_fd;
-    header.sync_fd = ctx->sync_fd;
-    header.parent_is_root = ctx->parent_is_root;
-    header.cap_last = ctx->cap_last;
+    header.parent_is_root = parent_is_root;
+    header.cap_last = cap_last;
     header.signal_mask = *signal_mask;
     struct csb_spawn_config *c = &header.config;
     c->hostname = (const char *)append_string(&w, config->hostname);
@@ -192,8 +189,6 @@ int csb_plan_read(int plan_fd, struct csb_child_ctx *_Nonnull ctx, sigset_t *_No
     if (!ok) return EPROTO;
     c->seccomp = &header->seccomp;
     ctx->config = c;
-    ctx->error_fd = header->error_fd;
-    ctx->sync_fd = header->sync_fd;
     ctx->parent_is_root = header->parent_is_root != 0;
     ctx->cap_last = header->cap_last;
     *signal_mask = header->signal_mask;

@@ -1,14 +1,19 @@
 // spawn.c — cloning the sandbox and the order of its setup.
 //
-// Parent:  prepare pipes and capability state -> clone3 into the namespaces
-//          (v2: into the job's cgroup), a child that shares the parent's
-//          memory only to execute this binary again as the sandbox's init
-//          (x86-64; elsewhere a fork-like clone) -> write the id maps -> make idmapped
-//          trees -> send the go-ahead -> wait for EOF (exec succeeded) or a
+// Two phases, so a caller can make the namespaces while it still prepares
+// the job (the one-shot CLI parses options and opens the results folder
+// meanwhile):
+// Start:   pipes -> clone3 into the namespaces (v2: into the job's cgroup),
+//          a child that shares the parent's memory only to execute this
+//          binary again as the sandbox's init (x86-64; elsewhere a
+//          fork-like clone). The init knows only its error pipe and socket.
+// Finish:  write the id maps -> make idmapped trees -> send the go-ahead,
+//          which carries the plan (plan.c), stdout, stderr, the v1 cgroups'
+//          `tasks` and the trees -> wait for EOF (exec succeeded) or a
 //          failure record -> take the exported roots.
-// Child:   the init's constructor rebuilds the configuration (plan.c), then
-//          the flat list in child_main(); it becomes PID 1 and forks the
-//          job, which runs the flat list in job_main() and execs.
+// Child:   the flat list in child_main(), from the go-ahead on; it becomes
+//          PID 1 and forks the job, which runs the flat list in job_main()
+//          and execs.
 #include "internal.h"
 
 #include <errno.h>
@@ -35,21 +40,28 @@
         if (step_error_ != 0) csb_child_fail(ctx, stage, step_error_); \
     } while (0)
 
-/// Closes everything but the descriptors this sandbox owns: another
-/// sandbox's pipes may have been inherited through a concurrent clone.
+/// Closes everything but the error pipe and the socket: another sandbox's
+/// pipes may have been inherited through a concurrent clone. (What else
+/// the sandbox needs arrives with the go-ahead.)
 static int keep_own_descriptors(struct csb_child_ctx *_Nonnull ctx) {
-    const struct csb_spawn_config *config = ctx->config;
-    int keep[] = {ctx->error_fd, ctx->sync_fd, config->stdout_fd, config->stderr_fd};
+    int keep[] = {ctx->error_fd, ctx->sync_fd};
     int error = csb_close_fds_except(keep, sizeof keep / sizeof keep[0]);
     if (error != 0) csb_msg(ctx->message, sizeof ctx->message, "close inherited descriptors", NULL);
     return error;
 }
 
+/// Closes the descriptors of a go-ahead that cannot be used.
+static void close_all(const int *_Nonnull fds, size_t count) {
+    for (size_t i = 0; i < count; i++) close(fds[i]);
+}
+
 /// Waits for the parent's go-ahead: the id maps are written, and the
-/// idmapped trees (if any) arrive with it as SCM_RIGHTS.
+/// message carries the plan (a memfd), stdout, stderr, the v1 cgroups'
+/// `tasks` and the idmapped trees (if any), in that order, as SCM_RIGHTS.
+/// Rebuilds the configuration from the plan and restores the signal mask.
 static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
     uint8_t present[CSB_MAX_IDMAPPED + 1];
-    char control[CMSG_SPACE(sizeof(int) * CSB_MAX_IDMAPPED)];
+    char control[CMSG_SPACE(sizeof(int) * CSB_MAX_GO_AHEAD_FDS)];
     struct iovec iov = {.iov_base = present, .iov_len = sizeof present};
     struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
                              .msg_controllen = sizeof control};
@@ -58,21 +70,39 @@ static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
         n = recvmsg(ctx->sync_fd, &message, MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
     if (n == 0) _exit(1); // the parent is gone: nobody to report to
-    if (n < 1 || present[0] != 'G') {
+    int received[CSB_MAX_GO_AHEAD_FDS];
+    size_t count = 0;
+    for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&message) : NULL; c != NULL; c = CMSG_NXTHDR(&message, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < fds && count < CSB_MAX_GO_AHEAD_FDS; i++)
+            memcpy(&received[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    }
+    if (n < 1 || present[0] != 'G' || (message.msg_flags & MSG_CTRUNC) != 0 || count < 3) {
+        close_all(received, count);
         csb_msg(ctx->message, sizeof ctx->message, "receive the parent's go-ahead", NULL);
         return n < 0 ? errno : EPROTO;
     }
-    int received[CSB_MAX_IDMAPPED];
-    size_t count = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c != NULL; c = CMSG_NXTHDR(&message, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        size_t fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < fds && count < CSB_MAX_IDMAPPED; i++)
-            memcpy(&received[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    sigset_t mask;
+    int error = csb_plan_read(received[0], ctx, &mask);
+    close(received[0]);
+    // The plan is a private, writable mapping: the descriptors' numbers
+    // are this process's now.
+    struct csb_spawn_config *config = (struct csb_spawn_config *)ctx->config;
+    size_t next = 3;
+    if (error == 0 && count - next < config->cgroup_tasks_count) error = EPROTO;
+    if (error != 0) {
+        close_all(received + 1, count - 1);
+        csb_msg(ctx->message, sizeof ctx->message, "read the sandbox's plan", NULL);
+        return error;
     }
-    size_t next = 0;
-    for (size_t i = 0; i < CSB_MAX_IDMAPPED && i + 1 < (size_t)n; i++)
-        ctx->idmapped_fds[i] = present[i + 1] && next < count ? received[next++] : -1;
+    config->stdout_fd = received[1];
+    config->stderr_fd = received[2];
+    int32_t *tasks = (int32_t *)config->cgroup_tasks_fds;
+    for (size_t i = 0; i < config->cgroup_tasks_count; i++) tasks[i] = received[next++];
+    for (size_t i = 0; i < CSB_MAX_IDMAPPED; i++)
+        ctx->idmapped_fds[i] = i + 1 < (size_t)n && present[i + 1] && next < count ? received[next++] : -1;
+    sigprocmask(SIG_SETMASK, &mask, NULL);
     return 0;
 }
 
@@ -105,7 +135,8 @@ static int send_exports(struct csb_child_ctx *_Nonnull ctx) {
 }
 
 /// cgroup v1: this process moves itself into the job's group of every
-/// hierarchy, first of all, so all the job ever does is accounted there.
+/// hierarchy before anything of the job exists, so all the job ever does
+/// is accounted there.
 /// It writes "0" to each group's `tasks` (files the parent opened): moving
 /// one thread, itself, takes no global lock, where the parent writing a
 /// pid to `cgroup.procs` waits for an RCU grace period (~10 ms).
@@ -261,9 +292,9 @@ static int start_job(struct csb_child_ctx *_Nonnull ctx) {
 /// The sandbox's setup, in order. Each step returns 0 or an errno and
 /// fills ctx->message; the first failure is reported and ends the child.
 static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
-    STEP(ctx, CSB_STAGE_CGROUP, join_v1_cgroups(ctx));
     STEP(ctx, CSB_STAGE_PREPARE, keep_own_descriptors(ctx));
     STEP(ctx, CSB_STAGE_SYNC, wait_for_parent(ctx));
+    STEP(ctx, CSB_STAGE_CGROUP, join_v1_cgroups(ctx));
     STEP(ctx, CSB_STAGE_MOUNT, csb_child_open_sources(ctx));
     STEP(ctx, CSB_STAGE_ID_MAP, csb_child_become_root(ctx));
     STEP(ctx, CSB_STAGE_HOSTNAME, set_hostname(ctx));
@@ -287,8 +318,7 @@ static const char clone_message[] = "clone into new user, mount, pid, net, ipc, 
 struct exec_init {
     struct csb_child_ctx *_Nonnull ctx;
     int self_fd;   // this executable (O_PATH)
-    int plan_fd;   // the configuration (plan.c)
-    char plan_text[24];
+    char sync_text[24];
     char error_text[24];
     char *_Nullable argv[4];
     char *_Nullable envp[1];
@@ -299,34 +329,9 @@ struct cap_header { uint32_t version; int pid; };
 struct cap_data { uint32_t effective, permitted, inheritable; };
 #define CAP_VERSION_3 0x20080522
 
-/// At most this many descriptors cross into the init (4 + the v1 hierarchies).
-#define CSB_MAX_PASSED_FDS 16
-
-/// The descriptors the init takes over: the error pipe, the socket, stdout,
-/// stderr and the v1 cgroups' `tasks`. Returns how many (at most `capacity`).
-static size_t passed_fds(const struct csb_child_ctx *_Nonnull ctx, int *_Nonnull fds, size_t capacity) {
-    const struct csb_spawn_config *config = ctx->config;
-    int fixed[] = {ctx->error_fd, ctx->sync_fd, config->stdout_fd, config->stderr_fd};
-    size_t count = 0;
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] && count < capacity; i++) fds[count++] = fixed[i];
-    for (size_t i = 0; i < config->cgroup_tasks_count && count < capacity; i++) fds[count++] = config->cgroup_tasks_fds[i];
-    return count;
-}
-
-/// Sets `flags` (0: kept across exec, FD_CLOEXEC: closed) on the
-/// descriptors the init takes over. 0 or an errno.
-static int set_passed_fd_flags(const struct csb_child_ctx *_Nonnull ctx, int flags) {
-    int fds[CSB_MAX_PASSED_FDS];
-    size_t count = passed_fds(ctx, fds, CSB_MAX_PASSED_FDS);
-    for (size_t i = 0; i < count; i++) {
-        if (fcntl(fds[i], F_SETFD, flags) != 0) return errno;
-    }
-    return 0;
-}
-
 /// Runs in a child that shares the parent's memory, on a stack of its own,
 /// while the calling thread waits (CLONE_VFORK): plain syscalls on data the
-/// parent prepared, then execve. The descriptors the init needs stay open
+/// parent prepared, then execve. The error pipe and the socket stay open
 /// across it, and so do the capabilities, as ambient ones: the id maps are
 /// not written yet, so the kernel would not see this process as root in
 /// its namespace.
@@ -336,10 +341,9 @@ static int exec_init_child(void *_Nonnull arg) {
     // Everything else of the parent's first (its locks, other sandboxes'
     // pipes): they would stay open, close-on-exec or not, until the exec
     // completes, and that takes a while.
-    int keep[CSB_MAX_PASSED_FDS + 2] = {e->self_fd, e->plan_fd};
-    size_t kept = 2 + passed_fds(ctx, keep + 2, CSB_MAX_PASSED_FDS);
-    int error = csb_close_fds_except(keep, kept);
-    if (error == 0) error = fcntl(e->plan_fd, F_SETFD, 0) != 0 ? errno : set_passed_fd_flags(ctx, 0);
+    int keep[] = {e->self_fd, ctx->error_fd, ctx->sync_fd};
+    int error = csb_close_fds_except(keep, sizeof keep / sizeof keep[0]);
+    if (error == 0 && (fcntl(ctx->error_fd, F_SETFD, 0) != 0 || fcntl(ctx->sync_fd, F_SETFD, 0) != 0)) error = errno;
     if (error != 0) {
         csb_msg(ctx->message, sizeof ctx->message, "pass a descriptor to the sandbox's init", NULL);
         csb_child_fail(ctx, CSB_STAGE_PREPARE, error);
@@ -383,45 +387,38 @@ static int self_executable(void) {
 }
 
 /// Clones the sandbox's PID 1 and has it execute this binary as the init,
-/// which rebuilds the configuration and runs child_main() in an address
-/// space of its own. Returns the pid or -1 with errno and `what` failed.
-static pid_t clone_exec_init(struct csb_child_ctx *_Nonnull ctx, uint64_t flags, int *_Nonnull pidfd,
-                             const char *_Nonnull *_Nonnull what) {
+/// which waits for its plan and runs child_main() in an address space of
+/// its own. Returns the pid or -1 with errno and `what` failed.
+static pid_t clone_exec_init(struct csb_child_ctx *_Nonnull ctx, uint64_t flags, int cgroup_fd,
+                             int *_Nonnull pidfd, const char *_Nonnull *_Nonnull what) {
     struct exec_init e;
     memset(&e, 0, sizeof e);
     e.ctx = ctx;
-    e.plan_fd = -1;
     *what = "open this executable (/proc/self/exe) to start the sandbox's init";
     e.self_fd = self_executable();
     if (e.self_fd < 0) return -1;
-    // Every signal blocked until the init restores this mask: no handler
-    // of the parent's may run in the child that shares its memory.
+    const size_t stack_size = 64 * 1024;
+    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        *what = "map a stack to start the sandbox's init on";
+        return -1;
+    }
+    csb_format_u64(e.sync_text, sizeof e.sync_text, (uint64_t)ctx->sync_fd, 10);
+    csb_format_u64(e.error_text, sizeof e.error_text, (uint64_t)ctx->error_fd, 10);
+    e.argv[0] = CSB_INIT_NAME;
+    e.argv[1] = e.sync_text;
+    e.argv[2] = e.error_text;
+    // Every signal blocked until the init restores the mask the plan
+    // carries: no handler of the parent's may run in the child that shares
+    // its memory.
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
-    int error = csb_plan_write(ctx, &saved, &e.plan_fd);
-    const size_t stack_size = 64 * 1024;
-    void *stack = MAP_FAILED;
-    if (error == 0) {
-        stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-        if (stack == MAP_FAILED) error = errno;
-    }
-    pid_t pid = -1;
-    if (error == 0) {
-        csb_format_u64(e.plan_text, sizeof e.plan_text, (uint64_t)e.plan_fd, 10);
-        csb_format_u64(e.error_text, sizeof e.error_text, (uint64_t)ctx->error_fd, 10);
-        e.argv[0] = CSB_INIT_NAME;
-        e.argv[1] = e.plan_text;
-        e.argv[2] = e.error_text;
-        *what = clone_message;
-        pid = csb_clone_vm(flags, pidfd, ctx->config->cgroup_fd, stack, stack_size, exec_init_child, &e);
-        if (pid < 0) error = errno;
-    } else {
-        *what = "prepare the sandbox's init (its plan and a stack to start it on)";
-    }
-    if (stack != MAP_FAILED) munmap(stack, stack_size); // the child has executed or exited
-    if (e.plan_fd >= 0) close(e.plan_fd);
+    *what = clone_message;
+    pid_t pid = csb_clone_vm(flags, pidfd, cgroup_fd, stack, stack_size, exec_init_child, &e);
+    int error = pid < 0 ? errno : 0;
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    munmap(stack, stack_size); // the child has executed or exited
     errno = error;
     return pid;
 }
@@ -433,26 +430,20 @@ static int parse_fd(const char *_Nonnull text) {
 }
 
 /// The init's entry, before anything else of the binary runs (the Swift
-/// runtime included) and instead of it: argv is {CSB_INIT_NAME, plan fd,
+/// runtime included) and instead of it: argv is {CSB_INIT_NAME, socket fd,
 /// error fd}. After libcap's own constructor (priority 300).
 __attribute__((constructor(1000))) static void exec_init_entry(int argc, char **argv, char **envp) {
     (void)envp;
     if (argc != 3 || argv[0] == NULL || strcmp(argv[0], CSB_INIT_NAME) != 0) return;
     static struct csb_child_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
-    int plan_fd = parse_fd(argv[1]);
+    ctx.sync_fd = parse_fd(argv[1]);
     ctx.error_fd = parse_fd(argv[2]);
-    if (plan_fd < 0 || ctx.error_fd < 0) _exit(127);
-    sigset_t mask;
-    int error = csb_plan_read(plan_fd, &ctx, &mask);
-    if (error != 0) {
-        csb_msg(ctx.message, sizeof ctx.message, "read the sandbox's plan", NULL);
-        csb_child_fail(&ctx, CSB_STAGE_PREPARE, error);
-    }
-    close(plan_fd);
+    if (ctx.sync_fd < 0 || ctx.error_fd < 0) _exit(127);
     // Close-on-exec again, as in the parent; no ambient capabilities left
     // (the permitted and effective sets stay, for the setup).
-    (void)set_passed_fd_flags(&ctx, FD_CLOEXEC);
+    (void)fcntl(ctx.sync_fd, F_SETFD, FD_CLOEXEC);
+    (void)fcntl(ctx.error_fd, F_SETFD, FD_CLOEXEC);
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) {
         csb_msg(ctx.message, sizeof ctx.message, "clear the ambient capabilities of the sandbox's init", NULL);
         csb_child_fail(&ctx, CSB_STAGE_PREPARE, errno);
@@ -462,7 +453,6 @@ __attribute__((constructor(1000))) static void exec_init_entry(int argc, char **
         csb_msg(ctx.message, sizeof ctx.message, "prepare an empty capability set", NULL);
         csb_child_fail(&ctx, CSB_STAGE_PREPARE, ENOMEM);
     }
-    sigprocmask(SIG_SETMASK, &mask, NULL);
     child_main(&ctx);
 }
 #endif
@@ -476,15 +466,21 @@ static void parent_fail(struct csb_error *_Nonnull error, int stage, int code, c
 }
 
 /// Makes the idmapped trees for CSB_BIND_IDMAP binds, in plan order, and
-/// sends them with the go-ahead. A tree that cannot be idmapped (not
-/// root, or a filesystem without idmap support) falls back to a plain bind.
-static int send_go_ahead(const struct csb_spawn_config *_Nonnull config, pid_t pid, int sync_fd,
+/// sends the go-ahead: the plan, stdout, stderr, the v1 cgroups' `tasks`
+/// and the trees, in that order. A tree that cannot be idmapped (not root,
+/// or a filesystem without idmap support) falls back to a plain bind.
+static int send_go_ahead(const struct csb_spawn_config *_Nonnull config, pid_t pid, int sync_fd, int plan_fd,
                          bool parent_is_root, int32_t *_Nonnull fallbacks) {
     uint8_t present[CSB_MAX_IDMAPPED + 1];
     memset(present, 0, sizeof present);
     present[0] = 'G';
-    int trees[CSB_MAX_IDMAPPED];
-    size_t tree_count = 0, bind_index = 0;
+    int fds[CSB_MAX_GO_AHEAD_FDS];
+    size_t fd_count = 0;
+    fds[fd_count++] = plan_fd;
+    fds[fd_count++] = config->stdout_fd;
+    fds[fd_count++] = config->stderr_fd;
+    for (size_t i = 0; i < config->cgroup_tasks_count; i++) fds[fd_count++] = config->cgroup_tasks_fds[i];
+    size_t first_tree = fd_count, bind_index = 0;
     int userns_fd = -1;
     for (size_t i = 0; i < config->mount_count; i++) {
         const struct csb_mount *m = &config->mounts[i];
@@ -504,32 +500,29 @@ static int send_go_ahead(const struct csb_spawn_config *_Nonnull config, pid_t p
         int tree;
         if (userns_fd >= 0 &&
             csb_make_idmapped_tree(m->source, userns_fd, m->attr, (m->flags & CSB_BIND_RECURSIVE) != 0, &tree) == 0) {
-            trees[tree_count++] = tree;
+            fds[fd_count++] = tree;
             present[index + 1] = 1;
         } else {
             (*fallbacks)++;
         }
     }
     if (userns_fd >= 0) close(userns_fd);
-    char control[CMSG_SPACE(sizeof(int) * CSB_MAX_IDMAPPED)];
+    char control[CMSG_SPACE(sizeof(int) * CSB_MAX_GO_AHEAD_FDS)];
     memset(control, 0, sizeof control);
     struct iovec iov = {.iov_base = present, .iov_len = 1 + bind_index};
-    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (tree_count > 0) {
-        message.msg_control = control;
-        message.msg_controllen = CMSG_SPACE(sizeof(int) * tree_count);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&message);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * tree_count);
-        memcpy(CMSG_DATA(c), trees, sizeof(int) * tree_count);
-    }
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                             .msg_controllen = CMSG_SPACE(sizeof(int) * fd_count)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&message);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fd_count);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * fd_count);
     ssize_t sent;
     do {
         sent = sendmsg(sync_fd, &message, MSG_NOSIGNAL);
     } while (sent < 0 && errno == EINTR);
     int error = sent < 0 ? errno : 0;
-    for (size_t i = 0; i < tree_count; i++) close(trees[i]);
+    for (size_t i = first_tree; i < fd_count; i++) close(fds[i]);
     return error;
 }
 
@@ -616,18 +609,19 @@ static void leave_netns(int home) {
     close(home);
 }
 
-int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
-              struct csb_error *_Nonnull error) {
+int csb_spawn_start(const struct csb_start_config *_Nonnull start, struct csb_child *_Nonnull child,
+                    struct csb_error *_Nonnull error) {
     memset(error, 0, sizeof *error);
     child->pid = -1;
     child->pidfd = -1;
     child->status_fd = -1;
+    child->error_fd = -1;
     child->idmap_fallbacks = 0;
     child->exported_count = 0;
 
     struct csb_child_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
-    ctx.config = config;
+    ctx.config = NULL; // the plan comes with the go-ahead
     ctx.parent_is_root = geteuid() == 0;
     ctx.cap_last = (int)cap_max_bits() - 1;
     ctx.empty_caps = cap_init();
@@ -655,8 +649,8 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
     // A prepared network namespace is joined by this thread for the clone
     // (a child inherits it), then left.
     int home_netns = -1;
-    if (config->network != CSB_NET_HOST && config->netns_fd >= 0) {
-        int rc = enter_netns(config->netns_fd, &home_netns);
+    if (start->network != CSB_NET_HOST && start->netns_fd >= 0) {
+        int rc = enter_netns(start->netns_fd, &home_netns);
         if (rc != 0) {
             parent_fail(error, CSB_STAGE_PREPARE, rc, "join the prepared network namespace");
             close(error_pipe[0]);
@@ -666,7 +660,7 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
             cap_free(ctx.empty_caps);
             return error->error;
         }
-    } else if (config->network != CSB_NET_HOST) {
+    } else if (start->network != CSB_NET_HOST) {
         flags |= CLONE_NEWNET;
     }
     int pidfd = -1;
@@ -674,14 +668,14 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
     pid_t pid = -1;
     bool fork_like = true;
 #if CSB_EXEC_INIT
-    pid = clone_exec_init(&ctx, flags, &pidfd, &what);
+    pid = clone_exec_init(&ctx, flags, start->cgroup_fd, &pidfd, &what);
     // clone3 filtered (container runtimes' seccomp profiles answer ENOSYS):
     // the fork-like clone(2) below, whose child runs the setup itself.
     fork_like = pid < 0 && errno == ENOSYS;
 #endif
     if (fork_like) {
         what = clone_message;
-        pid = csb_clone_raw(flags, &pidfd, config->cgroup_fd);
+        pid = csb_clone_raw(flags, &pidfd, start->cgroup_fd);
         if (pid == 0) child_main(&ctx);
     }
     int clone_error = errno;
@@ -695,43 +689,86 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *
         close(sync[0]);
         return error->error;
     }
+    child->pid = pid;
+    child->pidfd = pidfd;
+    child->status_fd = sync[0];
+    child->error_fd = error_pipe[0];
+    return 0;
+}
 
-    int rc = csb_write_id_maps(pid, config->host_uid, config->host_gid, !ctx.parent_is_root,
+/// Ends a started sandbox that will not run: killed, reaped, closed.
+static void abandon(struct csb_child *_Nonnull child) {
+    for (int i = 0; i < child->exported_count; i++) close(child->exported_fds[i]);
+    child->exported_count = 0;
+    kill_and_reap(child->pid, child->pidfd);
+    if (child->pidfd >= 0) close(child->pidfd);
+    if (child->status_fd >= 0) close(child->status_fd);
+    if (child->error_fd >= 0) close(child->error_fd);
+    child->pid = -1;
+    child->pidfd = -1;
+    child->status_fd = -1;
+    child->error_fd = -1;
+}
+
+int csb_spawn_finish(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
+                     struct csb_error *_Nonnull error) {
+    memset(error, 0, sizeof *error);
+    if (child->pid <= 0 || child->error_fd < 0) {
+        parent_fail(error, CSB_STAGE_PREPARE, EINVAL, "finish a sandbox that was not started");
+        return error->error;
+    }
+    if (config->cgroup_tasks_count > CSB_MAX_CGROUP_TASKS) {
+        parent_fail(error, CSB_STAGE_PREPARE, EINVAL, "too many cgroup hierarchies to join");
+        abandon(child);
+        return error->error;
+    }
+    bool parent_is_root = geteuid() == 0;
+    int rc = csb_write_id_maps(child->pid, config->host_uid, config->host_gid, !parent_is_root,
                                error->message, sizeof error->message);
     if (rc != 0) {
         error->stage = CSB_STAGE_ID_MAP;
         error->error = rc;
     }
     if (rc == 0) {
-        rc = send_go_ahead(config, pid, sync[0], ctx.parent_is_root, &child->idmap_fallbacks);
-        if (rc != 0) parent_fail(error, CSB_STAGE_SYNC, rc, "send the go-ahead to the sandbox");
+        // The init restores this thread's mask (the job resets its own).
+        sigset_t mask;
+        pthread_sigmask(SIG_SETMASK, NULL, &mask);
+        int plan_fd = -1;
+        rc = csb_plan_write(config, parent_is_root, (int)cap_max_bits() - 1, &mask, &plan_fd);
+        if (rc != 0) {
+            parent_fail(error, CSB_STAGE_PREPARE, rc, "write the sandbox's plan");
+        } else {
+            rc = send_go_ahead(config, child->pid, child->status_fd, plan_fd, parent_is_root,
+                               &child->idmap_fallbacks);
+            close(plan_fd);
+            if (rc != 0) parent_fail(error, CSB_STAGE_SYNC, rc, "send the go-ahead to the sandbox");
+        }
     }
     if (rc == 0) {
-        rc = read_outcome(error_pipe[0], error);
+        rc = read_outcome(child->error_fd, error);
     } else {
         // A child that failed on its own (a mount, say) makes the parent's
         // later steps fail too (EPIPE on the socket): its record is the
         // cause. Stop it first, so a child still waiting cannot block the read.
-        if (pidfd >= 0) csb_pidfd_send_signal(pidfd, SIGKILL);
-        else kill(pid, SIGKILL);
+        if (child->pidfd >= 0) csb_pidfd_send_signal(child->pidfd, SIGKILL);
+        else kill(child->pid, SIGKILL);
         struct csb_error record;
         memset(&record, 0, sizeof record);
-        if (read_outcome(error_pipe[0], &record) != 0 && record.stage != CSB_STAGE_SYNC) *error = record;
+        if (read_outcome(child->error_fd, &record) != 0 && record.stage != CSB_STAGE_SYNC) *error = record;
     }
-    close(error_pipe[0]);
-    if (rc == 0) rc = receive_exports(config, sync[0], child, error);
-    if (rc != 0) {
-        for (int i = 0; i < child->exported_count; i++) close(child->exported_fds[i]);
-        child->exported_count = 0;
-        kill_and_reap(pid, pidfd);
-        if (pidfd >= 0) close(pidfd);
-        close(sync[0]);
-        return rc;
-    }
-    child->pid = pid;
-    child->pidfd = pidfd;
-    child->status_fd = sync[0];
-    return 0;
+    close(child->error_fd);
+    child->error_fd = -1;
+    if (rc == 0) rc = receive_exports(config, child->status_fd, child, error);
+    if (rc != 0) abandon(child);
+    return rc;
+}
+
+int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
+              struct csb_error *_Nonnull error) {
+    struct csb_start_config start = {.network = config->network, .netns_fd = config->netns_fd,
+                                     .cgroup_fd = config->cgroup_fd};
+    int rc = csb_spawn_start(&start, child, error);
+    return rc != 0 ? rc : csb_spawn_finish(config, child, error);
 }
 
 // MARK: - After the start
@@ -772,6 +809,8 @@ void csb_child_close(struct csb_child *_Nonnull child) {
     child->exported_count = 0;
     if (child->pidfd >= 0) close(child->pidfd);
     if (child->status_fd >= 0) close(child->status_fd);
+    if (child->error_fd >= 0) close(child->error_fd);
     child->pidfd = -1;
     child->status_fd = -1;
+    child->error_fd = -1;
 }

@@ -14,12 +14,22 @@ public enum Sandbox {
     /// while it runs.
     public static func run(_ configuration: SandboxConfiguration, output: OutputCapture,
                            control: SandboxControl? = nil) async throws -> SandboxResult {
-        let supervisor = try Supervisor(configuration: configuration, output: output, control: control)
-        let outcome = await withTaskCancellationHandler {
-            await DedicatedThread.run { supervisor.run() }
-        } onCancel: {
-            supervisor.cancel()
-        }
-        return try outcome.get()
+        try await start(network: configuration.network, cgroups: configuration.cgroups,
+                        networkNamespaces: configuration.networkNamespaces)
+            .run(configuration, output: output, control: control)
+    }
+
+    /// Starts a sandbox's PID 1 in its namespaces now, on a thread of its
+    /// own, before the job's configuration is ready: the clone and the
+    /// init's start (about a millisecond) overlap whatever the caller does
+    /// meanwhile (the one-shot CLI reads its options and opens the results
+    /// folder). `run` hands it the configuration; a started sandbox that is
+    /// never run is killed when it is released.
+    ///
+    /// `cgroups` nil: this process's detected support (found on the
+    /// sandbox's thread, not the caller's).
+    public static func start(network: NetworkPolicy, cgroups: CgroupSupport? = nil,
+                             networkNamespaces: NetworkNamespacePool? = nil) -> StartedSandbox {
+        StartedSandbox(network: network, cgroups: cgroups, pool: networkNamespaces)
     }
 }

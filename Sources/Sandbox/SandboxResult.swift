@@ -88,10 +88,12 @@ public struct SandboxResult: Sendable, Hashable {
     public var cgroupNote: String?
     /// The exported filesystems, by target, in plan order.
     public var exported: [ExportedFilesystem] = []
-    /// Where the time went: from `Sandbox.run` to the job's execve (cgroup,
-    /// clone, id maps, mounts, pivot_root, the last steps), and from the
-    /// end of the job's processes to the return (draining, accounting,
-    /// removing the cgroup).
+    /// Where the time went: the sandbox's start (cgroup, clone, the init's
+    /// exec) plus, from the configuration's arrival, its finish up to the
+    /// job's execve (limits, id maps, mounts, pivot_root, the last steps),
+    /// not the time a started sandbox waited for its configuration; and
+    /// from the end of the job's processes to the return (draining,
+    /// accounting).
     public var setupTime: Duration = .zero
     public var teardownTime: Duration = .zero
 

@@ -38,62 +38,78 @@ final class Supervisor: @unchecked Sendable {
         _ = write(cancelFD, &one, 8)
     }
 
-    func run() -> Result<SandboxResult, SandboxError> {
-        let start = ContinuousClock.now
+    /// Finishes the start `launch` made (limits, plan, go-ahead) and runs
+    /// the sandbox to its end. `launch` is released before this returns.
+    func run(from launch: SandboxLaunch) -> Result<SandboxResult, SandboxError> {
+        let received = ContinuousClock.now
+        var namespaceReusable = true
+        defer { launch.end(namespaceReusable: namespaceReusable) }
+        if let failure = launch.failure { return .failure(failure) }
+        guard configuration.network == launch.network else {
+            launch.stop()
+            return .failure(SandboxError(
+                .invalidInput, "the configuration asks for the \(configuration.network) network, but the sandbox was started with \(launch.network)",
+                hint: "start the sandbox with the network policy its configuration names"))
+        }
         let stdoutPipe: (read: Int32, write: Int32)
         let stderrPipe: (read: Int32, write: Int32)
-        do {
+        do throws(SandboxError) {
             stdoutPipe = try Self.capturePipe()
-            stderrPipe = try Self.capturePipe()
+            do throws(SandboxError) {
+                stderrPipe = try Self.capturePipe()
+            } catch {
+                close(stdoutPipe.read)
+                close(stdoutPipe.write)
+                throw error
+            }
         } catch {
+            launch.stop()
             return .failure(error)
         }
         defer {
             close(stdoutPipe.read)
             close(stderrPipe.read)
         }
-        let (cgroup, cgroupNote) = makeCgroup()
-        defer { cgroup?.killAndRemove() }
+        let cgroup = launch.cgroup
+        do throws(SandboxError) {
+            try cgroup?.apply(JobCgroup.Limits(memoryBytes: configuration.limits.memoryBytes,
+                                               processes: configuration.limits.processes))
+        } catch {
+            close(stdoutPipe.write)
+            close(stderrPipe.write)
+            launch.stop()
+            return .failure(error)
+        }
         let budget = configuration.limits.cpuTime.flatMap { limit in
             cgroup.flatMap { $0.accountsCPU ? CPUBudget(limit: limit, cgroup: $0) : nil }
         }
-        // A pooled network namespace goes back only once PID 1 was reaped.
-        let pool = configuration.networkNamespaces.flatMap { $0.policy == configuration.network ? $0 : nil }
-        let netns = pool?.lease()
-        var netnsReusable = true
-        defer {
-            if let netns {
-                if netnsReusable { pool?.giveBack(netns) } else { close(netns) }
-            }
-        }
-        var child = csb_child()
         do {
             let plan = try SpawnPlan(spawnConfiguration(cpuBudget: budget), stdout: stdoutPipe.write,
                                      stderr: stderrPipe.write, cgroup: cgroup?.placement ?? .none,
-                                     networkNamespace: netns ?? -1)
+                                     networkNamespace: launch.networkNamespace ?? -1)
             var failure = csb_error()
             let rc = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
                 var config = plan.config(seccomp: bpf)
-                return csb_spawn(&config, &child, &failure)
+                return csb_spawn_finish(&config, &launch.child, &failure)
             }
             close(stdoutPipe.write)
             close(stderrPipe.write)
             if rc != 0 { return .failure(Self.setupError(failure)) }
-        } catch let error as SandboxError {
+        } catch {
             close(stdoutPipe.write)
             close(stderrPipe.write)
-            return .failure(error)
-        } catch {
-            return .failure(SandboxError(.setupFailed, "\(error)"))
+            launch.stop()
+            return .failure(error as? SandboxError ?? SandboxError(.setupFailed, "\(error)"))
         }
-        defer { csb_child_close(&child) }
         let running = ContinuousClock.now
+        // While the job starts: groups a runner that is gone left behind.
+        launch.support?.sweepStaleGroupsOnce()
 
         let streams = [
             CaptureStream(name: .stdout, pipe: stdoutPipe.read, file: output.stdout, limit: configuration.limits.outputBytes),
             CaptureStream(name: .stderr, pipe: stderrPipe.read, file: output.stderr, limit: configuration.limits.outputBytes),
         ]
-        let deadline = configuration.limits.wallTime.map { start + $0 }
+        let deadline = configuration.limits.wallTime.map { received + $0 }
         var cpuCheck: ContinuousClock.Instant?
         var cpuSpent = false
         func checkCPU(_ budget: CPUBudget, at now: ContinuousClock.Instant) {
@@ -111,13 +127,13 @@ final class Supervisor: @unchecked Sendable {
         func kill(_ reason: SandboxResult.LimitHit) {
             if limitHit == .none { limitHit = reason }
             if !killed {
-                _ = csb_signal(&child, SIGKILL)
+                _ = csb_signal(&launch.child, SIGKILL)
                 killed = true
             }
         }
 
         while usage == nil || streams.contains(where: { !$0.finished }) {
-            var fds = [pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0),
+            var fds = [pollfd(fd: launch.child.pidfd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: cancelFD, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: killed || usage != nil ? -1 : control?.readEnd ?? -1, events: Int16(POLLIN), revents: 0)]
             for stream in streams {
@@ -136,7 +152,7 @@ final class Supervisor: @unchecked Sendable {
             // be trusted, so the sandbox is stopped and the run fails as a
             // defect, not as a cancellation or a job's own ending.
             if let broken = ready < 0 ? "poll() failed: \(Errno(rawValue: errno).symbolicName)" : Self.closedDescriptor(in: fds) {
-                csb_child_kill_and_reap(&child)
+                csb_child_kill_and_reap(&launch.child)
                 for index in streams.indices { streams[index].finish() }
                 return .failure(SandboxError(
                     .internalError, "the sandbox was stopped because its supervisor lost track of it: \(broken)",
@@ -153,7 +169,7 @@ final class Supervisor: @unchecked Sendable {
             if fds[1].revents != 0 { kill(.cancelled) }
             if fds[2].revents != 0, let control {
                 for signal in control.drain() where !killed {
-                    if signal == SIGKILL { kill(.cancelled) } else { _ = csb_signal(&child, signal) }
+                    if signal == SIGKILL { kill(.cancelled) } else { _ = csb_signal(&launch.child, signal) }
                 }
             }
             for index in streams.indices where fds[3 + index].revents != 0 {
@@ -162,22 +178,24 @@ final class Supervisor: @unchecked Sendable {
             }
             if fds[0].revents != 0 {
                 var reaped = csb_usage()
-                if csb_reap(&child, &reaped) == 0 {
+                if csb_reap(&launch.child, &reaped) == 0 {
                     usage = reaped
                     reapedAt = .now
                 }
             }
         }
         for index in streams.indices { streams[index].finish() }
-        if usage == nil { netnsReusable = false }
+        if usage == nil { namespaceReusable = false }
         var outcome = result(usage: usage ?? csb_usage(), limitHit: limitHit, streams: streams,
-                             wallTime: start.duration(to: .now), fallbacks: Int(child.idmap_fallbacks))
-        Self.account(cgroup: cgroup, note: cgroupNote, into: &outcome)
+                             wallTime: received.duration(to: .now), fallbacks: Int(launch.child.idmap_fallbacks))
+        Self.account(cgroup: cgroup, note: launch.cgroupNote, into: &outcome)
         if configuration.limits.cpuTime != nil {
             outcome.cpuTimeEnforcement = budget == nil ? .rlimit : outcome.enforcement
         }
-        outcome.exported = takeExports(&child)
-        outcome.setupTime = start.duration(to: running)
+        outcome.exported = takeExports(&launch.child)
+        // The launch, and the finish from the configuration's arrival on
+        // (not the wait for it: the caller was preparing the job).
+        outcome.setupTime = launch.duration + received.duration(to: running)
         // The cgroup's removal (a defer) is not counted: it runs after this.
         outcome.teardownTime = reapedAt.duration(to: .now)
         return .success(outcome)
@@ -217,20 +235,6 @@ final class Supervisor: @unchecked Sendable {
     /// seconds, up, at least one.
     static func rlimitSeconds(_ limit: Duration) -> Int64 {
         max(1, limit.components.seconds + (limit.components.attoseconds > 0 ? 1 : 0))
-    }
-
-    /// The job's cgroup with its memory and process limits, or nil and why
-    /// (then rlimits stand in).
-    private func makeCgroup() -> (JobCgroup?, String?) {
-        if case let .unavailable(reason) = configuration.cgroups { return (nil, reason) }
-        let limits = JobCgroup.Limits(memoryBytes: configuration.limits.memoryBytes,
-                                      processes: configuration.limits.processes)
-        let name = "job-\(getpid())-\(String(UInt64.random(in: 0 ... .max), radix: 16))"
-        do {
-            return (try JobCgroup(support: configuration.cgroups, name: name, limits: limits), nil)
-        } catch {
-            return (nil, error.description)
-        }
     }
 
     /// What the cgroup saw, and the limit it names when the job did not

@@ -92,15 +92,19 @@ struct RunCommand: AsyncParsableCommand, ExecutableCommand {
 }
 
 extension OneShotArguments {
-    func execute() async throws {
+    /// `sandbox`: one already starting with `net` (main.swift); nil: one
+    /// is started here, on a thread of its own, while this one reads the
+    /// options and opens the job and results folders.
+    func execute(sandbox started: StartedSandbox? = nil) async throws {
         let logger = Logger(label: "syft-sandbox-run")
         do {
+            let sandbox = started ?? Sandbox.start(network: net)
             let parsing = ContinuousClock.now
             let options = try makeOptions()
             logger.debug("options ready", metadata: ["us": "\(OneShotRunner.microseconds(parsing.duration(to: .now)))"])
             let control = try SandboxControl()
             SignalForwarder.forward(to: control)
-            let outcome = try await OneShotRunner.run(options, logger: logger, control: control)
+            let outcome = try await OneShotRunner.run(options, logger: logger, control: control, sandbox: sandbox)
             if json { try printJSON(outcome.record) }
             throw ExitCode(outcome.exitStatus)
         } catch let error as SandboxError {

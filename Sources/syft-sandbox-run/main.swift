@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import Logging
+import Sandbox
 
 /// `syft-sandbox-run <jobdir>` runs one job; subcommands come later
 /// (`daemon`, `jobs`). Exit statuses follow the CLI contract: the job's own,
@@ -45,11 +46,12 @@ func oneShotCommand(_ arguments: [String]) -> OneShotArguments? {
     return OneShotArguments.fastParse(arguments)
 }
 
-/// The command line, run to its exit status.
-func main(_ arguments: [String]) async -> Int32 {
+/// The command line, run to its exit status. `oneShot`: the one-shot form,
+/// already parsed, whose sandbox is `sandbox`, already starting.
+func main(_ arguments: [String], oneShot: OneShotArguments?, sandbox: StartedSandbox?) async -> Int32 {
     do {
-        if let command = oneShotCommand(arguments) {
-            try await command.execute()
+        if let command = oneShot {
+            try await command.execute(sandbox: sandbox)
         } else {
             var command = try SyftSandboxRun.parseAsRoot(arguments)
             if let executable = command as? ExecutableCommand {
@@ -78,8 +80,12 @@ func main(_ arguments: [String]) async -> Int32 {
 // The work runs on the concurrency runtime's threads and ends with exit();
 // this thread only waits.
 let arguments = Array(CommandLine.arguments.dropFirst())
-Task.detached { [arguments] in
-    let status = await main(arguments)
+// A one-shot run's PID 1 goes into its namespaces from here on, on a thread
+// of its own, while the rest of the run (options, folders) is prepared.
+let oneShot = oneShotCommand(arguments)
+let sandbox = oneShot.map { Sandbox.start(network: $0.net) }
+Task.detached { [arguments, oneShot, sandbox] in
+    let status = await main(arguments, oneShot: oneShot, sandbox: sandbox)
     Glibc.exit(status)
 }
 // This thread takes the termination signals (SignalForwarder, the daemon's

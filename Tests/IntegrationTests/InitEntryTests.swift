@@ -2,9 +2,10 @@ import Foundation
 import Testing
 
 /// Sandboxes start by executing the binary again as `syft-sandbox-init`,
-/// which reads its configuration from a descriptor. Anything else there
-/// (a process that is not the runner, a damaged plan) gets a failure
-/// record on the error descriptor and exit status 127; nothing runs.
+/// which waits on a socket for its go-ahead and the plan it carries.
+/// Anything else there (a process that is not the runner, a damaged plan)
+/// gets a failure record on the error descriptor and exit status 127;
+/// nothing runs.
 @Suite struct InitEntryTests {
     @Test(arguments: ["garbage", String(repeating: "\0", count: 4096)])
     func aPlanThatIsNotOneIsReportedAndNothingRuns(contents: String) throws {
@@ -12,14 +13,27 @@ import Testing
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try contents.write(toFile: folder + "/plan", atomically: false, encoding: .utf8)
-        let script = "exec 5<\"$1/plan\" 6>\"$1/error\"; exec -a syft-sandbox-init \"$0\" 5 6"
+        let run = TestSupport.run([TestSupport.probe, "init-plan", folder + "/plan", TestSupport.binary])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("status=127\n"), "\(run.stdout)")
+        #expect(run.stdout.contains("record=248\n"), "\(run.stdout)")
+        #expect(run.stdout.contains("message=read the sandbox's plan"), "\(run.stdout)")
+    }
+
+    /// A socket that is not one (a file), as from a process that is not the runner.
+    @Test func aGoAheadThatIsNotOneIsReportedAndNothingRuns() throws {
+        let folder = NSTemporaryDirectory() + "syft-init-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try "G".write(toFile: folder + "/socket", atomically: false, encoding: .utf8)
+        let script = "exec 5<\"$1/socket\" 6>\"$1/error\"; exec -a syft-sandbox-init \"$0\" 5 6"
         let run = TestSupport.run(["/bin/bash", "-c", script, TestSupport.binary, folder])
         #expect(run.status == 127)
         let record = try Data(contentsOf: URL(fileURLWithPath: folder + "/error"))
         // struct csb_error: stage, errno, then the message.
         #expect(record.count == 8 + 240)
         let message = String(decoding: record.dropFirst(8).prefix { $0 != 0 }, as: UTF8.self)
-        #expect(message.contains("read the sandbox's plan"), "\(message)")
+        #expect(message.contains("receive the parent's go-ahead"), "\(message)")
     }
 
     /// The same binary under any other name is the CLI, whatever it is given.

@@ -1,11 +1,12 @@
 import Foundation
 import Runner
-import Sandbox
+@testable import Sandbox
 import SystemPackage
 import Testing
 
 /// The Swift API the daemon embeds: `Sandbox.run` with a live sink, and
-/// cancellation of the calling task.
+/// cancellation of the calling task; `Sandbox.start` (the one-shot CLI's
+/// early start) and what it refuses.
 @Suite struct SandboxAPITests {
     final class Chunks: @unchecked Sendable {
         private let lock = NSLock()
@@ -53,6 +54,44 @@ import Testing
         #expect(result.limitHit == .cancelled)
         #expect(result.termination == .signaled(SIGKILL))
         #expect(cancelled.duration(to: .now) < .seconds(3), "the sandbox outlived its cancellation")
+    }
+
+    /// PID 1 waits for its configuration; released without a run, it is
+    /// killed and reaped (a zombie would still answer kill(pid, 0)).
+    @Test func aStartedSandboxThatIsNeverRunIsKilledAndReaped() async throws {
+        var started: StartedSandbox? = Sandbox.start(network: .none)
+        var pid: Int32?
+        for _ in 0..<500 where pid == nil {
+            pid = started?.initPID
+            if pid == nil { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        let initPID = try #require(pid, "PID 1 was not started")
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(kill(initPID, 0) == 0, "PID 1 should wait for its configuration")
+        started = nil
+        var gone = false
+        for _ in 0..<300 where !gone {
+            gone = kill(initPID, 0) != 0 && errno == ESRCH
+            if !gone { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(gone, "PID 1 of a released, never run sandbox is still there (or not reaped)")
+        _ = started
+    }
+
+    @Test func aStartedSandboxRefusesAnotherNetworkAndASecondRun() async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let loopback = Sandbox.start(network: .loopback)
+        await #expect {
+            _ = try await loopback.run(configuration("true"), output: files.output())
+        } throws: { ($0 as? SandboxError)?.code == .invalidInput }
+
+        let started = Sandbox.start(network: .none)
+        let result = try await started.run(configuration("echo once"), output: files.output())
+        #expect(result.termination == .exited(0))
+        await #expect {
+            _ = try await started.run(configuration("echo twice"), output: files.output())
+        } throws: { ($0 as? SandboxError)?.code == .invalidInput }
     }
 
     @Test func aSetupFailureThrowsWithTheStageAndPath() async throws {

@@ -220,8 +220,8 @@ struct csb_spawn_config {
     /// (CLONE_INTO_CGROUP), so nothing runs outside it (-1: none).
     int32_t cgroup_fd;
     /// cgroup v1: `tasks` files (opened for writing by the parent) of the
-    /// job's group in each hierarchy. The child writes "0" to each as its
-    /// first step, so nothing of the job runs outside them.
+    /// job's group in each hierarchy (at most CSB_MAX_CGROUP_TASKS). PID 1
+    /// writes "0" to each once it has its plan, before the job exists.
     const int32_t *_Nullable cgroup_tasks_fds;
     size_t cgroup_tasks_count;
     /// A network namespace from `csb_netns_create` for the sandbox to join
@@ -229,10 +229,25 @@ struct csb_spawn_config {
     int32_t netns_fd;
 };
 
+/// What the clone itself needs (csb_spawn_start): the rest of the
+/// configuration may still be in the making.
+struct csb_start_config {
+    uint32_t network;  // enum csb_network: CSB_NET_HOST keeps the host's namespace
+    /// A network namespace from `csb_netns_create` to join (-1: a new one).
+    int32_t netns_fd;
+    /// cgroup v2: the job's cgroup directory, entered at clone time
+    /// (CLONE_INTO_CGROUP), so nothing runs outside it (-1: none).
+    int32_t cgroup_fd;
+};
+
+/// At most this many v1 hierarchies (`cgroup_tasks_fds`) to join.
+#define CSB_MAX_CGROUP_TASKS 12
+
 struct csb_child {
     int32_t pid;       // host pid of the sandbox's PID 1
     int32_t pidfd;     // pidfd of that process (close-on-exec)
-    int32_t status_fd; // PID 1 writes the job's wait status here before exiting
+    int32_t status_fd; // the socket: go-ahead out; exported roots and the job's wait status in
+    int32_t error_fd;  // read end of the error pipe, between start and finish (else -1)
     int32_t idmap_fallbacks; // CSB_BIND_IDMAP binds that fell back to a plain bind
     /// Roots of the CSB_TMPFS_EXPORT filesystems, in plan order: the parent
     /// reads them after the job (they outlive the sandbox while open).
@@ -248,10 +263,24 @@ struct csb_child {
 /// Needs CAP_SYS_ADMIN (the runner as root). Returns 0 or an errno.
 int csb_netns_create(int loopback, int32_t *_Nonnull out_fd);
 
-/// Clones the sandbox, writes its id maps, releases it and waits until the
-/// job's execve() succeeded (EOF on the error pipe) or a failure record came
-/// back. Blocks for the few milliseconds of setup; call it off the async pool.
-/// On failure `error` holds the record and the sandbox is already reaped.
+/// Clones the sandbox's PID 1 into its namespaces; it waits there for
+/// csb_spawn_finish (or for the socket's EOF: then it exits). Blocks
+/// through the clone and the exec of the init; call it off the async pool.
+/// On failure `error` holds the record and nothing is left.
+int csb_spawn_start(const struct csb_start_config *_Nonnull start,
+                    struct csb_child *_Nonnull child,
+                    struct csb_error *_Nonnull error);
+
+/// Writes the started sandbox's id maps, sends it the configuration and
+/// waits until the job's execve() succeeded (EOF on the error pipe) or a
+/// failure record came back. `config`'s network, netns_fd and cgroup_fd
+/// are those given to csb_spawn_start. On failure `error` holds the record
+/// and the sandbox is already killed, reaped and closed.
+int csb_spawn_finish(const struct csb_spawn_config *_Nonnull config,
+                     struct csb_child *_Nonnull child,
+                     struct csb_error *_Nonnull error);
+
+/// csb_spawn_start and csb_spawn_finish in one go.
 int csb_spawn(const struct csb_spawn_config *_Nonnull config,
               struct csb_child *_Nonnull child,
               struct csb_error *_Nonnull error);
@@ -280,7 +309,8 @@ int csb_signal(const struct csb_child *_Nonnull child, int signal);
 /// it, blocking. For a supervisor that can no longer trust its poll loop.
 void csb_child_kill_and_reap(const struct csb_child *_Nonnull child);
 
-/// Closes the child's descriptors (after csb_reap), exported roots included.
+/// Closes the child's descriptors (after csb_reap, or csb_child_kill_and_reap
+/// for one that was started but not finished), exported roots included.
 void csb_child_close(struct csb_child *_Nonnull child);
 
 /// Moves up to `length` bytes from a non-blocking pipe into a file at its
@@ -329,6 +359,10 @@ int csb_open_beneath(int dirfd, const char *_Nonnull path, int flags);
 /// statfs(2)'s f_type of the filesystem holding `path` (TMPFS_MAGIC
 /// 0x01021994, ...). Returns 0 or an errno.
 int csb_filesystem_type(const char *_Nonnull path, uint64_t *_Nonnull type);
+
+/// Names the calling thread (at most 15 bytes are kept), as ps, perf and
+/// /proc/PID/task show it.
+void csb_name_thread(const char *_Nonnull name);
 
 /// Name of an errno value ("ENOENT"), or NULL when unknown.
 const char *_Nullable csb_errno_name(int error);

@@ -117,8 +117,10 @@ public struct OneShotOutcome: Sendable {
 public enum OneShotRunner {
     public static let timeoutMarker = "\n--- PROCESS TIMED OUT ---\n"
 
-    public static func run(_ options: OneShotOptions, logger: Logger,
-                           control: SandboxControl? = nil) async throws -> OneShotOutcome {
+    /// `sandbox`: one started (`Sandbox.start`) with `options.network`
+    /// while the options were being made; nil: one is started here.
+    public static func run(_ options: OneShotOptions, logger: Logger, control: SandboxControl? = nil,
+                           sandbox: StartedSandbox? = nil) async throws -> OneShotOutcome {
         let job = try JobFolder.open(options.jobFolder)
         for warning in job.warnings { logger.warning("\(warning)") }
         let results = try ResultsFolder(options.resultsFolder ?? job.path, runID: options.jobID)
@@ -130,7 +132,9 @@ public enum OneShotRunner {
         let started = Date()
         let clock = ContinuousClock.now
         logger.debug("starting the sandbox", metadata: ["job": "\(job.path)", "id": "\(options.jobID)"])
-        var result = try await Sandbox.run(
+        let launched = sandbox ?? Sandbox.start(network: configuration.network, cgroups: configuration.cgroups,
+                                               networkNamespaces: configuration.networkNamespaces)
+        var result = try await launched.run(
             configuration,
             output: OutputCapture(stdout: files.stdout.rawValue, stderr: files.stderr.rawValue, sink: options.sink),
             control: control)

@@ -1,4 +1,6 @@
+import CSandbox
 import Glibc
+import Synchronization
 import SystemPackage
 
 /// Where per-job cgroups can be made on this machine, found once.
@@ -54,18 +56,37 @@ public enum CgroupSupport: Sendable, CustomStringConvertible {
         let groups = CgroupMembership.parse(membership)
         var reasons: [String] = []
         switch prepareV2(mounts: mounts, groups: groups) {
-        case let .success(parent):
-            sweepStaleGroups(in: parent)
-            return .v2(parent: parent)
+        case let .success(parent): return .v2(parent: parent)
         case let .failure(reason): reasons.append("v2: " + reason.text)
         }
         switch prepareV1(mounts: mounts, groups: groups) {
-        case let .success(hierarchies):
-            for hierarchy in hierarchies { sweepStaleGroups(in: hierarchy.parent) }
-            return .v1(hierarchies: hierarchies)
+        case let .success(hierarchies): return .v1(hierarchies: hierarchies)
         case let .failure(reason): reasons.append("v1: " + reason.text)
         }
         return .unavailable(reason: reasons.joined(separator: "; "))
+    }
+
+    /// True when /sys/fs/cgroup itself is a cgroup2 filesystem (a unified
+    /// hierarchy: what current distributions run), found with one statfs.
+    /// A hint for the order of a sandbox's start (its cgroup first, to clone
+    /// into it); `detect` decides where groups go.
+    static var unifiedHierarchyMounted: Bool {
+        var type: UInt64 = 0
+        return csb_filesystem_type("/sys/fs/cgroup", &type) == 0 && type == 0x6367_7270 // CGROUP2_SUPER_MAGIC
+    }
+
+    private static let swept = Atomic<Bool>(false)
+
+    /// Removes the groups runners that are gone left behind, the first time
+    /// this process asks (its first sandbox's start, once PID 1 is cloned:
+    /// not on the way to the clone).
+    func sweepStaleGroupsOnce() {
+        guard !Self.swept.exchange(true, ordering: .relaxed) else { return }
+        switch self {
+        case let .v2(parent): Self.sweepStaleGroups(in: parent)
+        case let .v1(hierarchies): for hierarchy in hierarchies { Self.sweepStaleGroups(in: hierarchy.parent) }
+        case .unavailable: break
+        }
     }
 
     struct Reason: Error { var text: String; init(_ text: String) { self.text = text } }

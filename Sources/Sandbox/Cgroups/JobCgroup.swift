@@ -1,9 +1,10 @@
 import Glibc
 import SystemPackage
 
-/// The cgroup of one sandbox: made before clone with its limits written,
-/// entered by the sandbox before anything of the job runs (see
-/// `CgroupPlacement`), read and removed after PID 1 was reaped.
+/// The cgroup of one sandbox: made around its clone (v2 before, to clone
+/// into; v1 after), its limits written before the go-ahead, entered by the
+/// sandbox before anything of the job runs (see `CgroupPlacement`), read
+/// and removed after PID 1 was reaped.
 final class JobCgroup {
     struct Limits: Hashable {
         var memoryBytes: UInt64?
@@ -47,35 +48,28 @@ final class JobCgroup {
     /// True when the group counts the CPU time of all its processes.
     var accountsCPU: Bool { cpuDirectory != nil }
 
-    /// Creates `name` under the runner's job parent and writes the limits.
-    init(support: CgroupSupport, name: String, limits: Limits) throws(SandboxError) {
+    /// Creates `name` under the runner's job parent, without limits yet
+    /// (`apply`): on v2 the sandbox is cloned into it while its
+    /// configuration, and so its limits, may still be in the making.
+    init(support: CgroupSupport, name: String) throws(SandboxError) {
         switch support {
         case .unavailable:
             throw SandboxError(.setupFailed, "no cgroup hierarchy to place the job in")
         case let .v2(parent):
             let directory = parent.appending(name)
             try Self.makeDirectory(directory)
-            do throws(SandboxError) {
-                if let bytes = limits.memoryBytes {
-                    try Self.set("memory.max", "\(bytes)", in: directory)
-                    try Self.set("memory.swap.max", "0", in: directory, optional: true)
-                }
-                if let count = limits.processes { try Self.set("pids.max", "\(count)", in: directory) }
-                // CLONE_INTO_CGROUP takes a real directory descriptor (not O_PATH).
-                let fd = open(directory.string, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-                guard fd >= 0 else {
-                    throw SandboxError(.setupFailed, "cannot open the job's cgroup", path: directory.string,
-                                       errno: Errno(rawValue: errno))
-                }
-                layout = .v2(directory: directory, fd: fd)
-                version = 2
-                // A core file of every v2 group, the cpu controller enabled or not.
-                let stat = directory.appending("cpu.stat")
-                cpuDirectory = CgroupFiles.keyedValues(stat)["usage_usec"] != nil ? directory : nil
-            } catch {
+            // CLONE_INTO_CGROUP takes a real directory descriptor (not O_PATH).
+            let fd = open(directory.string, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else {
+                let error = Errno(rawValue: errno)
                 rmdir(directory.string)
-                throw error
+                throw SandboxError(.setupFailed, "cannot open the job's cgroup", path: directory.string, errno: error)
             }
+            layout = .v2(directory: directory, fd: fd)
+            version = 2
+            // A core file of every v2 group, the cpu controller enabled or not.
+            let stat = directory.appending("cpu.stat")
+            cpuDirectory = CgroupFiles.keyedValues(stat)["usage_usec"] != nil ? directory : nil
         case let .v1(hierarchies):
             var groups: [(controller: String, directory: FilePath, tasks: Int32)] = []
             do throws(SandboxError) {
@@ -92,18 +86,6 @@ final class JobCgroup {
                                            errno: error)
                     }
                     groups.append((hierarchy.controller, directory, tasks))
-                    switch hierarchy.controller {
-                    case "memory":
-                        if let bytes = limits.memoryBytes {
-                            try Self.set("memory.limit_in_bytes", "\(bytes)", in: directory)
-                            // With swap accounting, swap counts too (absent without it).
-                            try Self.set("memory.memsw.limit_in_bytes", "\(bytes)", in: directory, optional: true)
-                        }
-                    case "pids":
-                        if let count = limits.processes { try Self.set("pids.max", "\(count)", in: directory) }
-                    default:
-                        break
-                    }
                 }
             } catch {
                 for group in groups {
@@ -118,11 +100,43 @@ final class JobCgroup {
         }
     }
 
+    /// Writes the limits, before anything of the job runs.
+    func apply(_ limits: Limits) throws(SandboxError) {
+        switch layout {
+        case let .v2(directory, _):
+            if let bytes = limits.memoryBytes {
+                try Self.set("memory.max", "\(bytes)", in: directory)
+                try Self.set("memory.swap.max", "0", in: directory, optional: true)
+            }
+            if let count = limits.processes { try Self.set("pids.max", "\(count)", in: directory) }
+        case let .v1(groups):
+            for group in groups {
+                switch group.controller {
+                case "memory":
+                    if let bytes = limits.memoryBytes {
+                        try Self.set("memory.limit_in_bytes", "\(bytes)", in: group.directory)
+                        // With swap accounting, swap counts too (absent without it).
+                        try Self.set("memory.memsw.limit_in_bytes", "\(bytes)", in: group.directory, optional: true)
+                    }
+                case "pids":
+                    if let count = limits.processes { try Self.set("pids.max", "\(count)", in: group.directory) }
+                default:
+                    break
+                }
+            }
+        }
+    }
+
     deinit {
         switch layout {
         case let .v2(_, fd): close(fd)
         case let .v1(groups): for group in groups { close(group.tasks) }
         }
+    }
+
+    /// v2: the directory clone3 places the sandbox in (CLONE_INTO_CGROUP).
+    var cloneDirectory: Int32? {
+        if case let .v2(_, fd) = layout { fd } else { nil }
     }
 
     /// How the shim puts the sandbox in this group.

@@ -284,6 +284,52 @@ static int without_clone3(char **argv) {
     return 2;
 }
 
+/// `init-plan PLAN BINARY`: plays the runner's side of a sandbox's start
+/// against BINARY executed as "syft-sandbox-init" (no namespaces: the init
+/// only has to reach its plan): sends the go-ahead with PLAN as the plan and
+/// this process's stdout and stderr, then prints the init's exit status and
+/// the message of the failure record it wrote ("status=N", "message=...").
+static int init_plan(const char *plan_path, const char *binary) {
+    int sync[2], error_pipe[2];
+    int plan = open(plan_path, O_RDONLY | O_CLOEXEC);
+    if (plan < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) != 0 ||
+        pipe2(error_pipe, O_CLOEXEC) != 0) { perror("init-plan"); return 2; }
+    pid_t pid = fork();
+    if (pid == 0) {
+        int child_sync = dup(sync[1]), child_error = dup(error_pipe[1]); // not close-on-exec
+        char sync_text[16], error_text[16];
+        snprintf(sync_text, sizeof sync_text, "%d", child_sync);
+        snprintf(error_text, sizeof error_text, "%d", child_error);
+        char *args[] = {"syft-sandbox-init", sync_text, error_text, NULL};
+        execv(binary, args);
+        _exit(3);
+    }
+    close(sync[1]);
+    close(error_pipe[1]);
+    int fds[] = {plan, 1, 2};
+    char control[CMSG_SPACE(sizeof fds)];
+    memset(control, 0, sizeof control);
+    char tag = 'G';
+    struct iovec iov = {.iov_base = &tag, .iov_len = 1};
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&message);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof fds);
+    memcpy(CMSG_DATA(c), fds, sizeof fds);
+    if (sendmsg(sync[0], &message, 0) != 1) { perror("sendmsg"); return 2; }
+    // struct csb_error: stage, errno, then a 240-byte message.
+    char record[8 + 240];
+    memset(record, 0, sizeof record);
+    ssize_t n = read(error_pipe[0], record, sizeof record);
+    int status;
+    waitpid(pid, &status, 0);
+    printf("status=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    record[sizeof record - 1] = '\0';
+    printf("record=%zd\nmessage=%s\n", n, n > 8 ? record + 8 : "");
+    return 0;
+}
+
 /// Who owns this process's network namespace: its own user namespace
 /// ("own"), or one outside it ("outside": NS_GET_USERNS answers EPERM for
 /// a user namespace beyond the caller's scope). Also prints the namespace.
@@ -312,6 +358,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "filtered") == 0 && argc > 2) return filtered(argv[2]);
     if (strcmp(argv[1], "noclone3") == 0 && argc > 2) return without_clone3(argv + 2);
     if (strcmp(argv[1], "netns-owner") == 0) return netns_owner();
+    if (strcmp(argv[1], "init-plan") == 0 && argc > 3) return init_plan(argv[2], argv[3]);
     fprintf(stderr, "unknown probe %s\n", argv[1]);
     return 2;
 }

@@ -1,0 +1,123 @@
+import Glibc
+
+/// A sandbox whose PID 1 is being started, or waits, in its namespaces (see
+/// `Sandbox.start`). Run it once; released without a run, it is killed and
+/// reaped, and its cgroup removed.
+public final class StartedSandbox: Sendable {
+    private let handoff = Handoff()
+
+    init(network: NetworkPolicy, cgroups: CgroupSupport?, pool: NetworkNamespacePool?) {
+        let handoff = handoff
+        DedicatedThread.start {
+            let launch = SandboxLaunch(network: network, cgroups: cgroups, pool: pool)
+            handoff.started(pid: launch.child.pid)
+            guard let (supervisor, reply) = handoff.take() else {
+                launch.stop()
+                launch.end(namespaceReusable: false)
+                return
+            }
+            reply(supervisor.run(from: launch))
+        }
+    }
+
+    deinit { handoff.abandon() }
+
+    /// The host pid of the sandbox's PID 1 once it was cloned (nil before,
+    /// or when the clone failed).
+    var initPID: Int32? { handoff.startedPID }
+
+    /// Runs the started sandbox with `configuration`, whose network policy
+    /// must be the one it was started with (its `cgroups` and pool are those
+    /// given to `start`). As `Sandbox.run` otherwise.
+    public func run(_ configuration: SandboxConfiguration, output: OutputCapture,
+                    control: SandboxControl? = nil) async throws -> SandboxResult {
+        let supervisor = try Supervisor(configuration: configuration, output: output, control: control)
+        let outcome = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<SandboxResult, SandboxError>, Never>) in
+                handoff.give(supervisor) { continuation.resume(returning: $0) }
+            }
+        } onCancel: {
+            supervisor.cancel()
+        }
+        return try outcome.get()
+    }
+}
+
+/// Hands the run's supervisor to the sandbox's thread, which waits for it
+/// once PID 1 is started (or learns that no run will come).
+private final class Handoff: @unchecked Sendable {
+    typealias Reply = @Sendable (Result<SandboxResult, SandboxError>) -> Void
+    private enum State {
+        case waiting
+        case given(Supervisor, Reply)
+        case taken
+        case abandoned
+    }
+
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var state = State.waiting
+    private var pid: Int32 = 0
+
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(&condition)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    /// The caller's side. A second run is refused.
+    func give(_ supervisor: Supervisor, reply: @escaping Reply) {
+        pthread_mutex_lock(&mutex)
+        guard case .waiting = state else {
+            pthread_mutex_unlock(&mutex)
+            reply(.failure(SandboxError(.invalidInput, "this started sandbox was already run",
+                                        hint: "start a sandbox (Sandbox.start) for each run")))
+            return
+        }
+        state = .given(supervisor, reply)
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// The sandbox's thread, once PID 1 was cloned (or not: `pid` <= 0).
+    func started(pid: Int32) {
+        pthread_mutex_lock(&mutex)
+        self.pid = pid
+        pthread_mutex_unlock(&mutex)
+    }
+
+    var startedPID: Int32? {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return pid > 0 ? pid : nil
+    }
+
+    /// No run will come (the started sandbox was released).
+    func abandon() {
+        pthread_mutex_lock(&mutex)
+        if case .waiting = state { state = .abandoned }
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// The sandbox's thread: blocks until a run or the abandonment.
+    func take() -> (Supervisor, Reply)? {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        while true {
+            switch state {
+            case .waiting:
+                pthread_cond_wait(&condition, &mutex)
+            case let .given(supervisor, reply):
+                state = .taken
+                return (supervisor, reply)
+            case .taken, .abandoned:
+                return nil
+            }
+        }
+    }
+}
