@@ -1,9 +1,10 @@
 // init.c — PID 1 of the sandbox.
 //
 // It reaps every orphan, forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/
-// SIGUSR2 to the job, reports the job's wait status to the parent and exits
-// when the job's main process ends. Its exit makes the kernel kill every
-// other process of the PID namespace: nothing outlives the job.
+// SIGUSR2 to the job, reports the job's wait status, the usage of what it
+// reaped and whether anything is left (struct csb_report) to the parent and
+// exits when the job's main process ends. Its exit makes the kernel kill
+// every other process of the PID namespace: nothing outlives the job.
 //
 // Die-with-parent: PR_SET_PDEATHSIG fires when the parent *thread* exits,
 // and the parent here is a thread of a Swift process that may retire it at
@@ -15,6 +16,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -22,11 +24,34 @@
 
 static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
-static void report_and_exit(struct csb_child_ctx *_Nonnull ctx, int status) {
-    int32_t record = status;
+/// What the report will say: the usage of every process reaped so far.
+/// (PID 1 is single-threaded.)
+static struct csb_report totals;
+
+static void add_usage(const struct rusage *_Nonnull usage) {
+    totals.user_usec += (int64_t)usage->ru_utime.tv_sec * 1000000 + usage->ru_utime.tv_usec;
+    totals.system_usec += (int64_t)usage->ru_stime.tv_sec * 1000000 + usage->ru_stime.tv_usec;
+    if (usage->ru_maxrss > totals.max_rss_kb) totals.max_rss_kb = usage->ru_maxrss;
+}
+
+/// The job's main process ended: reaps whatever else already ended, tells
+/// the parent (and whether anything is left), and exits.
+static _Noreturn void report_and_exit(struct csb_child_ctx *_Nonnull ctx, int status) {
+    totals.wait_status = status;
+    for (;;) {
+        int other;
+        struct rusage usage;
+        pid_t pid = wait4(-1, &other, WNOHANG, &usage);
+        if (pid > 0) {
+            add_usage(&usage);
+            continue;
+        }
+        totals.alone = pid < 0 && errno == ECHILD; // 0: others still run (this exit kills them)
+        break;
+    }
     ssize_t written;
     do {
-        written = send(ctx->sync_fd, &record, sizeof record, MSG_NOSIGNAL);
+        written = send(ctx->sync_fd, &totals, sizeof totals, MSG_NOSIGNAL);
     } while (written < 0 && errno == EINTR);
     if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
     _exit(128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
@@ -36,8 +61,10 @@ static void report_and_exit(struct csb_child_ctx *_Nonnull ctx, int status) {
 static void reap(struct csb_child_ctx *_Nonnull ctx, pid_t job) {
     for (;;) {
         int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
+        struct rusage usage;
+        pid_t pid = wait4(-1, &status, WNOHANG, &usage);
         if (pid <= 0) return; // 0: others still run; -1 ECHILD: nothing left
+        add_usage(&usage);
         if (pid == job) report_and_exit(ctx, status);
     }
 }

@@ -787,12 +787,18 @@ int csb_reap(const struct csb_child *_Nonnull child, struct csb_usage *_Nonnull 
     usage->user_usec = (int64_t)resources.ru_utime.tv_sec * 1000000 + resources.ru_utime.tv_usec;
     usage->system_usec = (int64_t)resources.ru_stime.tv_sec * 1000000 + resources.ru_stime.tv_usec;
     usage->max_rss_kb = resources.ru_maxrss;
-    int32_t status;
-    if (recv(child->status_fd, &status, sizeof status, MSG_DONTWAIT) == (ssize_t)sizeof status) {
-        usage->job_reported = 1;
-        usage->job_wait_status = status;
-    }
     return 0;
+}
+
+int csb_take_report(const struct csb_child *_Nonnull child, struct csb_report *_Nonnull report) {
+    ssize_t n;
+    do {
+        n = recv(child->status_fd, report, sizeof *report, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof *report) return 0;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return EAGAIN;
+    memset(report, 0, sizeof *report);
+    return EPIPE;
 }
 
 int csb_signal(const struct csb_child *_Nonnull child, int signal) {

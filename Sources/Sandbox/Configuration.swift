@@ -98,8 +98,11 @@ public struct SandboxConfiguration: Sendable {
     /// A host directory the shim hides under a tmpfs (in its own mount
     /// namespace) while it assembles the root.
     public var stagingDirectory: FilePath
-    /// Where the job's cgroup goes (found once per process by default).
-    public var cgroups: CgroupSupport
+    /// Where the job's cgroup goes; nil: this process's `CgroupSupport.detected`,
+    /// found on the sandbox's own thread when it first starts one (not
+    /// where the configuration is made: the one-shot CLI makes it while
+    /// its sandbox starts).
+    public var cgroups: CgroupSupport?
     /// Prepared network namespaces to take one from (the daemon), when the
     /// pool's policy is `network`; else the sandbox makes its own.
     public var networkNamespaces: NetworkNamespacePool?
@@ -109,7 +112,7 @@ public struct SandboxConfiguration: Sendable {
                 identity: IdentityMapping = .automatic(), network: NetworkPolicy = .none,
                 seccomp: SeccompProgram, limits: ResourceLimits = ResourceLimits(),
                 hostname: String = "sandbox", stagingDirectory: FilePath = "/tmp",
-                cgroups: CgroupSupport = .detected) {
+                cgroups: CgroupSupport? = nil) {
         self.mounts = mounts
         self.executable = executable
         self.arguments = arguments

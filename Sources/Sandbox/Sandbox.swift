@@ -14,9 +14,11 @@ public enum Sandbox {
     /// while it runs.
     public static func run(_ configuration: SandboxConfiguration, output: OutputCapture,
                            control: SandboxControl? = nil) async throws -> SandboxResult {
-        try await start(network: configuration.network, cgroups: configuration.cgroups,
-                        networkNamespaces: configuration.networkNamespaces)
-            .run(configuration, output: output, control: control)
+        let started = start(network: configuration.network, cgroups: configuration.cgroups,
+                            networkNamespaces: configuration.networkNamespaces)
+        let result = try await started.run(configuration, output: output, control: control)
+        await started.ended()
+        return result
     }
 
     /// Starts a sandbox's PID 1 in its namespaces now, on a thread of its

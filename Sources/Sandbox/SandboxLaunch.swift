@@ -32,6 +32,8 @@ final class SandboxLaunch {
     let support: CgroupSupport?
     private let pool: NetworkNamespacePool?
     private var ended = false
+    private var isReaped = false
+    private var reapedInOrder = false
 
     /// `cgroups` nil: this process's detected support.
     init(network: NetworkPolicy, cgroups given: CgroupSupport?, pool offered: NetworkNamespacePool?) {
@@ -98,6 +100,28 @@ final class SandboxLaunch {
         }
     }
 
+    /// PID 1 was reaped: by the run (`inOrder`: its namespace may go back
+    /// to the pool) or by `stop`.
+    func reaped(inOrder: Bool) {
+        isReaped = true
+        reapedInOrder = inOrder
+    }
+
+    /// After the run: waits for PID 1's end (when the run returned at its
+    /// report, it is exiting: the kernel tears its namespaces down) and
+    /// reaps it, then releases the rest (`end`). A PID 1 still there after
+    /// five seconds is killed.
+    func finish() {
+        if !isReaped, child.pid > 0, child.pidfd >= 0 {
+            var fd = pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0)
+            var ready: Int32
+            repeat { ready = poll(&fd, 1, 5_000) } while ready < 0 && errno == EINTR
+            var usage = csb_usage()
+            if ready == 1, csb_reap(&child, &usage) == 0 { reaped(inOrder: true) } else { stop() }
+        }
+        end(namespaceReusable: reapedInOrder)
+    }
+
     /// Releases what the launch holds once PID 1 is gone: its descriptors,
     /// the cgroup (anything left in it is killed), the pooled namespace
     /// (back to the pool when `namespaceReusable`: PID 1 was reaped in order).
@@ -112,8 +136,10 @@ final class SandboxLaunch {
         cgroup?.killAndRemove()
     }
 
-    /// The sandbox will not run: PID 1 is killed and reaped (`end` releases the rest).
+    /// The sandbox will not run (or its supervisor lost track of it): PID 1
+    /// is killed and reaped (`end` releases the rest).
     func stop() {
-        if child.pid > 0, !ended { csb_child_kill_and_reap(&child) }
+        if child.pid > 0, !ended, !isReaped { csb_child_kill_and_reap(&child) }
+        reaped(inOrder: false)
     }
 }

@@ -1,8 +1,9 @@
 import Glibc
 
 /// A sandbox whose PID 1 is being started, or waits, in its namespaces (see
-/// `Sandbox.start`). Run it once; released without a run, it is killed and
-/// reaped, and its cgroup removed.
+/// `Sandbox.start`). Run it once, then await `ended` before anything that
+/// needs the sandbox gone (a process exiting); released without a run, it
+/// is killed and reaped, and its cgroup removed.
 public final class StartedSandbox: Sendable {
     private let handoff = Handoff()
 
@@ -14,9 +15,30 @@ public final class StartedSandbox: Sendable {
             guard let (supervisor, reply) = handoff.take() else {
                 launch.stop()
                 launch.end(namespaceReusable: false)
+                handoff.markEnded()
                 return
             }
-            reply(supervisor.run(from: launch))
+            switch supervisor.run(from: launch) {
+            case let .success(result):
+                // The result first: the caller writes it out while the
+                // kernel tears the namespaces down and the cgroup goes.
+                reply(.finished(result))
+                launch.finish()
+            case let .failure(error):
+                launch.finish()
+                reply(.failed(error))
+            }
+            handoff.markEnded()
+        }
+    }
+
+    /// Returns once the sandbox is gone: PID 1 reaped (with it every
+    /// process of the job), its cgroup removed, a pooled network namespace
+    /// given back. `run` returns at the job's end, when nothing of it can
+    /// run any more but the kernel may still be tearing the namespaces down.
+    public func ended() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            handoff.whenEnded { continuation.resume() }
         }
     }
 
@@ -33,20 +55,32 @@ public final class StartedSandbox: Sendable {
                     control: SandboxControl? = nil) async throws -> SandboxResult {
         let supervisor = try Supervisor(configuration: configuration, output: output, control: control)
         let outcome = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<SandboxResult, SandboxError>, Never>) in
+            await withCheckedContinuation { (continuation: CheckedContinuation<RunOutcome, Never>) in
                 handoff.give(supervisor) { continuation.resume(returning: $0) }
             }
         } onCancel: {
             supervisor.cancel()
         }
-        return try outcome.get()
+        switch outcome {
+        case let .finished(result): return result
+        case let .failed(error): throw error
+        }
     }
+}
+
+/// A run's end, as the sandbox's thread hands it back. (Not a Result: a
+/// continuation of Result<SandboxResult, SandboxError> is instantiated from
+/// its mangled name, which scans the binary's protocol conformances for
+/// SandboxError's Error conformance on every one-shot run.)
+enum RunOutcome: Sendable {
+    case finished(SandboxResult)
+    case failed(SandboxError)
 }
 
 /// Hands the run's supervisor to the sandbox's thread, which waits for it
 /// once PID 1 is started (or learns that no run will come).
 private final class Handoff: @unchecked Sendable {
-    typealias Reply = @Sendable (Result<SandboxResult, SandboxError>) -> Void
+    typealias Reply = @Sendable (RunOutcome) -> Void
     private enum State {
         case waiting
         case given(Supervisor, Reply)
@@ -58,6 +92,8 @@ private final class Handoff: @unchecked Sendable {
     private var condition = pthread_cond_t()
     private var state = State.waiting
     private var pid: Int32 = 0
+    private var isEnded = false
+    private var endWaiters: [@Sendable () -> Void] = []
 
     init() {
         pthread_mutex_init(&mutex, nil)
@@ -74,8 +110,8 @@ private final class Handoff: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         guard case .waiting = state else {
             pthread_mutex_unlock(&mutex)
-            reply(.failure(SandboxError(.invalidInput, "this started sandbox was already run",
-                                        hint: "start a sandbox (Sandbox.start) for each run")))
+            reply(.failed(SandboxError(.invalidInput, "this started sandbox was already run",
+                                       hint: "start a sandbox (Sandbox.start) for each run")))
             return
         }
         state = .given(supervisor, reply)
@@ -94,6 +130,28 @@ private final class Handoff: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         return pid > 0 ? pid : nil
+    }
+
+    /// The sandbox's thread: PID 1 is reaped and everything released.
+    func markEnded() {
+        pthread_mutex_lock(&mutex)
+        isEnded = true
+        let waiting = endWaiters
+        endWaiters = []
+        pthread_mutex_unlock(&mutex)
+        for waiter in waiting { waiter() }
+    }
+
+    /// Calls `body` once the sandbox has ended (at once if it has).
+    func whenEnded(_ body: @escaping @Sendable () -> Void) {
+        pthread_mutex_lock(&mutex)
+        if isEnded {
+            pthread_mutex_unlock(&mutex)
+            body()
+            return
+        }
+        endWaiters.append(body)
+        pthread_mutex_unlock(&mutex)
     }
 
     /// No run will come (the started sandbox was released).

@@ -39,11 +39,12 @@ final class Supervisor: @unchecked Sendable {
     }
 
     /// Finishes the start `launch` made (limits, plan, go-ahead) and runs
-    /// the sandbox to its end. `launch` is released before this returns.
+    /// the job to its end: returns once nothing of it can run any more and
+    /// both pipes are drained, which may be while PID 1 is still exiting
+    /// (the kernel tearing the namespaces down); `launch.finish()` then
+    /// reaps it and releases the rest.
     func run(from launch: SandboxLaunch) -> Result<SandboxResult, SandboxError> {
         let received = ContinuousClock.now
-        var namespaceReusable = true
-        defer { launch.end(namespaceReusable: namespaceReusable) }
         if let failure = launch.failure { return .failure(failure) }
         guard configuration.network == launch.network else {
             launch.stop()
@@ -122,7 +123,9 @@ final class Supervisor: @unchecked Sendable {
         if let budget { checkCPU(budget, at: running) }
         var limitHit = SandboxResult.LimitHit.none
         var usage: csb_usage?
-        var reapedAt = ContinuousClock.now
+        var report: csb_report?
+        var reportPending = true
+        var endedAt = ContinuousClock.now
         var killed = false
         func kill(_ reason: SandboxResult.LimitHit) {
             if limitHit == .none { limitHit = reason }
@@ -131,17 +134,24 @@ final class Supervisor: @unchecked Sendable {
                 killed = true
             }
         }
+        /// The job's main process ended (PID 1 said so, or is gone).
+        var jobEnded: Bool { usage != nil || report != nil }
+        /// Nothing of the job can run any more: PID 1 was reaped, or
+        /// reported that it had reaped everything (it is exiting now; the
+        /// launch's `finish` reaps it after this returns).
+        var sandboxEnded: Bool { usage != nil || report?.alone == 1 }
 
-        while usage == nil || streams.contains(where: { !$0.finished }) {
-            var fds = [pollfd(fd: launch.child.pidfd, events: Int16(POLLIN), revents: 0),
+        while !sandboxEnded || streams.contains(where: { !$0.finished }) {
+            var fds = [pollfd(fd: usage == nil ? launch.child.pidfd : -1, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: cancelFD, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: killed || usage != nil ? -1 : control?.readEnd ?? -1, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: killed || jobEnded ? -1 : control?.readEnd ?? -1, events: Int16(POLLIN), revents: 0)]
             for stream in streams {
                 fds.append(pollfd(fd: stream.finished ? -1 : stream.pipe, events: Int16(POLLIN), revents: 0))
             }
-            if usage != nil { fds[0].fd = -1 }
+            fds.append(pollfd(fd: reportPending && usage == nil ? launch.child.status_fd : -1, events: Int16(POLLIN),
+                              revents: 0))
             var timeout: Int32 = -1
-            if usage == nil, !killed, let wake = [deadline, cpuCheck].compactMap({ $0 }).min() {
+            if !jobEnded, !killed, let wake = [deadline, cpuCheck].compactMap({ $0 }).min() {
                 let remaining = ContinuousClock.now.duration(to: wake)
                 timeout = remaining <= .zero ? 0 : Int32(clamping: Self.milliseconds(remaining) + 1)
             }
@@ -152,20 +162,20 @@ final class Supervisor: @unchecked Sendable {
             // be trusted, so the sandbox is stopped and the run fails as a
             // defect, not as a cancellation or a job's own ending.
             if let broken = ready < 0 ? "poll() failed: \(Errno(rawValue: errno).symbolicName)" : Self.closedDescriptor(in: fds) {
-                csb_child_kill_and_reap(&launch.child)
+                launch.stop()
                 for index in streams.indices { streams[index].finish() }
                 return .failure(SandboxError(
                     .internalError, "the sandbox was stopped because its supervisor lost track of it: \(broken)",
                     hint: "a defect of syft-sandbox-run (a descriptor closed twice elsewhere in the process); please report it"))
             }
-            if let deadline, usage == nil, !killed, ContinuousClock.now >= deadline { kill(.timeout) }
-            // A readable pidfd: the job ended on its own; it is not judged on
-            // CPU it may have spent since the last check.
-            if let budget, let due = cpuCheck, usage == nil, !killed, fds[0].revents == 0 {
+            if let deadline, !jobEnded, !killed, ContinuousClock.now >= deadline { kill(.timeout) }
+            // The job ended on its own: it is not judged on CPU it may have
+            // spent since the last check.
+            if let budget, let due = cpuCheck, !jobEnded, !killed, fds[0].revents == 0, fds[5].revents == 0 {
                 let now = ContinuousClock.now
                 if now >= due { checkCPU(budget, at: now) }
             }
-            if cpuSpent, usage == nil { kill(.cpuTime) }
+            if cpuSpent, !jobEnded { kill(.cpuTime) }
             if fds[1].revents != 0 { kill(.cancelled) }
             if fds[2].revents != 0, let control {
                 for signal in control.drain() where !killed {
@@ -176,17 +186,32 @@ final class Supervisor: @unchecked Sendable {
                 streams[index].pump(sink: output.sink)
                 if streams[index].overLimit { kill(.output) }
             }
+            if fds[5].revents != 0 {
+                var taken = csb_report()
+                switch csb_take_report(&launch.child, &taken) {
+                case 0:
+                    report = taken
+                    reportPending = false
+                    endedAt = .now
+                case EAGAIN: break
+                default: reportPending = false // PID 1 was killed before it could report
+                }
+            }
             if fds[0].revents != 0 {
                 var reaped = csb_usage()
                 if csb_reap(&launch.child, &reaped) == 0 {
                     usage = reaped
-                    reapedAt = .now
+                    launch.reaped(inOrder: true)
+                    if report == nil, reportPending {
+                        var taken = csb_report()
+                        if csb_take_report(&launch.child, &taken) == 0 { report = taken }
+                    }
+                    if report == nil { endedAt = .now }
                 }
             }
         }
         for index in streams.indices { streams[index].finish() }
-        if usage == nil { namespaceReusable = false }
-        var outcome = result(usage: usage ?? csb_usage(), limitHit: limitHit, streams: streams,
+        var outcome = result(usage: usage, report: report, limitHit: limitHit, streams: streams,
                              wallTime: received.duration(to: .now), fallbacks: Int(launch.child.idmap_fallbacks))
         Self.account(cgroup: cgroup, note: launch.cgroupNote, into: &outcome)
         if configuration.limits.cpuTime != nil {
@@ -196,8 +221,9 @@ final class Supervisor: @unchecked Sendable {
         // The launch, and the finish from the configuration's arrival on
         // (not the wait for it: the caller was preparing the job).
         outcome.setupTime = launch.duration + received.duration(to: running)
-        // The cgroup's removal (a defer) is not counted: it runs after this.
-        outcome.teardownTime = reapedAt.duration(to: .now)
+        // PID 1's reap and the cgroup's removal are not counted: the
+        // launch's `finish` does them after this returns.
+        outcome.teardownTime = endedAt.duration(to: .now)
         return .success(outcome)
     }
 
@@ -257,27 +283,32 @@ final class Supervisor: @unchecked Sendable {
         if result.oomKilled { result.limitHit = .memory } else if result.processLimitReached { result.limitHit = .pids }
     }
 
-    private func result(usage: csb_usage, limitHit: SandboxResult.LimitHit, streams: [CaptureStream],
-                        wallTime: Duration, fallbacks: Int) -> SandboxResult {
+    /// The job's end: from PID 1's report when it came (the job's wait
+    /// status, the usage of what PID 1 reaped), else from PID 1's own end
+    /// (killed: its rusage holds everything it reaped).
+    private func result(usage: csb_usage?, report: csb_report?, limitHit: SandboxResult.LimitHit,
+                        streams: [CaptureStream], wallTime: Duration, fallbacks: Int) -> SandboxResult {
         var termination: SandboxResult.Termination
-        if usage.job_reported != 0 {
-            let status = usage.job_wait_status
+        let userUsec, systemUsec, maxRSS: Int64
+        if let report {
+            let status = report.wait_status
             termination = (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
-        } else if usage.init_code == CLD_EXITED {
-            termination = .exited(usage.init_status)
+            (userUsec, systemUsec, maxRSS) = (report.user_usec, report.system_usec, report.max_rss_kb)
         } else {
-            termination = .signaled(usage.init_status)
+            let usage = usage ?? csb_usage()
+            termination = usage.init_code == CLD_EXITED ? .exited(usage.init_status) : .signaled(usage.init_status)
+            (userUsec, systemUsec, maxRSS) = (usage.user_usec, usage.system_usec, usage.max_rss_kb)
         }
         var hit = limitHit
         if hit == .none, let limit = configuration.limits.cpuTime,
-           Self.diedOfCPURlimit(termination, sandboxCPU: .microseconds(usage.user_usec + usage.system_usec),
+           Self.diedOfCPURlimit(termination, sandboxCPU: .microseconds(userUsec + systemUsec),
                                 rlimitSeconds: Self.rlimitSeconds(limit)) {
             hit = .cpuTime
         }
         return SandboxResult(
             termination: termination, limitHit: hit, wallTime: wallTime,
-            userCPUTime: .microseconds(usage.user_usec), systemCPUTime: .microseconds(usage.system_usec),
-            maxRSSKilobytes: usage.max_rss_kb,
+            userCPUTime: .microseconds(userUsec), systemCPUTime: .microseconds(systemUsec),
+            maxRSSKilobytes: maxRSS,
             stdoutBytes: streams[0].kept, stderrBytes: streams[1].kept,
             outputTruncated: streams.contains { $0.truncated }, idmapFallbacks: fallbacks)
     }
@@ -318,7 +349,7 @@ final class Supervisor: @unchecked Sendable {
 
     /// What the poll loop watches, in the order of its `pollfd`s.
     static let pollDescriptorNames = ["the sandbox's pidfd", "the cancellation eventfd", "the control pipe",
-                                      "the stdout pipe", "the stderr pipe"]
+                                      "the stdout pipe", "the stderr pipe", "the sandbox's socket"]
 
     /// The first of `fds` that poll found not open (POLLNVAL), named.
     static func closedDescriptor(in fds: [pollfd]) -> String? {

@@ -289,17 +289,31 @@ int csb_spawn(const struct csb_spawn_config *_Nonnull config,
 struct csb_usage {
     int32_t init_code;       // si_code of PID 1 (CLD_EXITED, CLD_KILLED, ...)
     int32_t init_status;     // exit code or signal of PID 1
-    int32_t job_reported;    // 1 when PID 1 reported the job's status below
-    int32_t job_wait_status; // the job's raw wait status (WIFEXITED etc.)
     int64_t user_usec;
     int64_t system_usec;
     int64_t max_rss_kb;
 };
 
 /// Reaps PID 1 through its pidfd (non-blocking: call once the pidfd is
-/// readable) and collects the job status PID 1 reported. Returns EAGAIN
-/// when PID 1 has not exited yet.
+/// readable). Returns EAGAIN when PID 1 has not exited yet.
 int csb_reap(const struct csb_child *_Nonnull child, struct csb_usage *_Nonnull usage);
+
+/// What PID 1 sends on the socket once it reaped the job's main process,
+/// just before it exits (and so ends the sandbox).
+struct csb_report {
+    int32_t wait_status; // the job's raw wait status (WIFEXITED etc.)
+    /// 1: no other process was left in the sandbox (every one it ever had
+    /// was reaped, so none can still write to the outputs or the pipes).
+    int32_t alone;
+    // The job's processes that PID 1 reaped (the job and the orphans).
+    int64_t user_usec;
+    int64_t system_usec;
+    int64_t max_rss_kb;
+};
+
+/// Takes PID 1's report (non-blocking): 0, EAGAIN (none yet) or EPIPE (the
+/// socket was closed without one: PID 1 was killed).
+int csb_take_report(const struct csb_child *_Nonnull child, struct csb_report *_Nonnull report);
 
 /// Sends `signal` to the sandbox's PID 1 through its pidfd. SIGKILL ends the
 /// whole PID namespace; SIGTERM/SIGINT/SIGHUP are forwarded to the job.

@@ -278,12 +278,10 @@ public struct ArtifactCollector: Sendable {
     /// and `path`'s last component as a NUL-terminated name, which must be
     /// a plain name (not "." or "..").
     private static func openParent(of path: FilePath, purpose: String) throws -> (CInt, [CChar]) {
-        guard let last = path.lastComponent, last.kind == .regular else {
+        guard let (directoryPath, last) = FileSystem.splitLastComponent(path) else {
             throw SandboxError(.invalidInput, "not a usable path for \(purpose)", path: path.string)
         }
-        let name = last.withPlatformString { Array(UnsafeBufferPointer(start: $0, count: strlen($0) + 1)) }
-        let directory = path.removingLastComponent()
-        let directoryPath = directory.isEmpty ? "." : directory.string
+        let name = last.utf8CString.map { $0 }
         let fd = open(directoryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else {
             throw SandboxError(.io, "cannot open the folder of \(purpose)", path: directoryPath,

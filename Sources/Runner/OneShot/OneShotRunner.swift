@@ -139,53 +139,69 @@ public enum OneShotRunner {
             output: OutputCapture(stdout: files.stdout.rawValue, stderr: files.stderr.rawValue, sink: options.sink),
             control: control)
         let finished = Date()
-        await options.sandboxEnded?()
-        if result.timedOut {
-            for fd in [files.stdout, files.stderr] { _ = try? fd.writeAll(Array(timeoutMarker.utf8)) }
+        if let sandboxEnded = options.sandboxEnded {
+            // The daemon: the job's concurrency slot goes on once the sandbox is gone.
+            await launched.ended()
+            await sandboxEnded()
         }
-        if let note = options.noteOnFailure, !result.succeeded {
-            _ = try? files.stderr.writeAll(Array("\n[syft-sandbox-run: \(note)]\n".utf8))
-        }
-        var warnings = job.warnings
-        if result.idmapFallbacks > 0 {
-            warnings.append("the job folder could not be idmapped; files only the invoking user may read are unreadable inside")
-        }
-        if let note = result.cgroupNote {
-            warnings.append("no cgroup for the job (\(note)); memory and processes are limited per process with rlimits")
-        }
-        guard let outputs = result.exported.first(where: { $0.target == outputsTarget }) else {
-            throw SandboxError(.setupFailed, "the sandbox did not hand back its outputs folder")
-        }
-        if OutputsVolume.isFull(outputs.descriptor) {
-            warnings.append("the outputs folder filled up (\(ByteSize.describe(options.outputsBytes))); the job got ENOSPC")
-            if result.limitHit == .none, !result.succeeded { result.limitHit = .outputsSize }
-        }
-        let ran = ContinuousClock.now
-        if let mayWrite = options.mayWriteResults, !mayWrite() {
-            // The results folder is someone else's now (the owner deposited a
-            // result while the job ran): only the history gets the logs.
-            warnings.append("the results were not written: the job's review folder changed hands while it ran")
-            let record = makeRecord(options, job: job, result: result, outputs: ArtifactReport(), warnings: warnings,
+        /// The results, written while the kernel tears the sandbox down.
+        func writeResults() throws -> OneShotOutcome {
+            if result.timedOut {
+                for fd in [files.stdout, files.stderr] { _ = try? fd.writeAll(Array(timeoutMarker.utf8)) }
+            }
+            if let note = options.noteOnFailure, !result.succeeded {
+                _ = try? files.stderr.writeAll(Array("\n[syft-sandbox-run: \(note)]\n".utf8))
+            }
+            var warnings = job.warnings
+            if result.idmapFallbacks > 0 {
+                warnings.append("the job folder could not be idmapped; files only the invoking user may read are unreadable inside")
+            }
+            if let note = result.cgroupNote {
+                warnings.append("no cgroup for the job (\(note)); memory and processes are limited per process with rlimits")
+            }
+            guard let outputs = result.exported.first(where: { $0.target == outputsTarget }) else {
+                throw SandboxError(.setupFailed, "the sandbox did not hand back its outputs folder")
+            }
+            if OutputsVolume.isFull(outputs.descriptor) {
+                warnings.append("the outputs folder filled up (\(ByteSize.describe(options.outputsBytes))); the job got ENOSPC")
+                if result.limitHit == .none, !result.succeeded { result.limitHit = .outputsSize }
+            }
+            let ran = ContinuousClock.now
+            if let mayWrite = options.mayWriteResults, !mayWrite() {
+                // The results folder is someone else's now (the owner deposited a
+                // result while the job ran): only the history gets the logs.
+                warnings.append("the results were not written: the job's review folder changed hands while it ran")
+                let record = makeRecord(options, job: job, result: result, outputs: ArtifactReport(), warnings: warnings,
+                                        started: started, finished: finished)
+                results.discard(files, keepingLogsIn: options.keepLogsIn)
+                committed = true
+                return OneShotOutcome(record: record, exitStatus: result.shellStatus)
+            }
+            let report = try results.collectOutputs(from: outputs.descriptor, withholding: options.withheldOutputNames)
+            let collected = ContinuousClock.now
+            let record = makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,
                                     started: started, finished: finished)
-            results.discard(files, keepingLogsIn: options.keepLogsIn)
+            try results.commit(files, returncode: record.returncode ?? -1, record: options.writesRecord ? record : nil,
+                               durable: options.durable, keepingLogsIn: options.keepLogsIn)
             committed = true
+            logger.debug("timings", metadata: [
+                "sandbox_us": "\(microseconds(clock.duration(to: ran)))",
+                "setup_us": "\(microseconds(result.setupTime))",
+                "teardown_us": "\(microseconds(result.teardownTime))",
+                "collect_us": "\(microseconds(ran.duration(to: collected)))",
+                "commit_us": "\(microseconds(collected.duration(to: .now)))",
+            ])
             return OneShotOutcome(record: record, exitStatus: result.shellStatus)
         }
-        let report = try results.collectOutputs(from: outputs.descriptor, withholding: options.withheldOutputNames)
-        let collected = ContinuousClock.now
-        let record = makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,
-                                started: started, finished: finished)
-        try results.commit(files, returncode: record.returncode ?? -1, record: options.writesRecord ? record : nil,
-                           durable: options.durable, keepingLogsIn: options.keepLogsIn)
-        committed = true
-        logger.debug("timings", metadata: [
-            "sandbox_us": "\(microseconds(clock.duration(to: ran)))",
-            "setup_us": "\(microseconds(result.setupTime))",
-            "teardown_us": "\(microseconds(result.teardownTime))",
-            "collect_us": "\(microseconds(ran.duration(to: collected)))",
-            "commit_us": "\(microseconds(collected.duration(to: .now)))",
-        ])
-        return OneShotOutcome(record: record, exitStatus: result.shellStatus)
+        // Nothing of the sandbox outlives the run, whatever happens here.
+        do {
+            let outcome = try writeResults()
+            await launched.ended()
+            return outcome
+        } catch {
+            await launched.ended()
+            throw error
+        }
     }
 
     /// Where the job sees its writable outputs folder (and, with code/,

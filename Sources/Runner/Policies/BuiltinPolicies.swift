@@ -10,7 +10,8 @@ public enum BuiltinPolicies {
     public static let skeleton: RootSkeleton = {
         let files = EmbeddedResources.files.keys.sorted().compactMap { key -> RootSkeleton.File? in
             guard key.hasPrefix("rootfs/etc/"), let text = EmbeddedResources.files[key] else { return nil }
-            return RootSkeleton.File(path: "/" + key.dropFirst("rootfs/".count), contents: Array(text.utf8))
+            // String + String: String + Substring is generic code (a conformance scan at launch).
+            return RootSkeleton.File(path: "/" + String(key.dropFirst("rootfs/".count)), contents: Array(text.utf8))
         }
         return RootSkeleton(files: files)
     }()
@@ -25,7 +26,7 @@ public enum BuiltinPolicies {
     /// then it is compiled from the JSON).
     public static func precompiledDefault() -> SeccompProgram? {
         guard !EmbeddedResources.defaultSeccompProgram.isEmpty,
-              EmbeddedResources.defaultSeccompArchitecture == SeccompProfile.Environment.current.architecture else {
+              EmbeddedResources.defaultSeccompArchitecture == SeccompProfile.Environment.currentArchitecture else {
             return nil
         }
         var bytes: [UInt8] = []

@@ -99,6 +99,16 @@ public struct SeccompProfile: Sendable, Hashable {
             return Environment(architecture: dockerArchitecture(machine), kernel: parseKernel(release) ?? (0, 0))
         }
 
+        /// This machine's architecture, Docker's name for it (`current`
+        /// without the rest: its empty Set costs a conformance scan at launch).
+        public static var currentArchitecture: String {
+            var names = utsname()
+            uname(&names)
+            return dockerArchitecture(withUnsafeBytes(of: names.machine) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            })
+        }
+
         static func dockerArchitecture(_ machine: String) -> String {
             switch machine {
             case "x86_64": "amd64"
