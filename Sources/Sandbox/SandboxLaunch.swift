@@ -18,7 +18,8 @@ import Glibc
 /// run): PID 1's descriptors, the cgroup, the pooled namespace.
 final class SandboxLaunch {
     let network: NetworkPolicy
-    /// How long the start took: the clone and the init's exec included.
+    /// How long the start took: the clone and the init's exec included, not
+    /// the process's first look for its cgroups (a once-per-process cost).
     let duration: Duration
     var child = csb_child()
     let cgroup: JobCgroup?
@@ -57,17 +58,22 @@ final class SandboxLaunch {
             }
         }
         var support = given
-        let cgroupFirst = if case .v2 = given { true } else { given == nil && CgroupSupport.unifiedHierarchyMounted }
-        if cgroupFirst {
-            let found = support ?? .detected
-            support = found
-            if case .v2 = found { makeCgroup(found) }
+        var detecting = Duration.zero
+        /// The process's detected support when none was given (timed: a
+        /// once-per-process cost, not the launch's own).
+        func find() -> CgroupSupport {
+            if let support { return support }
+            let start = ContinuousClock.now
+            let detected = CgroupSupport.detected
+            detecting += start.duration(to: .now)
+            support = detected
+            return detected
         }
+        let cgroupFirst = if case .v2 = given { true } else { given == nil && CgroupSupport.unifiedHierarchyMounted }
+        if cgroupFirst, case .v2 = find() { makeCgroup(find()) }
         var failure = Self.clone(network: network, networkNamespace: networkNamespace, into: cgroup, &child)
         if failure == nil, cgroup == nil, note == nil {
-            let found = support ?? .detected
-            support = found
-            makeCgroup(found)
+            makeCgroup(find())
             if let placed = cgroup, placed.cloneDirectory != nil {
                 // v2 after all: PID 1 is outside the group, and only a clone
                 // places a process in one cheaply. Again, into it.
@@ -80,7 +86,7 @@ final class SandboxLaunch {
         self.failure = failure
         self.cgroup = cgroup
         cgroupNote = note
-        duration = began.duration(to: .now)
+        duration = began.duration(to: .now) - detecting
     }
 
     /// Clones PID 1 (v2: into `cgroup`); nil, or why it failed.
