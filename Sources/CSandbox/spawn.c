@@ -698,16 +698,9 @@ int csb_spawn_start(const struct csb_start_config *_Nonnull start, struct csb_ch
 
 /// Ends a started sandbox that will not run: killed, reaped, closed.
 static void abandon(struct csb_child *_Nonnull child) {
-    for (int i = 0; i < child->exported_count; i++) close(child->exported_fds[i]);
-    child->exported_count = 0;
     kill_and_reap(child->pid, child->pidfd);
-    if (child->pidfd >= 0) close(child->pidfd);
-    if (child->status_fd >= 0) close(child->status_fd);
-    if (child->error_fd >= 0) close(child->error_fd);
+    csb_child_close(child);
     child->pid = -1;
-    child->pidfd = -1;
-    child->status_fd = -1;
-    child->error_fd = -1;
 }
 
 int csb_spawn_finish(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
