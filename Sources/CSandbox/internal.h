@@ -13,9 +13,8 @@
 #include <sys/capability.h>
 
 #define CSB_MAX_IDMAPPED 16
-/// The go-ahead's descriptors: the plan, stdout, stderr, the v1 cgroups'
-/// `tasks`, the idmapped trees.
-#define CSB_MAX_GO_AHEAD_FDS (3 + CSB_MAX_CGROUP_TASKS + CSB_MAX_IDMAPPED)
+/// The go-ahead's descriptors: the plan, stdout, stderr, the idmapped trees.
+#define CSB_MAX_GO_AHEAD_FDS (3 + CSB_MAX_IDMAPPED)
 #define CSB_MAX_MOUNTS 256
 #define CSB_PATH_MAX 4096
 
@@ -35,6 +34,12 @@ struct csb_child_ctx {
     // child still has the caller's host uid (so it can traverse the
     // caller's private directories); -errno when the open failed.
     int source_fds[CSB_MAX_MOUNTS];
+    // From the placement (csb_spawn_place): the cgroup files PID 1 writes
+    // itself into, and the job's rlimits that depend on its cgroup.
+    int cgroup_join_fds[CSB_MAX_CGROUP_TASKS];
+    size_t cgroup_join_count;
+    struct csb_rlimit placed_rlimits[CSB_MAX_PLACED_RLIMITS];
+    size_t placed_rlimit_count;
     // Roots of CSB_TMPFS_EXPORT filesystems, sent to the parent before exec.
     int exported_fds[CSB_MAX_EXPORTS];
     int exported_count;
@@ -81,6 +86,17 @@ _Noreturn void csb_init_run(struct csb_child_ctx *_Nonnull ctx, pid_t job);
 
 // fds.c
 int csb_close_fds_except(const int *_Nonnull keep, size_t count);
+
+// socket.c — messages with descriptors (SCM_RIGHTS) on the parent/child socket.
+#define CSB_MAX_MESSAGE_FDS CSB_MAX_GO_AHEAD_FDS
+/// One message of `length` bytes and `count` descriptors. 0 or an errno.
+int csb_send_with_fds(int socket, const void *_Nonnull bytes, size_t length, const int *_Nullable fds,
+                      size_t count);
+/// One message: its byte count (0: EOF; -1 with errno), up to `capacity`
+/// descriptors in `fds` (close-on-exec; more are closed), `truncated` when
+/// bytes or descriptors were cut.
+ssize_t csb_recv_with_fds(int socket, void *_Nonnull bytes, size_t length, int flags, int *_Nonnull fds,
+                          size_t capacity, size_t *_Nonnull count, bool *_Nonnull truncated);
 
 // syscalls.c — thin wrappers for syscalls glibc 2.36 does not wrap.
 int csb_openat2(int dirfd, const char *_Nonnull path, int flags, uint64_t resolve);

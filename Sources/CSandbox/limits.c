@@ -2,6 +2,9 @@
 //
 // Values come prepared from the parent; a core-dump limit of 0 is part of
 // every configuration (a core of a job is a copy of whatever it read).
+// Those that depend on the job's cgroup (RLIMIT_AS and RLIMIT_NPROC stand
+// in for a missing group; RLIMIT_CPU backs up a group's CPU accounting)
+// come with the placement, after the plan.
 #include "internal.h"
 
 #include <errno.h>
@@ -21,10 +24,9 @@ static const char *_Nonnull rlimit_name(int resource) {
     }
 }
 
-int csb_job_set_rlimits(struct csb_child_ctx *_Nonnull ctx) {
-    const struct csb_spawn_config *config = ctx->config;
-    for (size_t i = 0; i < config->rlimit_count; i++) {
-        const struct csb_rlimit *limit = &config->rlimits[i];
+static int set_all(struct csb_child_ctx *_Nonnull ctx, const struct csb_rlimit *_Nullable limits, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        const struct csb_rlimit *limit = &limits[i];
         struct rlimit value = {.rlim_cur = limit->soft, .rlim_max = limit->hard};
         if (setrlimit((__rlimit_resource_t)limit->resource, &value) != 0) {
             csb_msg(ctx->message, sizeof ctx->message, "set ", rlimit_name(limit->resource), NULL);
@@ -32,4 +34,9 @@ int csb_job_set_rlimits(struct csb_child_ctx *_Nonnull ctx) {
         }
     }
     return 0;
+}
+
+int csb_job_set_rlimits(struct csb_child_ctx *_Nonnull ctx) {
+    int error = set_all(ctx, ctx->config->rlimits, ctx->config->rlimit_count);
+    return error != 0 ? error : set_all(ctx, ctx->placed_rlimits, ctx->placed_rlimit_count);
 }

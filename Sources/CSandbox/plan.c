@@ -102,8 +102,6 @@ int csb_plan_write(const struct csb_spawn_config *_Nonnull config, bool parent_i
     c->argv = (char *const *)append_strings(&w, (const char *const *)config->argv, 0, true);
     c->envp = (char *const *)append_strings(&w, (const char *const *)config->envp, 0, true);
     c->rlimits = (const struct csb_rlimit *)append(&w, config->rlimits, config->rlimit_count * sizeof *config->rlimits);
-    c->cgroup_tasks_fds = (const int32_t *)append(&w, config->cgroup_tasks_fds,
-                                                  config->cgroup_tasks_count * sizeof(int32_t));
     header.seccomp = *config->seccomp;
     header.seccomp.filter = (void *)append(&w, config->seccomp->filter, (size_t)config->seccomp->length * sizeof(struct sock_filter));
     c->seccomp = NULL; // the header's copy
@@ -178,7 +176,7 @@ int csb_plan_read(int plan_fd, struct csb_child_ctx *_Nonnull ctx, sigset_t *_No
     bool ok = resolve(&c->hostname, base, length) && resolve(&c->staging_dir, base, length) &&
               resolve(&c->path, base, length) && resolve(&c->cwd, base, length) &&
               resolve_strings(&c->argv, base, length, 0, true) && resolve_strings(&c->envp, base, length, 0, true) &&
-              resolve(&c->rlimits, base, length) && resolve(&c->cgroup_tasks_fds, base, length) &&
+              resolve(&c->rlimits, base, length) &&
               resolve(&header->seccomp.filter, base, length) && resolve(&c->mounts, base, length);
     for (size_t i = 0; ok && i < c->mount_count; i++) {
         struct csb_mount *m = (struct csb_mount *)&c->mounts[i];

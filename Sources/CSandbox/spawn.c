@@ -7,10 +7,12 @@
 //          a child that shares the parent's memory only to execute this
 //          binary again as the sandbox's init (x86-64; elsewhere a
 //          fork-like clone). The init knows only its error pipe and socket.
-// Finish:  write the id maps -> make idmapped trees -> send the go-ahead,
-//          which carries the plan (plan.c), stdout, stderr, the v1 cgroups'
-//          `tasks` and the trees -> wait for EOF (exec succeeded) or a
-//          failure record -> take the exported roots.
+// Go:      write the id maps -> make idmapped trees -> send the go-ahead,
+//          which carries the plan (plan.c), stdout, stderr and the trees.
+// Place:   while PID 1 builds the root, the caller makes the job's cgroup
+//          (v1) and sends the files PID 1 writes itself into.
+// Wait:    EOF on the error pipe (exec succeeded) or a failure record ->
+//          take the exported roots.
 // Child:   the flat list in child_main(), from the go-ahead on; it becomes
 //          PID 1 and forks the job, which runs the flat list in job_main()
 //          and execs.
@@ -56,29 +58,18 @@ static void close_all(const int *_Nonnull fds, size_t count) {
 }
 
 /// Waits for the parent's go-ahead: the id maps are written, and the
-/// message carries the plan (a memfd), stdout, stderr, the v1 cgroups'
-/// `tasks` and the idmapped trees (if any), in that order, as SCM_RIGHTS.
+/// message carries the plan (a memfd), stdout, stderr and the idmapped
+/// trees (if any), in that order, as SCM_RIGHTS.
 /// Rebuilds the configuration from the plan and restores the signal mask.
 static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
-    uint8_t present[CSB_MAX_IDMAPPED + 1];
-    char control[CMSG_SPACE(sizeof(int) * CSB_MAX_GO_AHEAD_FDS)];
-    struct iovec iov = {.iov_base = present, .iov_len = sizeof present};
-    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                             .msg_controllen = sizeof control};
-    ssize_t n;
-    do {
-        n = recvmsg(ctx->sync_fd, &message, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) _exit(1); // the parent is gone: nobody to report to
+    uint8_t present[CSB_MAX_IDMAPPED + 1] = {0};
     int received[CSB_MAX_GO_AHEAD_FDS];
-    size_t count = 0;
-    for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&message) : NULL; c != NULL; c = CMSG_NXTHDR(&message, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        size_t fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < fds && count < CSB_MAX_GO_AHEAD_FDS; i++)
-            memcpy(&received[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-    }
-    if (n < 1 || present[0] != 'G' || (message.msg_flags & MSG_CTRUNC) != 0 || count < 3) {
+    size_t count;
+    bool truncated;
+    ssize_t n = csb_recv_with_fds(ctx->sync_fd, present, sizeof present, 0, received, CSB_MAX_GO_AHEAD_FDS, &count,
+                                  &truncated);
+    if (n == 0) _exit(1); // the parent is gone: nobody to report to
+    if (n < 1 || present[0] != 'G' || truncated || count < 3) {
         close_all(received, count);
         csb_msg(ctx->message, sizeof ctx->message, "receive the parent's go-ahead", NULL);
         return n < 0 ? errno : EPROTO;
@@ -88,18 +79,15 @@ static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
     close(received[0]);
     // The plan is a private, writable mapping: the descriptors' numbers
     // are this process's now.
-    struct csb_spawn_config *config = (struct csb_spawn_config *)ctx->config;
-    size_t next = 3;
-    if (error == 0 && count - next < config->cgroup_tasks_count) error = EPROTO;
     if (error != 0) {
         close_all(received + 1, count - 1);
         csb_msg(ctx->message, sizeof ctx->message, "read the sandbox's plan", NULL);
         return error;
     }
+    struct csb_spawn_config *config = (struct csb_spawn_config *)ctx->config;
     config->stdout_fd = received[1];
     config->stderr_fd = received[2];
-    int32_t *tasks = (int32_t *)config->cgroup_tasks_fds;
-    for (size_t i = 0; i < config->cgroup_tasks_count; i++) tasks[i] = received[next++];
+    size_t next = 3;
     for (size_t i = 0; i < CSB_MAX_IDMAPPED; i++)
         ctx->idmapped_fds[i] = i + 1 < (size_t)n && present[i + 1] && next < count ? received[next++] : -1;
     sigprocmask(SIG_SETMASK, &mask, NULL);
@@ -112,47 +100,58 @@ static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
 static int send_exports(struct csb_child_ctx *_Nonnull ctx) {
     if (ctx->exported_count == 0) return 0;
     uint8_t tag = 'X';
-    char control[CMSG_SPACE(sizeof(int) * CSB_MAX_EXPORTS)];
-    memset(control, 0, sizeof control);
-    struct iovec iov = {.iov_base = &tag, .iov_len = 1};
-    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                             .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)ctx->exported_count)};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&message);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)ctx->exported_count);
-    memcpy(CMSG_DATA(c), ctx->exported_fds, sizeof(int) * (size_t)ctx->exported_count);
-    ssize_t sent;
-    do {
-        sent = sendmsg(ctx->sync_fd, &message, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
-    if (sent < 0) {
+    int error = csb_send_with_fds(ctx->sync_fd, &tag, 1, ctx->exported_fds, (size_t)ctx->exported_count);
+    if (error != 0) {
         csb_msg(ctx->message, sizeof ctx->message, "send the outputs filesystem to the parent", NULL);
-        return errno;
+        return error;
     }
     for (int i = 0; i < ctx->exported_count; i++) close(ctx->exported_fds[i]);
     return 0;
 }
 
-/// cgroup v1: this process moves itself into the job's group of every
-/// hierarchy before anything of the job exists, so all the job ever does
-/// is accounted there.
-/// It writes "0" to each group's `tasks` (files the parent opened): moving
-/// one thread, itself, takes no global lock, where the parent writing a
-/// pid to `cgroup.procs` waits for an RCU grace period (~10 ms).
-/// (v2 needs nothing: clone3 created it there.)
-static int join_v1_cgroups(struct csb_child_ctx *_Nonnull ctx) {
-    const struct csb_spawn_config *config = ctx->config;
-    for (size_t i = 0; i < config->cgroup_tasks_count; i++) {
+/// The placement's bytes: a tag, then the rlimits that depend on the cgroup.
+struct placement {
+    uint8_t tag; // 'C'
+    uint8_t rlimit_count;
+    struct csb_rlimit rlimits[CSB_MAX_PLACED_RLIMITS];
+};
+
+/// Waits for the parent's placement (csb_spawn_place): the files of the
+/// job's cgroup to write itself into, and the rlimits that depend on it.
+static int wait_for_placement(struct csb_child_ctx *_Nonnull ctx) {
+    struct placement placed;
+    memset(&placed, 0, sizeof placed);
+    bool truncated;
+    ssize_t n = csb_recv_with_fds(ctx->sync_fd, &placed, sizeof placed, 0, ctx->cgroup_join_fds,
+                                  CSB_MAX_CGROUP_TASKS, &ctx->cgroup_join_count, &truncated);
+    if (n == 0) _exit(1); // the parent is gone: nobody to report to
+    if (n != (ssize_t)sizeof placed || placed.tag != 'C' || placed.rlimit_count > CSB_MAX_PLACED_RLIMITS ||
+        truncated) {
+        csb_msg(ctx->message, sizeof ctx->message, "receive the parent's cgroup placement", NULL);
+        return n < 0 ? errno : EPROTO;
+    }
+    memcpy(ctx->placed_rlimits, placed.rlimits, sizeof placed.rlimits);
+    ctx->placed_rlimit_count = placed.rlimit_count;
+    return 0;
+}
+
+/// This process (PID 1, before the job exists) moves itself into the job's
+/// group: "0" to each file the parent opened. A v1 `tasks` moves one
+/// thread, itself, and takes no global lock, where the parent writing a pid
+/// to `cgroup.procs` waits for an RCU grace period (~10 ms).
+static int join_cgroups(struct csb_child_ctx *_Nonnull ctx) {
+    for (size_t i = 0; i < ctx->cgroup_join_count; i++) {
         ssize_t written;
         do {
-            written = write(config->cgroup_tasks_fds[i], "0", 1);
+            written = write(ctx->cgroup_join_fds[i], "0", 1);
         } while (written < 0 && errno == EINTR);
         if (written != 1) {
-            csb_msg(ctx->message, sizeof ctx->message, "move the sandbox into its cgroup (tasks)", NULL);
+            csb_msg(ctx->message, sizeof ctx->message, "move the sandbox into its cgroup", NULL);
             return written < 0 ? errno : EIO;
         }
+        close(ctx->cgroup_join_fds[i]);
     }
+    ctx->cgroup_join_count = 0;
     return 0;
 }
 
@@ -294,7 +293,6 @@ static int start_job(struct csb_child_ctx *_Nonnull ctx) {
 static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     STEP(ctx, CSB_STAGE_PREPARE, keep_own_descriptors(ctx));
     STEP(ctx, CSB_STAGE_SYNC, wait_for_parent(ctx));
-    STEP(ctx, CSB_STAGE_CGROUP, join_v1_cgroups(ctx));
     STEP(ctx, CSB_STAGE_MOUNT, csb_child_open_sources(ctx));
     STEP(ctx, CSB_STAGE_ID_MAP, csb_child_become_root(ctx));
     STEP(ctx, CSB_STAGE_HOSTNAME, set_hostname(ctx));
@@ -302,6 +300,8 @@ static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     STEP(ctx, CSB_STAGE_MOUNT, csb_child_assemble_root(ctx));
     STEP(ctx, CSB_STAGE_MOUNT, send_exports(ctx));
     STEP(ctx, CSB_STAGE_PIVOT, csb_child_pivot_root(ctx));
+    STEP(ctx, CSB_STAGE_CGROUP, wait_for_placement(ctx));
+    STEP(ctx, CSB_STAGE_CGROUP, join_cgroups(ctx));
     STEP(ctx, CSB_STAGE_INIT, start_job(ctx));
     _exit(127);
 }
@@ -466,8 +466,7 @@ static void parent_fail(struct csb_error *_Nonnull error, int stage, int code, c
 }
 
 /// Makes the idmapped trees for CSB_BIND_IDMAP binds, in plan order, and
-/// sends the go-ahead: the plan, stdout, stderr, the v1 cgroups' `tasks`
-/// and the trees, in that order. A tree that cannot be idmapped (not root,
+/// sends the go-ahead: the plan, stdout, stderr and the trees, in that order. A tree that cannot be idmapped (not root,
 /// or a filesystem without idmap support) falls back to a plain bind.
 static int send_go_ahead(const struct csb_spawn_config *_Nonnull config, pid_t pid, int sync_fd, int plan_fd,
                          bool parent_is_root, int32_t *_Nonnull fallbacks) {
@@ -479,7 +478,6 @@ static int send_go_ahead(const struct csb_spawn_config *_Nonnull config, pid_t p
     fds[fd_count++] = plan_fd;
     fds[fd_count++] = config->stdout_fd;
     fds[fd_count++] = config->stderr_fd;
-    for (size_t i = 0; i < config->cgroup_tasks_count; i++) fds[fd_count++] = config->cgroup_tasks_fds[i];
     size_t first_tree = fd_count, bind_index = 0;
     int userns_fd = -1;
     for (size_t i = 0; i < config->mount_count; i++) {
@@ -507,21 +505,7 @@ static int send_go_ahead(const struct csb_spawn_config *_Nonnull config, pid_t p
         }
     }
     if (userns_fd >= 0) close(userns_fd);
-    char control[CMSG_SPACE(sizeof(int) * CSB_MAX_GO_AHEAD_FDS)];
-    memset(control, 0, sizeof control);
-    struct iovec iov = {.iov_base = present, .iov_len = 1 + bind_index};
-    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                             .msg_controllen = CMSG_SPACE(sizeof(int) * fd_count)};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&message);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fd_count);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * fd_count);
-    ssize_t sent;
-    do {
-        sent = sendmsg(sync_fd, &message, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
-    int error = sent < 0 ? errno : 0;
+    int error = csb_send_with_fds(sync_fd, present, 1 + bind_index, fds, fd_count);
     for (size_t i = first_tree; i < fd_count; i++) close(fds[i]);
     return error;
 }
@@ -536,27 +520,13 @@ static int receive_exports(const struct csb_spawn_config *_Nonnull config, int s
     }
     if (expected == 0) return 0;
     uint8_t tag = 0;
-    char control[CMSG_SPACE(sizeof(int) * CSB_MAX_EXPORTS)];
-    struct iovec iov = {.iov_base = &tag, .iov_len = 1};
-    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                             .msg_controllen = sizeof control};
-    ssize_t n;
-    do {
-        n = recvmsg(sync_fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    int received = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); n > 0 && c != NULL; c = CMSG_NXTHDR(&message, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        size_t fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < fds; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-            if (received < CSB_MAX_EXPORTS) child->exported_fds[received++] = fd;
-            else close(fd);
-        }
-    }
-    child->exported_count = received;
-    if (n != 1 || tag != 'X' || received != expected) {
+    int received[CSB_MAX_EXPORTS];
+    size_t count;
+    bool truncated;
+    ssize_t n = csb_recv_with_fds(sync_fd, &tag, 1, MSG_DONTWAIT, received, CSB_MAX_EXPORTS, &count, &truncated);
+    for (size_t i = 0; i < count; i++) child->exported_fds[i] = received[i];
+    child->exported_count = (int32_t)count;
+    if (n != 1 || tag != 'X' || truncated || (int)count != expected) {
         parent_fail(error, CSB_STAGE_SYNC, n < 0 ? errno : EPROTO, "receive the outputs filesystem from the sandbox");
         return error->error;
     }
@@ -703,18 +673,31 @@ static void abandon(struct csb_child *_Nonnull child) {
     child->pid = -1;
 }
 
-int csb_spawn_finish(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
-                     struct csb_error *_Nonnull error) {
+/// The parent's step failed: a child that failed on its own (a mount, say)
+/// makes the parent's later steps fail too (EPIPE on the socket), so its
+/// record, if any, is the cause. Stopped first (a child still waiting
+/// cannot block the read), then reaped and closed.
+static void fail_started(struct csb_child *_Nonnull child, struct csb_error *_Nonnull error) {
+    if (child->pidfd >= 0) csb_pidfd_send_signal(child->pidfd, SIGKILL);
+    else kill(child->pid, SIGKILL);
+    struct csb_error record;
+    memset(&record, 0, sizeof record);
+    if (read_outcome(child->error_fd, &record) != 0 && record.stage != CSB_STAGE_SYNC) *error = record;
+    abandon(child);
+}
+
+/// Clears `error`; false (and `error` says why) for a child that
+/// csb_spawn_start did not start or that already went past csb_spawn_wait.
+static bool is_started(const struct csb_child *_Nonnull child, struct csb_error *_Nonnull error) {
     memset(error, 0, sizeof *error);
-    if (child->pid <= 0 || child->error_fd < 0) {
-        parent_fail(error, CSB_STAGE_PREPARE, EINVAL, "finish a sandbox that was not started");
-        return error->error;
-    }
-    if (config->cgroup_tasks_count > CSB_MAX_CGROUP_TASKS) {
-        parent_fail(error, CSB_STAGE_PREPARE, EINVAL, "too many cgroup hierarchies to join");
-        abandon(child);
-        return error->error;
-    }
+    if (child->pid > 0 && child->error_fd >= 0) return true;
+    parent_fail(error, CSB_STAGE_PREPARE, EINVAL, "set up a sandbox that was not started (or was already)");
+    return false;
+}
+
+int csb_spawn_go(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
+                 struct csb_error *_Nonnull error) {
+    if (!is_started(child, error)) return error->error;
     bool parent_is_root = geteuid() == 0;
     int rc = csb_write_id_maps(child->pid, config->host_uid, config->host_gid, !parent_is_root,
                                error->message, sizeof error->message);
@@ -737,31 +720,41 @@ int csb_spawn_finish(const struct csb_spawn_config *_Nonnull config, struct csb_
             if (rc != 0) parent_fail(error, CSB_STAGE_SYNC, rc, "send the go-ahead to the sandbox");
         }
     }
-    if (rc == 0) {
-        rc = read_outcome(child->error_fd, error);
-    } else {
-        // A child that failed on its own (a mount, say) makes the parent's
-        // later steps fail too (EPIPE on the socket): its record is the
-        // cause. Stop it first, so a child still waiting cannot block the read.
-        if (child->pidfd >= 0) csb_pidfd_send_signal(child->pidfd, SIGKILL);
-        else kill(child->pid, SIGKILL);
-        struct csb_error record;
-        memset(&record, 0, sizeof record);
-        if (read_outcome(child->error_fd, &record) != 0 && record.stage != CSB_STAGE_SYNC) *error = record;
+    if (rc != 0) fail_started(child, error);
+    return rc;
+}
+
+int csb_spawn_place(struct csb_child *_Nonnull child, const int32_t *_Nullable join_fds, size_t join_count,
+                    const struct csb_rlimit *_Nullable rlimits, size_t rlimit_count,
+                    struct csb_error *_Nonnull error) {
+    if (!is_started(child, error)) return error->error;
+    if (join_count > CSB_MAX_CGROUP_TASKS || (join_count > 0 && join_fds == NULL) ||
+        rlimit_count > CSB_MAX_PLACED_RLIMITS || (rlimit_count > 0 && rlimits == NULL)) {
+        parent_fail(error, CSB_STAGE_CGROUP, EINVAL, "place the sandbox in its cgroup (too many files or rlimits)");
+        fail_started(child, error);
+        return EINVAL;
     }
+    struct placement placed;
+    memset(&placed, 0, sizeof placed);
+    placed.tag = 'C';
+    placed.rlimit_count = (uint8_t)rlimit_count;
+    if (rlimit_count > 0) memcpy(placed.rlimits, rlimits, sizeof *rlimits * rlimit_count);
+    int sent = csb_send_with_fds(child->status_fd, &placed, sizeof placed, join_fds, join_count);
+    if (sent == 0) return 0;
+    parent_fail(error, CSB_STAGE_SYNC, sent, "send the cgroup placement to the sandbox");
+    fail_started(child, error);
+    return error->error;
+}
+
+int csb_spawn_wait(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
+                   struct csb_error *_Nonnull error) {
+    if (!is_started(child, error)) return error->error;
+    int rc = read_outcome(child->error_fd, error);
     close(child->error_fd);
     child->error_fd = -1;
     if (rc == 0) rc = receive_exports(config, child->status_fd, child, error);
     if (rc != 0) abandon(child);
     return rc;
-}
-
-int csb_spawn(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
-              struct csb_error *_Nonnull error) {
-    struct csb_start_config start = {.network = config->network, .netns_fd = config->netns_fd,
-                                     .cgroup_fd = config->cgroup_fd};
-    int rc = csb_spawn_start(&start, child, error);
-    return rc != 0 ? rc : csb_spawn_finish(config, child, error);
 }
 
 // MARK: - After the start

@@ -2,17 +2,18 @@ import CSandbox
 import Glibc
 
 /// The part of a sandbox's start that needs none of its configuration, made
-/// on the sandbox's own thread: a network namespace from the pool, the job's
-/// cgroup, and PID 1 cloned into its namespaces, where it waits for the
-/// go-ahead (`csb_spawn_finish`). The limits are written later, with the
-/// configuration, before the go-ahead.
+/// on the sandbox's own thread: a network namespace from the pool and PID 1
+/// cloned into its namespaces, where it waits for the go-ahead
+/// (`csb_spawn_go`), and the job's cgroup.
 ///
-/// The order keeps the clone early. cgroup v2 places PID 1 at the clone
-/// (CLONE_INTO_CGROUP), so where /sys/fs/cgroup is a unified hierarchy the
-/// group is found and made first. Elsewhere PID 1 is cloned first and the
-/// cgroups found and made while its init starts: on v1 it joins them itself
-/// at the go-ahead; a v2 group found there after all (a hybrid layout with
-/// the controllers on its v2 side) gets a PID 1 cloned again, into it.
+/// The order keeps the clone, and then the go-ahead, early. cgroup v2
+/// places PID 1 at the clone (CLONE_INTO_CGROUP), so where /sys/fs/cgroup
+/// is a unified hierarchy the group is found and made first. Elsewhere PID 1
+/// is cloned at once, and the cgroups are found and made (`makeCgroup`)
+/// after the go-ahead, while PID 1 builds the root; PID 1 then writes
+/// itself into them before the job exists (v1 `tasks`; a v2 group found
+/// there after all, a hybrid layout with the controllers on its v2 side,
+/// through its `cgroup.procs`).
 ///
 /// It owns what it made until `end` (after `stop` when the sandbox will not
 /// run): PID 1's descriptors, the cgroup, the pooled namespace.
@@ -20,17 +21,21 @@ final class SandboxLaunch {
     let network: NetworkPolicy
     /// How long the start took: the clone and the init's exec included, not
     /// the process's first look for its cgroups (a once-per-process cost).
-    let duration: Duration
+    private(set) var duration: Duration = .zero
     var child = csb_child()
-    let cgroup: JobCgroup?
+    private(set) var cgroup: JobCgroup?
+    /// True when clone3 placed PID 1 in `cgroup`.
+    private(set) var clonedIntoCgroup = false
     /// Why there is no cgroup, when there is none (rlimits stand in).
-    let cgroupNote: String?
+    private(set) var cgroupNote: String?
     /// The pooled namespace PID 1 joined; nil: a namespace of its own (or the host's).
     let networkNamespace: Int32?
     /// Why PID 1 could not be started; nil when it waits.
-    let failure: SandboxError?
-    /// Where the cgroup came from (nil: not looked for, the clone failed first).
-    let support: CgroupSupport?
+    private(set) var failure: SandboxError?
+    /// Where the cgroup goes (nil until found).
+    private(set) var support: CgroupSupport?
+    /// The process's first look for its cgroups, when this launch made it.
+    private(set) var detecting = Duration.zero
     private let pool: NetworkNamespacePool?
     private var ended = false
     private var isReaped = false
@@ -40,53 +45,44 @@ final class SandboxLaunch {
     init(network: NetworkPolicy, cgroups given: CgroupSupport?, pool offered: NetworkNamespacePool?) {
         let began = ContinuousClock.now
         self.network = network
+        support = given
         // A pooled network namespace goes back only once PID 1 was reaped.
         pool = offered.flatMap { $0.policy == network ? $0 : nil }
         networkNamespace = pool?.lease()
-        var cgroup: JobCgroup?
-        var note: String?
-        func makeCgroup(_ support: CgroupSupport) {
-            if case let .unavailable(reason) = support {
-                note = reason
-                return
-            }
-            let name = "job-\(getpid())-\(String(UInt64.random(in: 0 ... .max), radix: 16))"
-            do {
-                cgroup = try JobCgroup(support: support, name: name)
-            } catch {
-                note = error.description
-            }
-        }
-        var support = given
-        var detecting = Duration.zero
-        /// The process's detected support when none was given (timed: a
-        /// once-per-process cost, not the launch's own).
-        func find() -> CgroupSupport {
-            if let support { return support }
-            let start = ContinuousClock.now
-            let detected = CgroupSupport.detected
-            detecting += start.duration(to: .now)
-            support = detected
-            return detected
-        }
         let cgroupFirst = if case .v2 = given { true } else { given == nil && CgroupSupport.unifiedHierarchyMounted }
-        if cgroupFirst, case .v2 = find() { makeCgroup(find()) }
-        var failure = Self.clone(network: network, networkNamespace: networkNamespace, into: cgroup, &child)
-        if failure == nil, cgroup == nil, note == nil {
-            makeCgroup(find())
-            if let placed = cgroup, placed.cloneDirectory != nil {
-                // v2 after all: PID 1 is outside the group, and only a clone
-                // places a process in one cheaply. Again, into it.
-                csb_child_kill_and_reap(&child)
-                csb_child_close(&child)
-                failure = Self.clone(network: network, networkNamespace: networkNamespace, into: placed, &child)
-            }
-        }
-        self.support = support
-        self.failure = failure
-        self.cgroup = cgroup
-        cgroupNote = note
+        if cgroupFirst, case .v2 = findSupport() { makeCgroup() }
+        failure = Self.clone(network: network, networkNamespace: networkNamespace, into: cgroup, &child)
+        clonedIntoCgroup = failure == nil && cgroup != nil
         duration = began.duration(to: .now) - detecting
+    }
+
+    /// The given support, or the process's detected one (its first look is
+    /// timed: a once-per-process cost, not a launch's own).
+    private func findSupport() -> CgroupSupport {
+        if let support { return support }
+        let start = ContinuousClock.now
+        let detected = CgroupSupport.detected
+        detecting += start.duration(to: .now)
+        support = detected
+        return detected
+    }
+
+    /// Makes the job's cgroup unless it was made before the clone (or tried):
+    /// after the go-ahead, while PID 1 builds the root. Without one,
+    /// `cgroupNote` says why (rlimits stand in).
+    func makeCgroup() {
+        guard cgroup == nil, cgroupNote == nil else { return }
+        let support = findSupport()
+        if case let .unavailable(reason) = support {
+            cgroupNote = reason
+            return
+        }
+        let name = "job-\(getpid())-\(String(UInt64.random(in: 0 ... .max), radix: 16))"
+        do {
+            cgroup = try JobCgroup(support: support, name: name)
+        } catch {
+            cgroupNote = error.description
+        }
     }
 
     /// Clones PID 1 (v2: into `cgroup`); nil, or why it failed.

@@ -12,14 +12,10 @@ final class SpawnPlan {
     private let mounts: UnsafePointer<csb_mount>, mountCount: Int
     private let path: UnsafePointer<CChar>, cwd: UnsafePointer<CChar>
     private let argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, envp: UnsafePointer<UnsafeMutablePointer<CChar>?>
-    private let stdout: Int32, stderr: Int32, cgroupFD: Int32, networkNamespace: Int32
-    private let cgroupTasks: UnsafePointer<Int32>, cgroupTasksCount: Int
+    private let stdout: Int32, stderr: Int32, networkNamespace: Int32
     private let limits: UnsafePointer<csb_rlimit>, limitCount: Int
 
-    /// `cgroup` places the sandbox in its cgroups: a v2 directory fd for
-    /// CLONE_INTO_CGROUP, or v1 `tasks` fds the child writes itself into.
-    init(_ configuration: SandboxConfiguration, stdout: Int32, stderr: Int32,
-         cgroup: CgroupPlacement = .none, networkNamespace: Int32 = -1) throws {
+    init(_ configuration: SandboxConfiguration, stdout: Int32, stderr: Int32, networkNamespace: Int32 = -1) throws {
         try Self.validate(configuration)
         let arena = CArena()
         self.arena = arena
@@ -27,9 +23,7 @@ final class SpawnPlan {
         for (index, mount) in configuration.mounts.enumerated() {
             mounts[index] = Self.cMount(mount, arena)
         }
-        let limits = Self.rlimits(configuration.limits, inCgroup: {
-            if case .none = cgroup { return false } else { return true }
-        }())
+        let limits = Self.rlimits(configuration.limits)
         let cLimits = arena.allocate(csb_rlimit.self, count: max(limits.count, 1))
         for (index, limit) in limits.enumerated() { cLimits[index] = limit }
         hostUID = configuration.identity.hostUID
@@ -46,22 +40,6 @@ final class SpawnPlan {
         self.stdout = stdout
         self.networkNamespace = networkNamespace
         self.stderr = stderr
-        switch cgroup {
-        case .none:
-            cgroupFD = -1
-            cgroupTasksCount = 0
-        case let .cloneInto(directory):
-            cgroupFD = directory
-            cgroupTasksCount = 0
-        case let .join(taskFiles):
-            cgroupFD = -1
-            cgroupTasksCount = taskFiles.count
-        }
-        let tasks = arena.allocate(Int32.self, count: max(cgroupTasksCount, 1))
-        if case let .join(taskFiles) = cgroup {
-            for (index, fd) in taskFiles.enumerated() { tasks[index] = fd }
-        }
-        cgroupTasks = UnsafePointer(tasks)
         hostname = UnsafePointer(arena.string(configuration.hostname))
         stagingDirectory = UnsafePointer(arena.string(configuration.stagingDirectory.string))
         path = UnsafePointer(arena.string(configuration.executable))
@@ -76,8 +54,7 @@ final class SpawnPlan {
             host_uid: hostUID, host_gid: hostGID, network: network, hostname: hostname,
             staging_dir: stagingDirectory, mounts: mounts, mount_count: mountCount,
             path: path, argv: argv, envp: envp, cwd: cwd, stdout_fd: stdout, stderr_fd: stderr,
-            rlimits: limits, rlimit_count: limitCount, seccomp: seccomp, cgroup_fd: cgroupFD,
-            cgroup_tasks_fds: cgroupTasks, cgroup_tasks_count: cgroupTasksCount, netns_fd: networkNamespace)
+            rlimits: limits, rlimit_count: limitCount, seccomp: seccomp, netns_fd: networkNamespace)
     }
 
     /// Refuses what the shim cannot take safely.
@@ -171,32 +148,17 @@ final class SpawnPlan {
         return m
     }
 
-    /// The job's rlimits. In a cgroup, memory and processes are the
-    /// group's business; without one, RLIMIT_AS and RLIMIT_NPROC stand in.
-    static func rlimits(_ limits: ResourceLimits, inCgroup: Bool) -> [csb_rlimit] {
-        func limit(_ resource: csb_resource, _ value: UInt64) -> csb_rlimit {
-            csb_rlimit(resource: Int32(resource.rawValue), soft: value, hard: value)
-        }
-        var result = [limit(CSB_RLIMIT_CORE, 0), limit(CSB_RLIMIT_NOFILE, limits.openFiles)]
-        if let cpu = limits.cpuTime {
-            let seconds = UInt64(max(1, cpu.components.seconds + (cpu.components.attoseconds > 0 ? 1 : 0)))
-            // Soft limit: SIGXCPU; one second later the hard limit: SIGKILL.
-            result.append(csb_rlimit(resource: Int32(CSB_RLIMIT_CPU.rawValue), soft: seconds, hard: seconds + 1))
-        }
-        if !inCgroup, let bytes = limits.memoryBytes { result.append(limit(CSB_RLIMIT_AS, bytes)) }
-        if !inCgroup, let count = limits.processes { result.append(limit(CSB_RLIMIT_NPROC, count)) }
-        if let bytes = limits.fileSizeBytes { result.append(limit(CSB_RLIMIT_FSIZE, bytes)) }
+    /// The job's rlimits that do not depend on its cgroup (those that do
+    /// come with the placement: `Supervisor.placedRlimits`).
+    static func rlimits(_ limits: ResourceLimits) -> [csb_rlimit] {
+        var result = [rlimit(CSB_RLIMIT_CORE, 0), rlimit(CSB_RLIMIT_NOFILE, limits.openFiles)]
+        if let bytes = limits.fileSizeBytes { result.append(rlimit(CSB_RLIMIT_FSIZE, bytes)) }
         return result
     }
-}
 
-/// How the shim puts a new sandbox into its cgroups.
-enum CgroupPlacement {
-    case none
-    /// cgroup v2: clone3 creates the child inside this directory.
-    case cloneInto(directory: Int32)
-    /// cgroup v1: the child writes "0" (itself) to these `tasks` files.
-    case join(taskFiles: [Int32])
+    static func rlimit(_ resource: csb_resource, _ soft: UInt64, hard: UInt64? = nil) -> csb_rlimit {
+        csb_rlimit(resource: Int32(resource.rawValue), soft: soft, hard: hard ?? soft)
+    }
 }
 
 /// C memory owned by one plan, freed with it.

@@ -38,7 +38,8 @@ final class Supervisor: @unchecked Sendable {
         _ = write(cancelFD, &one, 8)
     }
 
-    /// Finishes the start `launch` made (limits, plan, go-ahead) and runs
+    /// Finishes the start `launch` made (plan and go-ahead; cgroup, limits
+    /// and placement while PID 1 builds the root; the job's exec) and runs
     /// the job to its end: returns once nothing of it can run any more and
     /// both pipes are drained, which may be while PID 1 is still exiting
     /// (the kernel tearing the namespaces down); `launch.finish()` then
@@ -71,37 +72,50 @@ final class Supervisor: @unchecked Sendable {
             close(stdoutPipe.read)
             close(stderrPipe.read)
         }
-        let cgroup = launch.cgroup
-        do throws(SandboxError) {
-            try cgroup?.apply(JobCgroup.Limits(memoryBytes: configuration.limits.memoryBytes,
-                                               processes: configuration.limits.processes))
-        } catch {
-            close(stdoutPipe.write)
-            close(stderrPipe.write)
-            launch.stop()
-            return .failure(error)
-        }
-        let budget = configuration.limits.cpuTime.flatMap { limit in
-            cgroup.flatMap { $0.accountsCPU ? CPUBudget(limit: limit, cgroup: $0) : nil }
-        }
+        // The go-ahead: PID 1 builds the root meanwhile.
+        let plan: SpawnPlan
         do {
-            let plan = try SpawnPlan(spawnConfiguration(cpuBudget: budget), stdout: stdoutPipe.write,
-                                     stderr: stderrPipe.write, cgroup: cgroup?.placement ?? .none,
-                                     networkNamespace: launch.networkNamespace ?? -1)
-            var failure = csb_error()
-            let rc = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
-                var config = plan.config(seccomp: bpf)
-                return csb_spawn_finish(&config, &launch.child, &failure)
-            }
-            close(stdoutPipe.write)
-            close(stderrPipe.write)
-            if rc != 0 { return .failure(Self.setupError(failure)) }
+            plan = try SpawnPlan(configuration, stdout: stdoutPipe.write, stderr: stderrPipe.write,
+                                 networkNamespace: launch.networkNamespace ?? -1)
         } catch {
             close(stdoutPipe.write)
             close(stderrPipe.write)
             launch.stop()
             return .failure(error as? SandboxError ?? SandboxError(.setupFailed, "\(error)"))
         }
+        var failure = csb_error()
+        let went = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
+            var config = plan.config(seccomp: bpf)
+            return csb_spawn_go(&config, &launch.child, &failure)
+        }
+        close(stdoutPipe.write)
+        close(stderrPipe.write)
+        if went != 0 { return .failure(Self.setupError(failure)) }
+        // The cgroup (unless made before the clone), its limits, and the
+        // placement: PID 1 joins it before the job exists.
+        launch.makeCgroup()
+        let cgroup = launch.cgroup
+        var joinFiles: [Int32] = []
+        do throws(SandboxError) {
+            try cgroup?.apply(JobCgroup.Limits(memoryBytes: configuration.limits.memoryBytes,
+                                               processes: configuration.limits.processes))
+            joinFiles = try cgroup?.joinFiles(clonedInto: launch.clonedIntoCgroup) ?? []
+        } catch {
+            launch.stop()
+            return .failure(error)
+        }
+        let budget = configuration.limits.cpuTime.flatMap { limit in
+            cgroup.flatMap { $0.accountsCPU ? CPUBudget(limit: limit, cgroup: $0) : nil }
+        }
+        let placed = Self.placedRlimits(configuration.limits, inCgroup: cgroup != nil, cpuBudget: budget)
+        if csb_spawn_place(&launch.child, joinFiles, joinFiles.count, placed, placed.count, &failure) != 0 {
+            return .failure(Self.setupError(failure))
+        }
+        let waited = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
+            var config = plan.config(seccomp: bpf)
+            return csb_spawn_wait(&config, &launch.child, &failure)
+        }
+        if waited != 0 { return .failure(Self.setupError(failure)) }
         let running = ContinuousClock.now
         // While the job starts: groups a runner that is gone left behind.
         launch.support?.sweepStaleGroupsOnce()
@@ -238,17 +252,23 @@ final class Supervisor: @unchecked Sendable {
         return (0..<count).map { ExportedFilesystem(target: targets[$0], descriptor: FileDescriptor(rawValue: fds[$0])) }
     }
 
-    /// The configuration the shim applies. With the cgroup enforcing the
-    /// CPU budget, RLIMIT_CPU only backs it up well past it (the kernel
-    /// checks it against tick samples, which drift from the runtime the
-    /// cgroup counts by several percent under load), so the supervisor's
-    /// kill at the budget is what a job meets; without the cgroup, the
-    /// per-process RLIMIT_CPU is the limit.
-    private func spawnConfiguration(cpuBudget: CPUBudget?) -> SandboxConfiguration {
-        guard let cpuBudget else { return configuration }
-        var spawned = configuration
-        spawned.limits.cpuTime = .seconds(Self.backstopSeconds(cpuBudget.limit))
-        return spawned
+    /// The job's rlimits that depend on its cgroup, sent with the placement.
+    /// Without a group, RLIMIT_AS and RLIMIT_NPROC stand in for its memory
+    /// and process limits. With the group enforcing the CPU budget,
+    /// RLIMIT_CPU only backs it up well past it (the kernel checks it
+    /// against tick samples, which drift from the runtime the cgroup counts
+    /// by several percent under load), so the supervisor's kill at the
+    /// budget is what a job meets; without it, the per-process RLIMIT_CPU
+    /// is the limit (soft: SIGXCPU; one second later the hard one: SIGKILL).
+    static func placedRlimits(_ limits: ResourceLimits, inCgroup: Bool, cpuBudget: CPUBudget?) -> [csb_rlimit] {
+        var result: [csb_rlimit] = []
+        if !inCgroup, let bytes = limits.memoryBytes { result.append(SpawnPlan.rlimit(CSB_RLIMIT_AS, bytes)) }
+        if !inCgroup, let count = limits.processes { result.append(SpawnPlan.rlimit(CSB_RLIMIT_NPROC, count)) }
+        if let limit = limits.cpuTime {
+            let seconds = UInt64(cpuBudget.map { backstopSeconds($0.limit) } ?? rlimitSeconds(limit))
+            result.append(SpawnPlan.rlimit(CSB_RLIMIT_CPU, seconds, hard: seconds + 1))
+        }
+        return result
     }
 
     /// RLIMIT_CPU behind a cgroup-enforced budget: a quarter more, at least a second.

@@ -94,6 +94,32 @@ import Testing
         } throws: { ($0 as? SandboxError)?.code == .invalidInput }
     }
 
+    /// RLIMIT_AS and RLIMIT_NPROC come with the cgroup placement: set when
+    /// no group holds the job, left alone when one does.
+    @Test func rlimitsStandInForAMissingCgroupOnly() async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        var config = try configuration("ulimit -v; ulimit -p")
+        config.limits.memoryBytes = 256 << 20
+        config.limits.processes = 77
+        config.cgroups = .unavailable(reason: "test")
+        let without = try await Sandbox.run(config, output: files.output())
+        #expect(without.termination == .exited(0))
+        #expect(files.text() == "262144\n77\n", "\(files.text())")
+        #expect(without.enforcement == .rlimit)
+
+        guard CgroupSupport.detected.isAvailable else { return }
+        let inGroup = try CaptureFiles()
+        defer { inGroup.remove() }
+        config.cgroups = nil
+        let with = try await Sandbox.run(config, output: inGroup.output())
+        #expect(with.termination == .exited(0))
+        // Neither was set: address space unlimited, processes as the runner had them.
+        let lines = inGroup.text().split(separator: "\n")
+        #expect(lines.first == "unlimited" && lines.count == 2 && lines[1] != "77", "\(inGroup.text())")
+        #expect(with.enforcement != .rlimit)
+    }
+
     @Test func aSetupFailureThrowsWithTheStageAndPath() async throws {
         let files = try CaptureFiles()
         defer { files.remove() }

@@ -186,6 +186,9 @@ struct csb_rlimit {
     uint64_t hard;
 };
 
+/// At most this many rlimits come with the placement (csb_spawn_place).
+#define CSB_MAX_PLACED_RLIMITS 4
+
 enum csb_network {
     CSB_NET_NONE = 0,      // new netns, lo down
     CSB_NET_LOOPBACK = 1,  // new netns, lo up
@@ -216,14 +219,6 @@ struct csb_spawn_config {
     const struct csb_rlimit *_Nullable rlimits;
     size_t rlimit_count;
     const struct csb_bpf *_Nonnull seccomp;    // loaded last before execve
-    /// cgroup v2: the job's cgroup directory, entered at clone time
-    /// (CLONE_INTO_CGROUP), so nothing runs outside it (-1: none).
-    int32_t cgroup_fd;
-    /// cgroup v1: `tasks` files (opened for writing by the parent) of the
-    /// job's group in each hierarchy (at most CSB_MAX_CGROUP_TASKS). PID 1
-    /// writes "0" to each once it has its plan, before the job exists.
-    const int32_t *_Nullable cgroup_tasks_fds;
-    size_t cgroup_tasks_count;
     /// A network namespace from `csb_netns_create` for the sandbox to join
     /// instead of creating one (-1: create one). Ignored for CSB_NET_HOST.
     int32_t netns_fd;
@@ -240,14 +235,14 @@ struct csb_start_config {
     int32_t cgroup_fd;
 };
 
-/// At most this many v1 hierarchies (`cgroup_tasks_fds`) to join.
+/// At most this many cgroup files for PID 1 to write itself into (csb_spawn_place).
 #define CSB_MAX_CGROUP_TASKS 12
 
 struct csb_child {
     int32_t pid;       // host pid of the sandbox's PID 1
     int32_t pidfd;     // pidfd of that process (close-on-exec)
     int32_t status_fd; // the socket: go-ahead out; exported roots and the job's wait status in
-    int32_t error_fd;  // read end of the error pipe, between start and finish (else -1)
+    int32_t error_fd;  // read end of the error pipe, from start until csb_spawn_wait (else -1)
     int32_t idmap_fallbacks; // CSB_BIND_IDMAP binds that fell back to a plain bind
     /// Roots of the CSB_TMPFS_EXPORT filesystems, in plan order: the parent
     /// reads them after the job (they outlive the sandbox while open).
@@ -264,26 +259,40 @@ struct csb_child {
 int csb_netns_create(int loopback, int32_t *_Nonnull out_fd);
 
 /// Clones the sandbox's PID 1 into its namespaces; it waits there for
-/// csb_spawn_finish (or for the socket's EOF: then it exits). Blocks
+/// csb_spawn_go (or for the socket's EOF: then it exits). Blocks
 /// through the clone and the exec of the init; call it off the async pool.
 /// On failure `error` holds the record and nothing is left.
 int csb_spawn_start(const struct csb_start_config *_Nonnull start,
                     struct csb_child *_Nonnull child,
                     struct csb_error *_Nonnull error);
 
-/// Writes the started sandbox's id maps, sends it the configuration and
-/// waits until the job's execve() succeeded (EOF on the error pipe) or a
-/// failure record came back. `config`'s network, netns_fd and cgroup_fd
-/// are those given to csb_spawn_start. On failure `error` holds the record
-/// and the sandbox is already killed, reaped and closed.
-int csb_spawn_finish(const struct csb_spawn_config *_Nonnull config,
-                     struct csb_child *_Nonnull child,
-                     struct csb_error *_Nonnull error);
+/// Writes the started sandbox's id maps and sends it the go-ahead with the
+/// configuration: PID 1 builds the root, then waits for csb_spawn_place.
+/// `config`'s network and netns_fd are those given to csb_spawn_start. On
+/// failure `error` holds the record and the sandbox is already killed,
+/// reaped and closed.
+int csb_spawn_go(const struct csb_spawn_config *_Nonnull config,
+                 struct csb_child *_Nonnull child,
+                 struct csb_error *_Nonnull error);
 
-/// csb_spawn_start and csb_spawn_finish in one go.
-int csb_spawn(const struct csb_spawn_config *_Nonnull config,
-              struct csb_child *_Nonnull child,
-              struct csb_error *_Nonnull error);
+/// Places the sandbox in its cgroup, made while PID 1 built the root: PID 1
+/// writes "0" (itself) to each of `join_fds` (v1 `tasks`; a v2 group's
+/// `cgroup.procs`; none when clone3 placed it already), then forks the job,
+/// which also sets `rlimits` (those that depend on the cgroup: RLIMIT_AS
+/// and RLIMIT_NPROC without one, RLIMIT_CPU). On failure `error` holds the
+/// record (the child's own, when it failed first) and the sandbox is
+/// already killed, reaped and closed.
+int csb_spawn_place(struct csb_child *_Nonnull child, const int32_t *_Nullable join_fds, size_t join_count,
+                    const struct csb_rlimit *_Nullable rlimits, size_t rlimit_count,
+                    struct csb_error *_Nonnull error);
+
+/// Waits until the job's execve() succeeded (EOF on the error pipe) or a
+/// failure record came back, and takes the exported roots. On failure
+/// `error` holds the record and the sandbox is already killed, reaped and
+/// closed.
+int csb_spawn_wait(const struct csb_spawn_config *_Nonnull config,
+                   struct csb_child *_Nonnull child,
+                   struct csb_error *_Nonnull error);
 
 /// Resource usage of the whole sandbox (PID 1 plus everything it reaped).
 struct csb_usage {

@@ -1,10 +1,10 @@
 import Glibc
 import SystemPackage
 
-/// The cgroup of one sandbox: made around its clone (v2 before, to clone
-/// into; v1 after), its limits written before the go-ahead, entered by the
-/// sandbox before anything of the job runs (see `CgroupPlacement`), read
-/// and removed after PID 1 was reaped.
+/// The cgroup of one sandbox: made before its clone (v2, to clone into) or
+/// while its PID 1 builds the root, its limits written, entered by PID 1
+/// before the job exists (`joinFiles`), read after the job and removed
+/// after PID 1 was reaped.
 final class JobCgroup {
     struct Limits: Hashable {
         var memoryBytes: UInt64?
@@ -37,6 +37,8 @@ final class JobCgroup {
     }
 
     private let layout: Layout
+    /// v2 joined after the clone: the group's `cgroup.procs`, opened for writing.
+    private var procsFD: Int32 = -1
     let version: Int
     /// Where the group's CPU time is read: v2 `cpu.stat`, v1
     /// `cpuacct.usage` (nil: not accounted, RLIMIT_CPU only).
@@ -132,6 +134,7 @@ final class JobCgroup {
         case let .v2(_, fd): close(fd)
         case let .v1(groups): for group in groups { close(group.tasks) }
         }
+        if procsFD >= 0 { close(procsFD) }
     }
 
     /// v2: the directory clone3 places the sandbox in (CLONE_INTO_CGROUP).
@@ -139,11 +142,24 @@ final class JobCgroup {
         if case let .v2(_, fd) = layout { fd } else { nil }
     }
 
-    /// How the shim puts the sandbox in this group.
-    var placement: CgroupPlacement {
+    /// The files the sandbox's PID 1 writes itself into (csb_spawn_place):
+    /// v1, each hierarchy's `tasks` (one thread, itself: no global lock);
+    /// v2, nothing when clone3 placed it there, else the group's
+    /// `cgroup.procs` (the kernel checks the opener's, the runner's,
+    /// credentials). Owned by the group; valid while it lives.
+    func joinFiles(clonedInto: Bool) throws(SandboxError) -> [Int32] {
         switch layout {
-        case let .v2(_, fd): .cloneInto(directory: fd)
-        case let .v1(groups): .join(taskFiles: groups.map(\.tasks))
+        case let .v1(groups): return groups.map(\.tasks)
+        case .v2 where clonedInto: return []
+        case let .v2(directory, _):
+            if procsFD < 0 {
+                procsFD = open(directory.appending("cgroup.procs").string, O_WRONLY | O_CLOEXEC)
+                guard procsFD >= 0 else {
+                    throw SandboxError(.setupFailed, "cannot open the job's cgroup.procs", path: directory.string,
+                                       errno: Errno(rawValue: errno))
+                }
+            }
+            return [procsFD]
         }
     }
 
