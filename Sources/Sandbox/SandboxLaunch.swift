@@ -41,15 +41,18 @@ final class SandboxLaunch {
     private var isReaped = false
     private var reapedInOrder = false
 
-    /// `cgroups` nil: this process's detected support.
-    init(network: NetworkPolicy, cgroups given: CgroupSupport?, pool offered: NetworkNamespacePool?) {
+    /// `cgroups` nil: this process's detected support. `cgroupFirst` nil:
+    /// decided as above (tests force either order).
+    init(network: NetworkPolicy, cgroups given: CgroupSupport?, pool offered: NetworkNamespacePool?,
+         cgroupFirst forced: Bool? = nil) {
         let began = ContinuousClock.now
         self.network = network
         support = given
         // A pooled network namespace goes back only once PID 1 was reaped.
         pool = offered.flatMap { $0.policy == network ? $0 : nil }
         networkNamespace = pool?.lease()
-        let cgroupFirst = if case .v2 = given { true } else { given == nil && CgroupSupport.unifiedHierarchyMounted }
+        let v2Given = if case .v2 = given { true } else { false }
+        let cgroupFirst = forced ?? (v2Given || given == nil && CgroupSupport.unifiedHierarchyMounted)
         if cgroupFirst, case .v2 = findSupport() { makeCgroup() }
         failure = Self.clone(network: network, networkNamespace: networkNamespace, into: cgroup, &child)
         clonedIntoCgroup = failure == nil && cgroup != nil
