@@ -78,8 +78,9 @@ public enum CgroupSupport: Sendable, CustomStringConvertible {
     private static let swept = Atomic<Bool>(false)
 
     /// Removes the groups runners that are gone left behind, the first time
-    /// this process asks (its first sandbox's start, once PID 1 is cloned:
-    /// not on the way to the clone).
+    /// this process asks (its first sandbox, once the job runs: not on the
+    /// way to it). Bounded: a group whose processes are still dying is left
+    /// to the next sweep.
     func sweepStaleGroupsOnce() {
         guard !Self.swept.exchange(true, ordering: .relaxed) else { return }
         switch self {
@@ -137,7 +138,7 @@ public enum CgroupSupport: Sendable, CustomStringConvertible {
             stale.append(parent.appending(name))
         }
         closedir(directory)
-        for group in stale { JobCgroup.remove(group) }
+        for group in stale { JobCgroup.removeStale(group) }
     }
 
     /// v1 controllers used when present: the freezer (to kill the group

@@ -277,10 +277,15 @@ final class JobCgroup {
         return true
     }
 
-    /// Removes a group, killing whatever is still in it.
-    static func remove(_ directory: FilePath) {
+    /// A stale group (its runner is gone): thawed (a runner killed between
+    /// freezing and thawing leaves it frozen, and frozen processes cannot
+    /// die), whatever is in it killed, and removed if that is already
+    /// done. One attempt, no waiting: processes still dying leave the
+    /// folder to the next sweep, so a sweep never holds up a sandbox.
+    static func removeStale(_ directory: FilePath) {
+        CgroupFiles.write("THAWED", to: directory.appending("freezer.state")) // ENOENT outside the freezer
         killListed(in: directory)
-        removeDirectory(directory) { killListed(in: directory) }
+        rmdir(directory.string)
     }
 
     private static func killListed(in directory: FilePath) {
