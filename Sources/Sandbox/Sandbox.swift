@@ -16,9 +16,7 @@ public enum Sandbox {
                            control: SandboxControl? = nil) async throws -> SandboxResult {
         let started = start(network: configuration.network, cgroups: configuration.cgroups,
                             networkNamespaces: configuration.networkNamespaces)
-        let result = try await started.run(configuration, output: output, control: control)
-        await started.ended()
-        return result
+        return try await started.run(configuration, output: output, control: control, untilEnded: true)
     }
 
     /// Starts a sandbox's PID 1 in its namespaces now, on a thread of its

@@ -12,18 +12,21 @@ public final class StartedSandbox: Sendable {
         DedicatedThread.start {
             let launch = SandboxLaunch(network: network, cgroups: cgroups, pool: pool)
             handoff.started(pid: launch.child.pid)
-            guard let (supervisor, reply) = handoff.take() else {
+            guard let (supervisor, untilEnded, reply) = handoff.take() else {
                 launch.stop()
                 launch.end(namespaceReusable: false)
                 handoff.markEnded()
                 return
             }
             switch supervisor.run(from: launch) {
-            case let .success(result):
+            case let .success(result) where !untilEnded:
                 // The result first: the caller writes it out while the
                 // kernel tears the namespaces down and the cgroup goes.
                 reply(.finished(result))
                 launch.finish()
+            case let .success(result):
+                launch.finish()
+                reply(.finished(result))
             case let .failure(error):
                 launch.finish()
                 reply(.failed(error))
@@ -53,10 +56,17 @@ public final class StartedSandbox: Sendable {
     /// given to `start`). As `Sandbox.run` otherwise.
     public func run(_ configuration: SandboxConfiguration, output: OutputCapture,
                     control: SandboxControl? = nil) async throws -> SandboxResult {
+        try await run(configuration, output: output, control: control, untilEnded: false)
+    }
+
+    /// `untilEnded`: returns once the sandbox is gone (`Sandbox.run`: one
+    /// resumption of the calling task, not two).
+    func run(_ configuration: SandboxConfiguration, output: OutputCapture, control: SandboxControl?,
+             untilEnded: Bool) async throws -> SandboxResult {
         let supervisor = try Supervisor(configuration: configuration, output: output, control: control)
         let outcome = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<RunOutcome, Never>) in
-                handoff.give(supervisor) { continuation.resume(returning: $0) }
+                handoff.give(supervisor, untilEnded: untilEnded) { continuation.resume(returning: $0) }
             }
         } onCancel: {
             supervisor.cancel()
@@ -83,7 +93,7 @@ private final class Handoff: @unchecked Sendable {
     typealias Reply = @Sendable (RunOutcome) -> Void
     private enum State {
         case waiting
-        case given(Supervisor, Reply)
+        case given(Supervisor, untilEnded: Bool, Reply)
         case taken
         case abandoned
     }
@@ -106,7 +116,7 @@ private final class Handoff: @unchecked Sendable {
     }
 
     /// The caller's side. A second run is refused.
-    func give(_ supervisor: Supervisor, reply: @escaping Reply) {
+    func give(_ supervisor: Supervisor, untilEnded: Bool, reply: @escaping Reply) {
         pthread_mutex_lock(&mutex)
         guard case .waiting = state else {
             pthread_mutex_unlock(&mutex)
@@ -114,7 +124,7 @@ private final class Handoff: @unchecked Sendable {
                                        hint: "start a sandbox (Sandbox.start) for each run")))
             return
         }
-        state = .given(supervisor, reply)
+        state = .given(supervisor, untilEnded: untilEnded, reply)
         pthread_cond_signal(&condition)
         pthread_mutex_unlock(&mutex)
     }
@@ -163,16 +173,16 @@ private final class Handoff: @unchecked Sendable {
     }
 
     /// The sandbox's thread: blocks until a run or the abandonment.
-    func take() -> (Supervisor, Reply)? {
+    func take() -> (Supervisor, untilEnded: Bool, Reply)? {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         while true {
             switch state {
             case .waiting:
                 pthread_cond_wait(&condition, &mutex)
-            case let .given(supervisor, reply):
+            case let .given(supervisor, untilEnded, reply):
                 state = .taken
-                return (supervisor, reply)
+                return (supervisor, untilEnded, reply)
             case .taken, .abandoned:
                 return nil
             }

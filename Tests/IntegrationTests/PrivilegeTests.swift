@@ -52,7 +52,9 @@ import Testing
     @Test func jobProcessesNeverRunAsHostRoot() async throws {
         let marker = "\(Int.random(in: 100_000...999_999))"
         let job = try JobFixture("exec sleep 3.\(marker)")
-        let task = Task.detached { job.run() }
+        // Off the cooperative pool: a blocked pool thread would hold up this
+        // test's own polling (two threads on a two-core machine).
+        let task = Task { await job.runAsync() }
         var uids: [String] = []
         for _ in 0..<50 where uids.isEmpty {
             try await Task.sleep(for: .milliseconds(100))
