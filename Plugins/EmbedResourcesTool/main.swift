@@ -80,6 +80,27 @@ for index in stride(from: 0, to: pairs.count, by: 2) {
     source += "        \(literal(Data(key.utf8), key: key)): \(literal(bytes, key: key)),\n"
 }
 source += "    ]\n"
+// The root skeleton's files apart, sorted by path: the one-shot CLI reads
+// them on every run, and building `files` (a Dictionary) costs a protocol
+// conformance scan of the binary on first use.
+source += """
+
+    /// rootfs/etc, by path inside the sandbox, sorted.
+    static let rootfsEtc: [(path: String, text: String)] = [
+
+"""
+let rootfsPrefix = "rootfs/etc/"
+var skeleton: [(key: String, path: String)] = []
+for index in stride(from: 0, to: pairs.count, by: 2) where pairs[index].hasPrefix(rootfsPrefix) {
+    skeleton.append((key: pairs[index], path: pairs[index + 1]))
+}
+skeleton.sort { $0.key < $1.key }
+for entry in skeleton {
+    let inside = "/" + String(entry.key.dropFirst("rootfs/".count))
+    let bytes = FileManager.default.contents(atPath: entry.path) ?? Data()
+    source += "        (\(literal(Data(inside.utf8), key: entry.key)), \(literal(bytes, key: entry.key))),\n"
+}
+source += "    ]\n"
 source += compiledDefaultSeccomp(pairs)
 source += "}\n"
 do {

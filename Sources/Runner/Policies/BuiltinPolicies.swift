@@ -7,14 +7,9 @@ public enum BuiltinPolicies {
     public static let defaultSeccompKey = "policies/seccomp/default.json"
 
     /// rootfs/etc/NAME becomes /etc/NAME in the assembled root.
-    public static let skeleton: RootSkeleton = {
-        let files = EmbeddedResources.files.keys.sorted().compactMap { key -> RootSkeleton.File? in
-            guard key.hasPrefix("rootfs/etc/"), let text = EmbeddedResources.files[key] else { return nil }
-            // String + String: String + Substring is generic code (a conformance scan at launch).
-            return RootSkeleton.File(path: "/" + String(key.dropFirst("rootfs/".count)), contents: Array(text.utf8))
-        }
-        return RootSkeleton(files: files)
-    }()
+    public static let skeleton = RootSkeleton(files: EmbeddedResources.rootfsEtc.map {
+        RootSkeleton.File(path: $0.path, contents: Array($0.text.utf8))
+    })
 
     /// The text of a built-in policy file, by its path in the repository.
     public static func file(_ key: String) -> [UInt8]? {
