@@ -18,18 +18,15 @@ public final class StartedSandbox: Sendable {
                 handoff.markEnded()
                 return
             }
-            switch supervisor.run(from: launch) {
-            case let .success(result) where !untilEnded:
+            let outcome = supervisor.run(from: launch)
+            if case .finished = outcome, !untilEnded {
                 // The result first: the caller writes it out while the
                 // kernel tears the namespaces down and the cgroup goes.
-                reply(.finished(result))
+                reply(outcome)
                 launch.finish()
-            case let .success(result):
+            } else {
                 launch.finish()
-                reply(.finished(result))
-            case let .failure(error):
-                launch.finish()
-                reply(.failed(error))
+                reply(outcome)
             }
             handoff.markEnded()
         }
@@ -40,7 +37,7 @@ public final class StartedSandbox: Sendable {
     /// given back. `run` returns at the job's end, when nothing of it can
     /// run any more but the kernel may still be tearing the namespaces down.
     public func ended() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             handoff.whenEnded { continuation.resume() }
         }
     }
@@ -65,7 +62,10 @@ public final class StartedSandbox: Sendable {
              untilEnded: Bool) async throws -> SandboxResult {
         let supervisor = try Supervisor(configuration: configuration, output: output, control: control)
         let outcome = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<RunOutcome, Never>) in
+            // Unsafe: the handoff resumes it exactly once; a checked
+            // continuation's generic metadata costs a conformance scan of
+            // the binary at every one-shot run.
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<RunOutcome, Never>) in
                 handoff.give(supervisor, untilEnded: untilEnded) { continuation.resume(returning: $0) }
             }
         } onCancel: {
@@ -78,9 +78,9 @@ public final class StartedSandbox: Sendable {
     }
 }
 
-/// A run's end, as the sandbox's thread hands it back. (Not a Result: a
-/// continuation of Result<SandboxResult, SandboxError> is instantiated from
-/// its mangled name, which scans the binary's protocol conformances for
+/// A run's end, as the supervisor hands it back. (Not a Result: a Result
+/// of SandboxError is instantiated from its mangled name where it is
+/// stored or destroyed, which scans the binary's protocol conformances for
 /// SandboxError's Error conformance on every one-shot run.)
 enum RunOutcome: Sendable {
     case finished(SandboxResult)

@@ -44,12 +44,12 @@ final class Supervisor: @unchecked Sendable {
     /// both pipes are drained, which may be while PID 1 is still exiting
     /// (the kernel tearing the namespaces down); `launch.finish()` then
     /// reaps it and releases the rest.
-    func run(from launch: SandboxLaunch) -> Result<SandboxResult, SandboxError> {
+    func run(from launch: SandboxLaunch) -> RunOutcome {
         let received = ContinuousClock.now
-        if let failure = launch.failure { return .failure(failure) }
+        if let failure = launch.failure { return .failed(failure) }
         guard configuration.network == launch.network else {
             launch.stop()
-            return .failure(SandboxError(
+            return .failed(SandboxError(
                 .invalidInput, "the configuration asks for the \(configuration.network) network, but the sandbox was started with \(launch.network)",
                 hint: "start the sandbox with the network policy its configuration names"))
         }
@@ -66,7 +66,7 @@ final class Supervisor: @unchecked Sendable {
             }
         } catch {
             launch.stop()
-            return .failure(error)
+            return .failed(error)
         }
         defer {
             close(stdoutPipe.read)
@@ -81,7 +81,7 @@ final class Supervisor: @unchecked Sendable {
             close(stdoutPipe.write)
             close(stderrPipe.write)
             launch.stop()
-            return .failure(error as? SandboxError ?? SandboxError(.setupFailed, "\(error)"))
+            return .failed(error as? SandboxError ?? SandboxError(.setupFailed, "\(error)"))
         }
         var failure = csb_error()
         let went = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
@@ -90,7 +90,7 @@ final class Supervisor: @unchecked Sendable {
         }
         close(stdoutPipe.write)
         close(stderrPipe.write)
-        if went != 0 { return .failure(Self.setupError(failure)) }
+        if went != 0 { return .failed(Self.setupError(failure)) }
         // The cgroup (unless made before the clone), its limits, and the
         // placement: PID 1 joins it before the job exists.
         launch.makeCgroup()
@@ -102,20 +102,20 @@ final class Supervisor: @unchecked Sendable {
             joinFiles = try cgroup?.joinFiles(clonedInto: launch.clonedIntoCgroup) ?? []
         } catch {
             launch.stop()
-            return .failure(error)
+            return .failed(error)
         }
         let budget = configuration.limits.cpuTime.flatMap { limit in
             cgroup.flatMap { $0.accountsCPU ? CPUBudget(limit: limit, cgroup: $0) : nil }
         }
-        let placed = Self.placedRlimits(configuration.limits, inCgroup: cgroup != nil, cpuBudget: budget)
+        let placed = Self.placedRlimits(configuration.limits, inCgroup: cgroup != nil, cgroupEnforcesCPU: budget != nil)
         if csb_spawn_place(&launch.child, joinFiles, joinFiles.count, placed, placed.count, &failure) != 0 {
-            return .failure(Self.setupError(failure))
+            return .failed(Self.setupError(failure))
         }
         let waited = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
             var config = plan.config(seccomp: bpf)
             return csb_spawn_wait(&config, &launch.child, &failure)
         }
-        if waited != 0 { return .failure(Self.setupError(failure)) }
+        if waited != 0 { return .failed(Self.setupError(failure)) }
         let running = ContinuousClock.now
         // While the job starts: groups a runner that is gone left behind.
         launch.support?.sweepStaleGroupsOnce()
@@ -178,7 +178,7 @@ final class Supervisor: @unchecked Sendable {
             if let broken = ready < 0 ? "poll() failed: \(Errno(rawValue: errno).symbolicName)" : Self.closedDescriptor(in: fds) {
                 launch.stop()
                 for index in streams.indices { streams[index].finish() }
-                return .failure(SandboxError(
+                return .failed(SandboxError(
                     .internalError, "the sandbox was stopped because its supervisor lost track of it: \(broken)",
                     hint: "a defect of syft-sandbox-run (a descriptor closed twice elsewhere in the process); please report it"))
             }
@@ -238,7 +238,7 @@ final class Supervisor: @unchecked Sendable {
         // PID 1's reap and the cgroup's removal are not counted: the
         // launch's `finish` does them after this returns.
         outcome.teardownTime = endedAt.duration(to: .now)
-        return .success(outcome)
+        return .finished(outcome)
     }
 
     /// Takes ownership of the exported roots from the C record.
@@ -260,12 +260,12 @@ final class Supervisor: @unchecked Sendable {
     /// by several percent under load), so the supervisor's kill at the
     /// budget is what a job meets; without it, the per-process RLIMIT_CPU
     /// is the limit (soft: SIGXCPU; one second later the hard one: SIGKILL).
-    static func placedRlimits(_ limits: ResourceLimits, inCgroup: Bool, cpuBudget: CPUBudget?) -> [csb_rlimit] {
+    static func placedRlimits(_ limits: ResourceLimits, inCgroup: Bool, cgroupEnforcesCPU: Bool) -> [csb_rlimit] {
         var result: [csb_rlimit] = []
         if !inCgroup, let bytes = limits.memoryBytes { result.append(SpawnPlan.rlimit(CSB_RLIMIT_AS, bytes)) }
         if !inCgroup, let count = limits.processes { result.append(SpawnPlan.rlimit(CSB_RLIMIT_NPROC, count)) }
         if let limit = limits.cpuTime {
-            let seconds = UInt64(cpuBudget.map { backstopSeconds($0.limit) } ?? rlimitSeconds(limit))
+            let seconds = UInt64(cgroupEnforcesCPU ? backstopSeconds(limit) : rlimitSeconds(limit))
             result.append(SpawnPlan.rlimit(CSB_RLIMIT_CPU, seconds, hard: seconds + 1))
         }
         return result

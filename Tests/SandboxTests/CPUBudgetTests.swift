@@ -1,4 +1,5 @@
 @testable import Sandbox
+import CSandbox
 import Glibc
 import Testing
 
@@ -48,6 +49,22 @@ import Testing
         #expect(Supervisor.backstopSeconds(.seconds(1)) == 2)
         #expect(Supervisor.backstopSeconds(.seconds(10)) == 13)
         #expect(Supervisor.backstopSeconds(.seconds(600)) == 750)
+    }
+
+    /// The rlimits sent with the cgroup placement: RLIMIT_AS and
+    /// RLIMIT_NPROC only without a group; RLIMIT_CPU the limit itself, or
+    /// the backstop behind a group's budget.
+    @Test func theRlimitsThatDependOnTheCgroup() {
+        func placed(_ limits: ResourceLimits, inCgroup: Bool, budgeted: Bool = false) -> [String] {
+            Supervisor.placedRlimits(limits, inCgroup: inCgroup, cgroupEnforcesCPU: budgeted)
+                .map { "\($0.resource):\($0.soft)/\($0.hard)" }
+        }
+        let limits = ResourceLimits(cpuTime: .seconds(10), memoryBytes: 1 << 20, processes: 5)
+        let (cpu, memory, processes) = (CSB_RLIMIT_CPU.rawValue, CSB_RLIMIT_AS.rawValue, CSB_RLIMIT_NPROC.rawValue)
+        #expect(placed(limits, inCgroup: false) == ["\(memory):1048576/1048576", "\(processes):5/5", "\(cpu):10/11"])
+        #expect(placed(limits, inCgroup: true) == ["\(cpu):10/11"])
+        #expect(placed(limits, inCgroup: true, budgeted: true) == ["\(cpu):13/14"])
+        #expect(placed(ResourceLimits(cpuTime: nil, memoryBytes: nil, processes: nil), inCgroup: false).isEmpty)
     }
 
     @Test func sigxcpuIsTheCPULimitOnlyWhenTheCPUWasSpent() {
