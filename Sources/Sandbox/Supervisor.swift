@@ -93,7 +93,10 @@ final class Supervisor: @unchecked Sendable {
         if went != 0 { return .failed(Self.setupError(failure)) }
         // The cgroup (unless made before the clone), its limits, and the
         // placement: PID 1 joins it before the job exists.
+        let detected = launch.detecting
         launch.makeCgroup()
+        // The process's first look for its cgroups is not this sandbox's setup.
+        let lateDetection = launch.detecting - detected
         let cgroup = launch.cgroup
         var joinFiles: [Int32] = []
         do throws(SandboxError) {
@@ -234,7 +237,7 @@ final class Supervisor: @unchecked Sendable {
         outcome.exported = takeExports(&launch.child)
         // The launch, and the finish from the configuration's arrival on
         // (not the wait for it: the caller was preparing the job).
-        outcome.setupTime = launch.duration + received.duration(to: running)
+        outcome.setupTime = launch.duration + received.duration(to: running) - lateDetection
         // PID 1's reap and the cgroup's removal are not counted: the
         // launch's `finish` does them after this returns.
         outcome.teardownTime = endedAt.duration(to: .now)
