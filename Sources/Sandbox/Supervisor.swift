@@ -15,7 +15,7 @@ import SystemPackage
 /// is planned the same way. A job that sleeps is checked rarely, one that
 /// spins on every CPU at the moment its budget runs out.
 final class Supervisor: @unchecked Sendable {
-    private let configuration: SandboxConfiguration
+    let configuration: SandboxConfiguration
     private let output: OutputCapture
     private let control: SandboxControl?
     let cancelFD: Int32
@@ -72,53 +72,15 @@ final class Supervisor: @unchecked Sendable {
             close(stdoutPipe.read)
             close(stderrPipe.read)
         }
-        // The go-ahead: PID 1 builds the root meanwhile.
-        let plan: SpawnPlan
-        do {
-            plan = try SpawnPlan(configuration, stdout: stdoutPipe.write, stderr: stderrPipe.write,
-                                 networkNamespace: launch.networkNamespace ?? -1)
-        } catch {
-            close(stdoutPipe.write)
-            close(stderrPipe.write)
-            launch.stop()
-            return .failed(error as? SandboxError ?? SandboxError(.setupFailed, "\(error)"))
-        }
-        var failure = csb_error()
-        let went = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
-            var config = plan.config(seccomp: bpf)
-            return csb_spawn_go(&config, &launch.child, &failure)
-        }
-        close(stdoutPipe.write)
-        close(stderrPipe.write)
-        if went != 0 { return .failed(Self.setupError(failure)) }
-        // The cgroup (unless made before the clone), its limits, and the
-        // placement: PID 1 joins it before the job exists.
-        let detected = launch.detecting
-        launch.makeCgroup()
-        // The process's first look for its cgroups is not this sandbox's setup.
-        let lateDetection = launch.detecting - detected
-        let cgroup = launch.cgroup
-        var joinFiles: [Int32] = []
-        do throws(SandboxError) {
-            try cgroup?.apply(JobCgroup.Limits(memoryBytes: configuration.limits.memoryBytes,
-                                               processes: configuration.limits.processes))
-            joinFiles = try cgroup?.joinFiles(clonedInto: launch.clonedIntoCgroup) ?? []
-        } catch {
-            launch.stop()
+        let budget: CPUBudget?
+        let lateDetection: Duration
+        switch setUp(launch, stdout: stdoutPipe.write, stderr: stderrPipe.write) {
+        case let .started(cpuBudget, detection):
+            (budget, lateDetection) = (cpuBudget, detection)
+        case let .failed(error):
             return .failed(error)
         }
-        let budget = configuration.limits.cpuTime.flatMap { limit in
-            cgroup.flatMap { $0.accountsCPU ? CPUBudget(limit: limit, cgroup: $0) : nil }
-        }
-        let placed = Self.placedRlimits(configuration.limits, inCgroup: cgroup != nil, cgroupEnforcesCPU: budget != nil)
-        if csb_spawn_place(&launch.child, joinFiles, joinFiles.count, placed, placed.count, &failure) != 0 {
-            return .failed(Self.setupError(failure))
-        }
-        let waited = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
-            var config = plan.config(seccomp: bpf)
-            return csb_spawn_wait(&config, &launch.child, &failure)
-        }
-        if waited != 0 { return .failed(Self.setupError(failure)) }
+        let cgroup = launch.cgroup
         let running = ContinuousClock.now
         // While the job starts: groups a runner that is gone left behind.
         launch.support?.sweepStaleGroupsOnce()
@@ -253,25 +215,6 @@ final class Supervisor: @unchecked Sendable {
         let count = Int(child.exported_count)
         child.exported_count = 0
         return (0..<count).map { ExportedFilesystem(target: targets[$0], descriptor: FileDescriptor(rawValue: fds[$0])) }
-    }
-
-    /// The job's rlimits that depend on its cgroup, sent with the placement.
-    /// Without a group, RLIMIT_AS and RLIMIT_NPROC stand in for its memory
-    /// and process limits. With the group enforcing the CPU budget,
-    /// RLIMIT_CPU only backs it up well past it (the kernel checks it
-    /// against tick samples, which drift from the runtime the cgroup counts
-    /// by several percent under load), so the supervisor's kill at the
-    /// budget is what a job meets; without it, the per-process RLIMIT_CPU
-    /// is the limit (soft: SIGXCPU; one second later the hard one: SIGKILL).
-    static func placedRlimits(_ limits: ResourceLimits, inCgroup: Bool, cgroupEnforcesCPU: Bool) -> [csb_rlimit] {
-        var result: [csb_rlimit] = []
-        if !inCgroup, let bytes = limits.memoryBytes { result.append(SpawnPlan.rlimit(CSB_RLIMIT_AS, bytes)) }
-        if !inCgroup, let count = limits.processes { result.append(SpawnPlan.rlimit(CSB_RLIMIT_NPROC, count)) }
-        if let limit = limits.cpuTime {
-            let seconds = UInt64(cgroupEnforcesCPU ? backstopSeconds(limit) : rlimitSeconds(limit))
-            result.append(SpawnPlan.rlimit(CSB_RLIMIT_CPU, seconds, hard: seconds + 1))
-        }
-        return result
     }
 
     /// RLIMIT_CPU behind a cgroup-enforced budget: a quarter more, at least a second.
