@@ -44,6 +44,14 @@ public final class StartedSandbox: Sendable {
 
     deinit { handoff.abandon() }
 
+    /// For a caller that will not run it after all (its own preparation
+    /// failed): PID 1 is killed and reaped and its cgroup removed before
+    /// this returns. After a run, it only waits for `ended`.
+    public func discard() async {
+        handoff.abandon()
+        await ended()
+    }
+
     /// The host pid of the sandbox's PID 1 once it was cloned (nil before,
     /// or when the clone failed).
     var initPID: Int32? { handoff.startedPID }

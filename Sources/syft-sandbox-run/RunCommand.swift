@@ -97,21 +97,26 @@ extension OneShotArguments {
     /// options and opens the job and results folders.
     func execute(sandbox started: StartedSandbox? = nil) async throws {
         let logger = Logger(label: "syft-sandbox-run")
+        let sandbox = started ?? Sandbox.start(network: net)
+        let outcome: OneShotOutcome
         do {
-            let sandbox = started ?? Sandbox.start(network: net)
             let parsing = ContinuousClock.now
             let options = try makeOptions()
             logger.debug("options ready", metadata: ["us": "\(OneShotRunner.microseconds(parsing.duration(to: .now)))"])
             let control = try SandboxControl()
             SignalForwarder.forward(to: control)
-            let outcome = try await OneShotRunner.run(options, logger: logger, control: control, sandbox: sandbox)
-            if json { try printJSON(outcome.record) }
-            throw ExitCode(outcome.exitStatus)
-        } catch let error as SandboxError {
+            outcome = try await OneShotRunner.run(options, logger: logger, control: control, sandbox: sandbox)
+        } catch {
+            // Bad input found after the sandbox started: it is gone (PID 1
+            // reaped, its cgroup removed) before the CLI exits.
+            await sandbox.discard()
+            guard let error = error as? SandboxError else { throw error }
             logger.critical("\(error)")
             if json { printFailureJSON(error) }
             throw ExitCode(ExitStatus.setupFailed)
         }
+        if json { try printJSON(outcome.record) }
+        throw ExitCode(outcome.exitStatus)
     }
 
     func makeOptions() throws -> OneShotOptions {

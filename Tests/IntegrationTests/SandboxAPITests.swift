@@ -82,6 +82,21 @@ import Testing
         _ = started
     }
 
+    /// What the CLI does when its own preparation fails after the start:
+    /// once `discard` returns, PID 1 is reaped already.
+    @Test func aDiscardedSandboxIsGoneWhenDiscardReturns() async throws {
+        let started = Sandbox.start(network: .none)
+        var pid: Int32?
+        for _ in 0..<500 where pid == nil {
+            pid = started.initPID
+            if pid == nil { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        let initPID = try #require(pid, "PID 1 was not started")
+        #expect(kill(initPID, 0) == 0)
+        await started.discard()
+        #expect(kill(initPID, 0) != 0 && errno == ESRCH, "PID 1 is still there (or not reaped)")
+    }
+
     @Test func aStartedSandboxRefusesAnotherNetworkAndASecondRun() async throws {
         let files = try CaptureFiles()
         defer { files.remove() }
