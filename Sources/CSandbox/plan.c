@@ -171,7 +171,11 @@ int csb_plan_read(int plan_fd, struct csb_child_ctx *_Nonnull ctx, sigset_t *_No
     uint8_t *base = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE, plan_fd, 0);
     if (base == MAP_FAILED) return errno;
     struct csb_plan_header *header = (struct csb_plan_header *)base;
-    if (header->magic != CSB_PLAN_MAGIC || header->length != length) return EPROTO;
+    // Bytes past the plan are not read: the memfd is the parent's between
+    // its writing and its sending, and a stray write of another component's
+    // to a descriptor number it closed (and this memfd reused) appends.
+    if (header->magic != CSB_PLAN_MAGIC || header->length > length) return EPROTO;
+    length = header->length;
     struct csb_spawn_config *c = &header->config;
     bool ok = resolve(&c->hostname, base, length) && resolve(&c->staging_dir, base, length) &&
               resolve(&c->path, base, length) && resolve(&c->cwd, base, length) &&

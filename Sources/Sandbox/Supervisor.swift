@@ -32,10 +32,24 @@ final class Supervisor: @unchecked Sendable {
 
     deinit { close(cancelFD) }
 
+    /// What `cancel` adds to the eventfd. A cancellation is this much or
+    /// more: a stray write of another component's (an event loop waking a
+    /// descriptor it closed, whose number this eventfd now has: seen with
+    /// SwiftNIO loops shut down in tests) adds 1 and is ignored.
+    static let cancelToken: UInt64 = 1 << 32
+
     /// Asks the loop to kill the sandbox (safe from any thread).
     func cancel() {
-        var one: UInt64 = 1
-        _ = write(cancelFD, &one, 8)
+        var token = Self.cancelToken
+        _ = write(cancelFD, &token, 8)
+    }
+
+    /// True when the eventfd holds a cancellation (reading it clears it:
+    /// a later `cancel` is seen again).
+    func takeCancellation() -> Bool {
+        var value: UInt64 = 0
+        guard read(cancelFD, &value, 8) == 8 else { return false }
+        return value >= Self.cancelToken
     }
 
     /// Finishes the start `launch` made (plan and go-ahead; cgroup, limits
@@ -155,7 +169,7 @@ final class Supervisor: @unchecked Sendable {
                 if now >= due { checkCPU(budget, at: now) }
             }
             if cpuSpent, !jobEnded { kill(.cpuTime) }
-            if fds[1].revents != 0 { kill(.cancelled) }
+            if fds[1].revents != 0, takeCancellation() { kill(.cancelled) }
             if fds[2].revents != 0, let control {
                 for signal in control.drain() where !killed {
                     if signal == SIGKILL { kill(.cancelled) } else { _ = csb_signal(&launch.child, signal) }

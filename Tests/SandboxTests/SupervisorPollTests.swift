@@ -39,4 +39,39 @@ import Testing
         #expect(poll(&fds, nfds_t(fds.count), 0) == 1)
         #expect(Supervisor.closedDescriptor(in: fds) == nil)
     }
+
+    /// Another component's stray wake-up (it writes 1 to a descriptor number
+    /// it closed, which the cancellation eventfd reused) is not a
+    /// cancellation; `cancel` is, and is seen again after a stray one.
+    @Test func onlyTheSupervisorsOwnTokenCancels() throws {
+        let files = try CaptureFilesForPoll()
+        defer { files.remove() }
+        let configuration = SandboxConfiguration(
+            mounts: [], executable: "/bin/true", arguments: ["true"], environment: [], workingDirectory: "/",
+            seccomp: try SeccompProgram(compiled: [0x06, 0, 0, 0, 0, 0, 0xff, 0x7f]))  // RET ALLOW
+        let supervisor = try Supervisor(configuration: configuration, output: files.output, control: nil)
+        var one: UInt64 = 1
+        #expect(write(supervisor.cancelFD, &one, 8) == 8)
+        #expect(!supervisor.takeCancellation())
+        #expect(write(supervisor.cancelFD, &one, 8) == 8)
+        supervisor.cancel()
+        #expect(supervisor.takeCancellation())
+        #expect(!supervisor.takeCancellation())
+    }
+}
+
+/// Two throwaway files for a supervisor that never runs.
+private struct CaptureFilesForPoll {
+    let stdout: Int32
+    let stderr: Int32
+    init() throws {
+        stdout = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        stderr = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        try #require(stdout >= 0 && stderr >= 0)
+    }
+    var output: OutputCapture { OutputCapture(stdout: stdout, stderr: stderr) }
+    func remove() {
+        close(stdout)
+        close(stderr)
+    }
 }
