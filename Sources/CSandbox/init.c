@@ -34,21 +34,11 @@ static void add_usage(const struct rusage *_Nonnull usage) {
     if (usage->ru_maxrss > totals.max_rss_kb) totals.max_rss_kb = usage->ru_maxrss;
 }
 
-/// The job's main process ended: reaps whatever else already ended, tells
-/// the parent (and whether anything is left), and exits.
-static _Noreturn void report_and_exit(struct csb_child_ctx *_Nonnull ctx, int status) {
+/// Tells the parent how the job ended (and whether anything is left),
+/// and exits.
+static _Noreturn void report_and_exit(struct csb_child_ctx *_Nonnull ctx, int status, bool alone) {
     totals.wait_status = status;
-    for (;;) {
-        int other;
-        struct rusage usage;
-        pid_t pid = wait4(-1, &other, WNOHANG, &usage);
-        if (pid > 0) {
-            add_usage(&usage);
-            continue;
-        }
-        totals.alone = pid < 0 && errno == ECHILD; // 0: others still run (this exit kills them)
-        break;
-    }
+    totals.alone = alone;
     ssize_t written;
     do {
         written = send(ctx->sync_fd, &totals, sizeof totals, MSG_NOSIGNAL);
@@ -57,15 +47,24 @@ static _Noreturn void report_and_exit(struct csb_child_ctx *_Nonnull ctx, int st
     _exit(128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
 }
 
-/// Reaps every exited child; returns once the job itself was reaped.
+/// Reaps every exited child; once the job itself was among them, reports
+/// (alone when no child is left: ECHILD) and exits.
 static void reap(struct csb_child_ctx *_Nonnull ctx, pid_t job) {
+    bool job_ended = false;
+    int job_status = 0;
     for (;;) {
         int status;
         struct rusage usage;
         pid_t pid = wait4(-1, &status, WNOHANG, &usage);
-        if (pid <= 0) return; // 0: others still run; -1 ECHILD: nothing left
+        if (pid <= 0) { // 0: others still run (this exit kills them); -1 ECHILD: nothing left
+            if (job_ended) report_and_exit(ctx, job_status, pid < 0 && errno == ECHILD);
+            return;
+        }
         add_usage(&usage);
-        if (pid == job) report_and_exit(ctx, status);
+        if (pid == job) {
+            job_ended = true;
+            job_status = status;
+        }
     }
 }
 

@@ -552,8 +552,12 @@ static int read_outcome(int error_fd, struct csb_error *_Nonnull error) {
 
 /// SIGKILL through the pidfd, else (none, or it is what went wrong) by
 /// pid: the child is not reaped yet, so the pid is still its own.
-static void kill_and_reap(pid_t pid, int pidfd) {
+static void kill_child(pid_t pid, int pidfd) {
     if (pidfd < 0 || csb_pidfd_send_signal(pidfd, SIGKILL) != 0) kill(pid, SIGKILL);
+}
+
+static void kill_and_reap(pid_t pid, int pidfd) {
+    kill_child(pid, pidfd);
     siginfo_t info;
     while (waitid(P_PID, (id_t)pid, &info, WEXITED) < 0 && errno == EINTR) {}
 }
@@ -678,8 +682,7 @@ static void abandon(struct csb_child *_Nonnull child) {
 /// record, if any, is the cause. Stopped first (a child still waiting
 /// cannot block the read), then reaped and closed.
 static void fail_started(struct csb_child *_Nonnull child, struct csb_error *_Nonnull error) {
-    if (child->pidfd >= 0) csb_pidfd_send_signal(child->pidfd, SIGKILL);
-    else kill(child->pid, SIGKILL);
+    kill_child(child->pid, child->pidfd);
     struct csb_error record;
     memset(&record, 0, sizeof record);
     if (read_outcome(child->error_fd, &record) != 0 && record.stage != CSB_STAGE_SYNC) *error = record;
