@@ -1,5 +1,6 @@
 import CSandbox
 import Glibc
+import SystemPackage
 
 /// Runs blocking work (poll loops, the few milliseconds of clone and
 /// setup) on a thread of its own, off Swift's cooperative pool.
@@ -10,9 +11,9 @@ enum DedicatedThread {
     }
 
     /// Starts `body` on a new detached thread named "sandbox" (in ps, perf
-    /// and /proc/PID/task) and returns at once (no thread to be had: runs
-    /// it here first).
-    static func start(_ body: @escaping @Sendable () -> Void) {
+    /// and /proc/PID/task) and returns at once; the errno when no thread
+    /// could be made (then `body` does not run).
+    static func start(_ body: @escaping @Sendable () -> Void) -> Errno? {
         let argument = Unmanaged.passRetained(Work(body)).toOpaque()
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { raw in
@@ -21,16 +22,11 @@ enum DedicatedThread {
             work.body()
             return nil
         }, argument)
-        if rc == 0 {
-            pthread_detach(thread)
-        } else {
-            Unmanaged<Work>.fromOpaque(argument).takeRetainedValue().body()
+        guard rc == 0 else {
+            Unmanaged<Work>.fromOpaque(argument).release()
+            return Errno(rawValue: rc)
         }
-    }
-
-    static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
-            start { continuation.resume(returning: body()) }
-        }
+        pthread_detach(thread)
+        return nil
     }
 }

@@ -91,18 +91,10 @@ final class SandboxLaunch {
     /// Clones PID 1 (v2: into `cgroup`); nil, or why it failed.
     private static func clone(network: NetworkPolicy, networkNamespace: Int32?, into cgroup: JobCgroup?,
                               _ child: inout csb_child) -> SandboxError? {
-        var start = csb_start_config(network: cNetwork(network), netns_fd: networkNamespace ?? -1,
+        var start = csb_start_config(network: network.cValue, netns_fd: networkNamespace ?? -1,
                                      cgroup_fd: cgroup?.cloneDirectory ?? -1)
         var error = csb_error()
         return csb_spawn_start(&start, &child, &error) == 0 ? nil : Supervisor.setupError(error)
-    }
-
-    static func cNetwork(_ policy: NetworkPolicy) -> UInt32 {
-        switch policy {
-        case .none: UInt32(CSB_NET_NONE.rawValue)
-        case .loopback: UInt32(CSB_NET_LOOPBACK.rawValue)
-        case .host: UInt32(CSB_NET_HOST.rawValue)
-        }
     }
 
     /// PID 1 was reaped: by the run (`inOrder`: its namespace may go back
@@ -124,25 +116,26 @@ final class SandboxLaunch {
             var usage = csb_usage()
             if ready == 1, csb_reap(&child, &usage) == 0 { reaped(inOrder: true) } else { stop() }
         }
-        end(namespaceReusable: reapedInOrder)
+        end()
     }
 
     /// Releases what the launch holds once PID 1 is gone: its descriptors,
     /// the cgroup (anything left in it is killed), the pooled namespace
-    /// (back to the pool when `namespaceReusable`: PID 1 was reaped in order).
+    /// (back to the pool when PID 1 was reaped in order, else closed).
     /// Once; later calls do nothing.
-    func end(namespaceReusable: Bool) {
+    func end() {
         guard !ended else { return }
         ended = true
         csb_child_close(&child)
         if let networkNamespace {
-            if namespaceReusable, let pool { pool.giveBack(networkNamespace) } else { close(networkNamespace) }
+            if reapedInOrder, let pool { pool.giveBack(networkNamespace) } else { close(networkNamespace) }
         }
         cgroup?.killAndRemove()
     }
 
     /// The sandbox will not run (or its supervisor lost track of it): PID 1
-    /// is killed and reaped (`end` releases the rest).
+    /// is killed and reaped (`end` releases the rest; the pooled namespace
+    /// is not given back).
     func stop() {
         if child.pid > 0, !ended, !isReaped { csb_child_kill_and_reap(&child) }
         reaped(inOrder: false)

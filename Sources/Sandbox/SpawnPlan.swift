@@ -28,11 +28,7 @@ final class SpawnPlan {
         for (index, limit) in limits.enumerated() { cLimits[index] = limit }
         hostUID = configuration.identity.hostUID
         hostGID = configuration.identity.hostGID
-        network = switch configuration.network {
-        case .none: UInt32(CSB_NET_NONE.rawValue)
-        case .loopback: UInt32(CSB_NET_LOOPBACK.rawValue)
-        case .host: UInt32(CSB_NET_HOST.rawValue)
-        }
+        network = configuration.network.cValue
         self.mounts = UnsafePointer(mounts)
         mountCount = configuration.mounts.count
         self.limits = UnsafePointer(cLimits)
@@ -186,5 +182,16 @@ final class CArena {
         for (index, text) in texts.enumerated() { array[index] = string(text) }
         array[texts.count] = nil
         return array
+    }
+}
+
+extension NetworkPolicy {
+    /// The shim's `enum csb_network` value.
+    var cValue: UInt32 {
+        switch self {
+        case .none: UInt32(CSB_NET_NONE.rawValue)
+        case .loopback: UInt32(CSB_NET_LOOPBACK.rawValue)
+        case .host: UInt32(CSB_NET_HOST.rawValue)
+        }
     }
 }

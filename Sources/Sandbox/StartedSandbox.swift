@@ -9,12 +9,12 @@ public final class StartedSandbox: Sendable {
 
     init(network: NetworkPolicy, cgroups: CgroupSupport?, pool: NetworkNamespacePool?) {
         let handoff = handoff
-        DedicatedThread.start {
+        let failure = DedicatedThread.start {
             let launch = SandboxLaunch(network: network, cgroups: cgroups, pool: pool)
             handoff.started(pid: launch.child.pid)
             guard let (supervisor, untilEnded, reply) = handoff.take() else {
                 launch.stop()
-                launch.end(namespaceReusable: false)
+                launch.end()
                 handoff.markEnded()
                 return
             }
@@ -29,6 +29,10 @@ public final class StartedSandbox: Sendable {
                 reply(outcome)
             }
             handoff.markEnded()
+        }
+        if let failure {
+            handoff.unavailable(SandboxError(.setupFailed, "cannot make the sandbox's thread", errno: failure,
+                                             hint: "the runner is out of threads or memory"))
         }
     }
 
@@ -104,6 +108,8 @@ private final class Handoff: @unchecked Sendable {
         case given(Supervisor, untilEnded: Bool, Reply)
         case taken
         case abandoned
+        /// No thread to start the sandbox on: a run fails with this.
+        case unavailable(SandboxError)
     }
 
     private var mutex = pthread_mutex_t()
@@ -127,7 +133,9 @@ private final class Handoff: @unchecked Sendable {
     func give(_ supervisor: Supervisor, untilEnded: Bool, reply: @escaping Reply) {
         pthread_mutex_lock(&mutex)
         guard case .waiting = state else {
+            let current = state
             pthread_mutex_unlock(&mutex)
+            if case let .unavailable(error) = current { return reply(.failed(error)) }
             reply(.failed(SandboxError(.invalidInput, "this started sandbox was already run",
                                        hint: "start a sandbox (Sandbox.start) for each run")))
             return
@@ -172,6 +180,15 @@ private final class Handoff: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
+    /// The sandbox's thread could not be made: every run fails with
+    /// `error`, and there is nothing to wait for.
+    func unavailable(_ error: SandboxError) {
+        pthread_mutex_lock(&mutex)
+        state = .unavailable(error)
+        pthread_mutex_unlock(&mutex)
+        markEnded()
+    }
+
     /// No run will come (the started sandbox was released).
     func abandon() {
         pthread_mutex_lock(&mutex)
@@ -191,7 +208,7 @@ private final class Handoff: @unchecked Sendable {
             case let .given(supervisor, untilEnded, reply):
                 state = .taken
                 return (supervisor, untilEnded, reply)
-            case .taken, .abandoned:
+            case .taken, .abandoned, .unavailable:
                 return nil
             }
         }

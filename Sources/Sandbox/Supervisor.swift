@@ -127,6 +127,19 @@ final class Supervisor: @unchecked Sendable {
                 killed = true
             }
         }
+        /// PID 1's report, if it is there: EAGAIN leaves it pending, a
+        /// socket closed without one (PID 1 killed) ends the wait for it.
+        func takeReport() {
+            var taken = csb_report()
+            switch csb_take_report(&launch.child, &taken) {
+            case 0:
+                report = taken
+                reportPending = false
+                endedAt = .now
+            case EAGAIN: break
+            default: reportPending = false
+            }
+        }
         /// The job's main process ended (PID 1 said so, or is gone).
         var jobEnded: Bool { usage != nil || report != nil }
         /// Nothing of the job can run any more: PID 1 was reaped, or
@@ -179,26 +192,13 @@ final class Supervisor: @unchecked Sendable {
                 streams[index].pump(sink: output.sink)
                 if streams[index].overLimit { kill(.output) }
             }
-            if fds[5].revents != 0 {
-                var taken = csb_report()
-                switch csb_take_report(&launch.child, &taken) {
-                case 0:
-                    report = taken
-                    reportPending = false
-                    endedAt = .now
-                case EAGAIN: break
-                default: reportPending = false // PID 1 was killed before it could report
-                }
-            }
+            if fds[5].revents != 0 { takeReport() }
             if fds[0].revents != 0 {
                 var reaped = csb_usage()
                 if csb_reap(&launch.child, &reaped) == 0 {
                     usage = reaped
                     launch.reaped(inOrder: true)
-                    if report == nil, reportPending {
-                        var taken = csb_report()
-                        if csb_take_report(&launch.child, &taken) == 0 { report = taken }
-                    }
+                    if reportPending { takeReport() } // sent just before PID 1 exited
                     if report == nil { endedAt = .now }
                 }
             }

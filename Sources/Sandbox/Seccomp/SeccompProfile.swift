@@ -92,21 +92,22 @@ public struct SeccompProfile: Sendable, Hashable {
 
         /// This machine, with every capability dropped.
         public static var current: Environment {
-            var names = utsname()
-            uname(&names)
-            let machine = withUnsafeBytes(of: names.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            let release = withUnsafeBytes(of: names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            return Environment(architecture: dockerArchitecture(machine), kernel: parseKernel(release) ?? (0, 0))
+            let names = machineNames
+            return Environment(architecture: dockerArchitecture(names.machine),
+                               kernel: parseKernel(names.release) ?? (0, 0))
         }
 
         /// This machine's architecture, Docker's name for it (`current`
         /// without the rest: its empty Set costs a conformance scan at launch).
-        public static var currentArchitecture: String {
+        public static var currentArchitecture: String { dockerArchitecture(machineNames.machine) }
+
+        /// uname(2)'s machine and release.
+        private static var machineNames: (machine: String, release: String) {
             var names = utsname()
             uname(&names)
-            return dockerArchitecture(withUnsafeBytes(of: names.machine) {
-                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-            })
+            let machine = withUnsafeBytes(of: names.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let release = withUnsafeBytes(of: names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            return (machine, release)
         }
 
         static func dockerArchitecture(_ machine: String) -> String {
