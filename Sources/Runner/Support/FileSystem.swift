@@ -86,19 +86,22 @@ enum FileSystem {
     /// own writeAll is generic code that, on its first use, scans every
     /// protocol conformance of the binary: 40 µs of a one-shot run.)
     static func writeAll(_ bytes: [UInt8], to fd: FileDescriptor) throws(Errno) {
-        let failure = bytes.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) -> Int32? in
-            var done = 0
-            while done < buffer.count {
-                let n = write(fd.rawValue, buffer.baseAddress! + done, buffer.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                done += n
+        if let failure = bytes.withUnsafeBytes({ write(all: $0, to: fd.rawValue) }) { throw failure }
+    }
+
+    /// Writes all of `buffer` at the descriptor's offset, retrying after
+    /// EINTR; the errno of a failed write, else nil.
+    static func write(all buffer: UnsafeRawBufferPointer, to fd: CInt) -> Errno? {
+        var done = 0
+        while done < buffer.count {
+            let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return Errno(rawValue: errno)
             }
-            return nil
+            done += n
         }
-        if let failure { throw Errno(rawValue: failure) }
+        return nil
     }
 
     /// The folder and the last component of `path`, split at its last "/"

@@ -556,14 +556,8 @@ final class SubmissionWalk {
     }
 
     private func writeAll(_ fd: CInt, _ chunk: UnsafeRawBufferPointer, path: [UInt8]) throws {
-        var written = 0
-        while written < chunk.count {
-            let result = write(fd, chunk.baseAddress! + written, chunk.count - written)
-            if result < 0 {
-                if errno == EINTR { continue }
-                throw SandboxError(.io, "cannot write \(Self.display(path)) in the snapshot", errno: Errno(rawValue: errno))
-            }
-            written += result
+        if let failure = FileSystem.write(all: chunk, to: fd) {
+            throw SandboxError(.io, "cannot write \(Self.display(path)) in the snapshot", errno: failure)
         }
     }
 

@@ -50,14 +50,13 @@ public struct SubmissionSnapshot: Sendable, Hashable {
     public static func create(from source: FileDescriptor, into destination: FilePath,
                               expecting fingerprint: SubmissionFingerprint,
                               limits: SubmissionLimits = SubmissionLimits()) throws -> Outcome {
-        guard let last = destination.lastComponent, last.kind == .regular else {
+        guard let (parentPath, last) = FileSystem.splitLastComponent(destination) else {
             throw SandboxError(.invalidInput, "not a usable path for a snapshot", path: destination.string)
         }
-        let name = last.withPlatformString { Array(UnsafeBufferPointer(start: $0, count: strlen($0) + 1)) }
-        let parentPath = destination.removingLastComponent()
-        let parent = open(parentPath.isEmpty ? "." : parentPath.string, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let name = last.utf8CString.map { $0 }
+        let parent = open(parentPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard parent >= 0 else {
-            throw SandboxError(.io, "cannot open the folder for the snapshot", path: parentPath.string,
+            throw SandboxError(.io, "cannot open the folder for the snapshot", path: parentPath,
                                errno: Errno(rawValue: errno))
         }
         defer { close(parent) }
