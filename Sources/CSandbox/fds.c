@@ -23,8 +23,9 @@ int csb_close_fds_except(const int *_Nonnull keep, size_t count) {
     // Sort a copy (insertion sort: a handful of entries).
     int sorted[CSB_MAX_IDMAPPED + 8];
     size_t n = 0;
-    for (size_t i = 0; i < count && n < sizeof sorted / sizeof sorted[0]; i++) {
+    for (size_t i = 0; i < count; i++) {
         if (keep[i] < 3) continue;
+        if (n == sizeof sorted / sizeof sorted[0]) return E2BIG; // never close one that was to be kept
         size_t j = n++;
         while (j > 0 && sorted[j - 1] > keep[i]) { sorted[j] = sorted[j - 1]; j--; }
         sorted[j] = keep[i];

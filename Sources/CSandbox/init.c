@@ -4,7 +4,10 @@
 // SIGUSR2 to the job, reports the job's wait status, the usage of what it
 // reaped and whether anything is left (struct csb_report) to the parent and
 // exits when the job's main process ends. Its exit makes the kernel kill
-// every other process of the PID namespace: nothing outlives the job.
+// every other process of the PID namespace: nothing outlives the job. With
+// nothing left, it first moves itself out of the job's cgroup, so the
+// parent can remove the group while the kernel still tears the namespaces
+// down in this process's exit.
 //
 // Die-with-parent: PR_SET_PDEATHSIG fires when the parent *thread* exits,
 // and the parent here is a thread of a Swift process that may retire it at
@@ -34,11 +37,30 @@ static void add_usage(const struct rusage *_Nonnull usage) {
     if (usage->ru_maxrss > totals.max_rss_kb) totals.max_rss_kb = usage->ru_maxrss;
 }
 
-/// Tells the parent how the job ended (and whether anything is left),
-/// and exits.
+/// Alone: moves itself out of the job's cgroup, "0" (this thread) to each
+/// leave file (v1 `tasks` of the parent groups: no global lock). True when
+/// every move succeeded: the group is empty, and the parent can remove it
+/// without waiting for this process's exit, where the kernel tears the
+/// namespaces down (two RCU grace periods).
+static bool leave_cgroup(struct csb_child_ctx *_Nonnull ctx) {
+    if (ctx->cgroup_leave_count == 0) return false;
+    bool left = true;
+    for (size_t i = 0; i < ctx->cgroup_leave_count; i++) {
+        ssize_t written;
+        do {
+            written = write(ctx->cgroup_leave_fds[i], "0", 1);
+        } while (written < 0 && errno == EINTR);
+        if (written != 1) left = false;
+    }
+    return left;
+}
+
+/// Tells the parent how the job ended (and whether anything is left, and
+/// whether it left the job's cgroup), and exits.
 static _Noreturn void report_and_exit(struct csb_child_ctx *_Nonnull ctx, int status, bool alone) {
     totals.wait_status = status;
     totals.alone = alone;
+    totals.left_cgroup = alone && leave_cgroup(ctx);
     ssize_t written;
     do {
         written = send(ctx->sync_fd, &totals, sizeof totals, MSG_NOSIGNAL);

@@ -35,9 +35,12 @@ struct csb_child_ctx {
     // caller's private directories); -errno when the open failed.
     int source_fds[CSB_MAX_MOUNTS];
     // From the placement (csb_spawn_place): the cgroup files PID 1 writes
-    // itself into, and the job's rlimits that depend on its cgroup.
+    // itself into, those it leaves the job's group by at the end, and the
+    // job's rlimits that depend on its cgroup.
     int cgroup_join_fds[CSB_MAX_CGROUP_TASKS];
     size_t cgroup_join_count;
+    int cgroup_leave_fds[CSB_MAX_CGROUP_TASKS];
+    size_t cgroup_leave_count;
     struct csb_rlimit placed_rlimits[CSB_MAX_PLACED_RLIMITS];
     size_t placed_rlimit_count;
     // Roots of CSB_TMPFS_EXPORT filesystems, sent to the parent before exec.
@@ -88,7 +91,9 @@ _Noreturn void csb_init_run(struct csb_child_ctx *_Nonnull ctx, pid_t job);
 int csb_close_fds_except(const int *_Nonnull keep, size_t count);
 
 // socket.c — messages with descriptors (SCM_RIGHTS) on the parent/child socket.
-#define CSB_MAX_MESSAGE_FDS CSB_MAX_GO_AHEAD_FDS
+// The most of the go-ahead and of the placement (join and leave files).
+#define CSB_MAX_MESSAGE_FDS \
+    (CSB_MAX_GO_AHEAD_FDS > 2 * CSB_MAX_CGROUP_TASKS ? CSB_MAX_GO_AHEAD_FDS : 2 * CSB_MAX_CGROUP_TASKS)
 /// One message of `length` bytes and `count` descriptors. 0 or an errno.
 int csb_send_with_fds(int socket, const void *_Nonnull bytes, size_t length, const int *_Nullable fds,
                       size_t count);

@@ -109,27 +109,38 @@ static int send_exports(struct csb_child_ctx *_Nonnull ctx) {
     return 0;
 }
 
-/// The placement's bytes: a tag, then the rlimits that depend on the cgroup.
+/// The placement's bytes: a tag, how many of its descriptors are join
+/// files (the rest are leave files), then the rlimits that depend on the
+/// cgroup.
 struct placement {
     uint8_t tag; // 'C'
+    uint8_t join_count;
     uint8_t rlimit_count;
     struct csb_rlimit rlimits[CSB_MAX_PLACED_RLIMITS];
 };
 
 /// Waits for the parent's placement (csb_spawn_place): the files of the
-/// job's cgroup to write itself into, and the rlimits that depend on it.
+/// job's cgroup to write itself into, those to leave it by at the end,
+/// and the rlimits that depend on it.
 static int wait_for_placement(struct csb_child_ctx *_Nonnull ctx) {
     struct placement placed;
     memset(&placed, 0, sizeof placed);
+    int fds[2 * CSB_MAX_CGROUP_TASKS];
+    size_t count = 0;
     bool truncated;
-    ssize_t n = csb_recv_with_fds(ctx->sync_fd, &placed, sizeof placed, 0, ctx->cgroup_join_fds,
-                                  CSB_MAX_CGROUP_TASKS, &ctx->cgroup_join_count, &truncated);
+    ssize_t n = csb_recv_with_fds(ctx->sync_fd, &placed, sizeof placed, 0, fds, 2 * CSB_MAX_CGROUP_TASKS, &count,
+                                  &truncated);
     if (n == 0) _exit(1); // the parent is gone: nobody to report to
     if (n != (ssize_t)sizeof placed || placed.tag != 'C' || placed.rlimit_count > CSB_MAX_PLACED_RLIMITS ||
-        truncated) {
+        truncated || placed.join_count > count || placed.join_count > CSB_MAX_CGROUP_TASKS ||
+        count - placed.join_count > CSB_MAX_CGROUP_TASKS) {
         csb_msg(ctx->message, sizeof ctx->message, "receive the parent's cgroup placement", NULL);
         return n < 0 ? errno : EPROTO;
     }
+    ctx->cgroup_join_count = placed.join_count;
+    memcpy(ctx->cgroup_join_fds, fds, sizeof fds[0] * placed.join_count);
+    ctx->cgroup_leave_count = count - placed.join_count;
+    memcpy(ctx->cgroup_leave_fds, fds + placed.join_count, sizeof fds[0] * ctx->cgroup_leave_count);
     memcpy(ctx->placed_rlimits, placed.rlimits, sizeof placed.rlimits);
     ctx->placed_rlimit_count = placed.rlimit_count;
     return 0;
@@ -255,8 +266,9 @@ static _Noreturn void become_init(struct csb_child_ctx *_Nonnull ctx, pid_t job)
         dup2(null_fd, 1);
         dup2(null_fd, 2);
     }
-    int keep[] = {ctx->sync_fd};
-    int error = csb_close_fds_except(keep, 1);
+    int keep[1 + CSB_MAX_CGROUP_TASKS] = {ctx->sync_fd};
+    memcpy(keep + 1, ctx->cgroup_leave_fds, sizeof keep[0] * ctx->cgroup_leave_count);
+    int error = csb_close_fds_except(keep, 1 + ctx->cgroup_leave_count);
     (void)prctl(PR_SET_NAME, "sandbox-init", 0, 0, 0); // not the name of a Swift worker thread
     if (error == 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) error = errno;
     if (error == 0) error = csb_drop_capabilities(ctx);
@@ -728,10 +740,12 @@ int csb_spawn_go(const struct csb_spawn_config *_Nonnull config, struct csb_chil
 }
 
 int csb_spawn_place(struct csb_child *_Nonnull child, const int32_t *_Nullable join_fds, size_t join_count,
+                    const int32_t *_Nullable leave_fds, size_t leave_count,
                     const struct csb_rlimit *_Nullable rlimits, size_t rlimit_count,
                     struct csb_error *_Nonnull error) {
     if (!is_started(child, error)) return error->error;
     if (join_count > CSB_MAX_CGROUP_TASKS || (join_count > 0 && join_fds == NULL) ||
+        leave_count > CSB_MAX_CGROUP_TASKS || (leave_count > 0 && leave_fds == NULL) ||
         rlimit_count > CSB_MAX_PLACED_RLIMITS || (rlimit_count > 0 && rlimits == NULL)) {
         parent_fail(error, CSB_STAGE_CGROUP, EINVAL, "place the sandbox in its cgroup (too many files or rlimits)");
         fail_started(child, error);
@@ -740,9 +754,13 @@ int csb_spawn_place(struct csb_child *_Nonnull child, const int32_t *_Nullable j
     struct placement placed;
     memset(&placed, 0, sizeof placed);
     placed.tag = 'C';
+    placed.join_count = (uint8_t)join_count;
     placed.rlimit_count = (uint8_t)rlimit_count;
     if (rlimit_count > 0) memcpy(placed.rlimits, rlimits, sizeof *rlimits * rlimit_count);
-    int sent = csb_send_with_fds(child->status_fd, &placed, sizeof placed, join_fds, join_count);
+    int32_t fds[2 * CSB_MAX_CGROUP_TASKS];
+    if (join_count > 0) memcpy(fds, join_fds, sizeof fds[0] * join_count);
+    if (leave_count > 0) memcpy(fds + join_count, leave_fds, sizeof fds[0] * leave_count);
+    int sent = csb_send_with_fds(child->status_fd, &placed, sizeof placed, fds, join_count + leave_count);
     if (sent == 0) return 0;
     parent_fail(error, CSB_STAGE_SYNC, sent, "send the cgroup placement to the sandbox");
     fail_started(child, error);

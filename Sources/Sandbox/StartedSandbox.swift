@@ -21,14 +21,18 @@ public final class StartedSandbox: Sendable {
             let outcome = supervisor.run(from: launch)
             if case .finished = outcome, !untilEnded {
                 // The result first: the caller writes it out while the
-                // kernel tears the namespaces down and the cgroup goes.
+                // cgroup goes.
                 reply(outcome)
-                launch.finish()
+                launch.release()
             } else {
-                launch.finish()
+                launch.release()
                 reply(outcome)
             }
             handoff.markEnded()
+            // PID 1 may still be exiting (its namespaces' teardown): reaped
+            // here, after the caller was told. A process that exits first
+            // leaves it to whoever reaps its orphans.
+            launch.finish()
         }
         if let failure {
             handoff.unavailable(SandboxError(.setupFailed, "cannot make the sandbox's thread", errno: failure,
@@ -36,10 +40,12 @@ public final class StartedSandbox: Sendable {
         }
     }
 
-    /// Returns once the sandbox is gone: PID 1 reaped (with it every
-    /// process of the job), its cgroup removed, a pooled network namespace
-    /// given back. `run` returns at the job's end, when nothing of it can
-    /// run any more but the kernel may still be tearing the namespaces down.
+    /// Returns once nothing of the sandbox's job is left: every process of
+    /// it gone and its cgroup removed. PID 1 itself may still be exiting,
+    /// its namespaces torn down by the kernel (no process of the job is in
+    /// them, and nothing there needs waiting for); the sandbox's thread
+    /// reaps it then and gives a pooled network namespace back. `run`
+    /// returns at the job's end, before the cgroup's removal.
     public func ended() async {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             handoff.whenEnded { continuation.resume() }

@@ -134,6 +134,7 @@ final class Supervisor: @unchecked Sendable {
             switch csb_take_report(&launch.child, &taken) {
             case 0:
                 report = taken
+                launch.reported(taken)
                 reportPending = false
                 endedAt = .now
             case EAGAIN: break

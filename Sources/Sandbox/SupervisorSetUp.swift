@@ -50,7 +50,9 @@ extension Supervisor {
             cgroup.flatMap { $0.accountsCPU ? CPUBudget(limit: limit, cgroup: $0) : nil }
         }
         let placed = Self.placedRlimits(configuration.limits, inCgroup: cgroup != nil, cgroupEnforcesCPU: budget != nil)
-        if csb_spawn_place(&launch.child, joinFiles, joinFiles.count, placed, placed.count, &failure) != 0 {
+        let leaveFiles = cgroup?.leaveFiles ?? []
+        if csb_spawn_place(&launch.child, joinFiles, joinFiles.count, leaveFiles, leaveFiles.count, placed, placed.count,
+                           &failure) != 0 {
             return .failed(Self.setupError(failure))
         }
         let waited = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in

@@ -82,6 +82,34 @@ import Testing
         _ = started
     }
 
+    /// At the job's end PID 1 moves itself out of the job's cgroup, so
+    /// `ended` removes the group without waiting for PID 1's exit (the
+    /// kernel tearing its namespaces down); PID 1 is reaped afterwards on
+    /// the sandbox's thread: no group and, soon, no zombie are left.
+    @Test func theJobsGroupIsGoneAtItsEndAndPID1IsReapedAfterwards() async throws {
+        let parents = CgroupProbe.parents
+        guard !parents.isEmpty else { return } // no cgroup to check here
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let started = Sandbox.start(network: .none)
+        let result = try await started.run(configuration("cat /proc/self/cgroup"), output: files.output())
+        #expect(result.termination == .exited(0))
+        let initPID = try #require(started.initPID)
+        let name = try #require(files.text().split(whereSeparator: { $0 == "/" || $0 == "\n" })
+            .first { $0.hasPrefix("job-") }.map(String.init), "the job was in no job group: \(files.text())")
+        await started.ended()
+        for parent in parents {
+            #expect(!FileManager.default.fileExists(atPath: parent.path + "/" + name),
+                    "the job's group \(parent.path)/\(name) outlived the sandbox")
+        }
+        var reaped = false
+        for _ in 0..<500 where !reaped {
+            reaped = kill(initPID, 0) != 0 && errno == ESRCH // a zombie still answers
+            if !reaped { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(reaped, "PID 1 was not reaped after the sandbox ended")
+    }
+
     /// What the CLI does when its own preparation fails after the start:
     /// once `discard` returns, PID 1 is reaped already.
     @Test func aDiscardedSandboxIsGoneWhenDiscardReturns() async throws {

@@ -235,7 +235,8 @@ struct csb_start_config {
     int32_t cgroup_fd;
 };
 
-/// At most this many cgroup files for PID 1 to write itself into (csb_spawn_place).
+/// At most this many cgroup files for PID 1 to write itself into, and as
+/// many to leave by (csb_spawn_place).
 #define CSB_MAX_CGROUP_TASKS 12
 
 struct csb_child {
@@ -279,10 +280,15 @@ int csb_spawn_go(const struct csb_spawn_config *_Nonnull config,
 /// writes "0" (itself) to each of `join_fds` (v1 `tasks`; a v2 group's
 /// `cgroup.procs`; none when clone3 placed it already), then forks the job,
 /// which also sets `rlimits` (those that depend on the cgroup: RLIMIT_AS
-/// and RLIMIT_NPROC without one, RLIMIT_CPU). On failure `error` holds the
-/// record (the child's own, when it failed first) and the sandbox is
-/// already killed, reaped and closed.
+/// and RLIMIT_NPROC without one, RLIMIT_CPU). PID 1 keeps `leave_fds` (v1:
+/// the `tasks` of each hierarchy's parent group) and, once it reaped every
+/// process of the job, writes itself into them before it reports: the
+/// job's group is then empty and can go while PID 1 still exits
+/// (csb_report.left_cgroup). On failure `error` holds the record (the
+/// child's own, when it failed first) and the sandbox is already killed,
+/// reaped and closed.
 int csb_spawn_place(struct csb_child *_Nonnull child, const int32_t *_Nullable join_fds, size_t join_count,
+                    const int32_t *_Nullable leave_fds, size_t leave_count,
                     const struct csb_rlimit *_Nullable rlimits, size_t rlimit_count,
                     struct csb_error *_Nonnull error);
 
@@ -318,6 +324,10 @@ struct csb_report {
     int64_t user_usec;
     int64_t system_usec;
     int64_t max_rss_kb;
+    /// 1: alone, and PID 1 moved itself out of the job's cgroup (into every
+    /// one of its leave files): the group is empty, and PID 1's exit (the
+    /// namespaces' teardown) need not be waited for before removing it.
+    int32_t left_cgroup;
 };
 
 /// Takes PID 1's report (non-blocking): 0, EAGAIN (none yet) or EPIPE (the

@@ -4,7 +4,7 @@ import SystemPackage
 /// The cgroup of one sandbox: made before its clone (v2, to clone into) or
 /// while its PID 1 builds the root, its limits written, entered by PID 1
 /// before the job exists (`joinFiles`), read after the job and removed
-/// after PID 1 was reaped.
+/// once PID 1 left it (`leaveFiles`) or was reaped.
 final class JobCgroup {
     struct Limits: Hashable {
         var memoryBytes: UInt64?
@@ -31,9 +31,11 @@ final class JobCgroup {
 
     private enum Layout {
         case v2(directory: FilePath, fd: Int32)
-        /// Per hierarchy: its controller, the group's directory, and its
-        /// `tasks` opened for writing (the sandbox writes itself in).
-        case v1([(controller: String, directory: FilePath, tasks: Int32)])
+        /// Per hierarchy: its controller, the group's directory, its
+        /// `tasks` opened for writing (the sandbox writes itself in) and
+        /// its parent's (the sandbox writes itself out at the end; -1 when
+        /// it cannot be opened).
+        case v1([(controller: String, directory: FilePath, tasks: Int32, parentTasks: Int32)])
     }
 
     private let layout: Layout
@@ -87,18 +89,23 @@ final class JobCgroup {
                         throw SandboxError(.setupFailed, "cannot open the job's cgroup tasks file", path: directory.string,
                                            errno: error)
                     }
-                    groups.append((hierarchy.controller, directory, tasks))
+                    let parentTasks = open(hierarchy.parent.appending("tasks").string, O_WRONLY | O_CLOEXEC)
+                    groups.append((hierarchy.controller, directory, tasks, parentTasks))
                 }
             } catch {
                 for group in groups {
                     close(group.tasks)
+                    if group.parentTasks >= 0 { close(group.parentTasks) }
                     rmdir(group.directory.string)
                 }
                 throw error
             }
             layout = .v1(groups)
             version = 1
-            cpuDirectory = groups.lazy.map(\.directory).first { CgroupFiles.number($0.appending("cpuacct.usage")) != nil }
+            // The cpuacct hierarchy's group counts; a cpuacct co-mounted
+            // with another controller is found by its counter.
+            cpuDirectory = groups.first { $0.controller == "cpuacct" }?.directory
+                ?? groups.lazy.map(\.directory).first { CgroupFiles.number($0.appending("cpuacct.usage")) != nil }
         }
     }
 
@@ -132,7 +139,11 @@ final class JobCgroup {
     deinit {
         switch layout {
         case let .v2(_, fd): close(fd)
-        case let .v1(groups): for group in groups { close(group.tasks) }
+        case let .v1(groups):
+            for group in groups {
+                close(group.tasks)
+                if group.parentTasks >= 0 { close(group.parentTasks) }
+            }
         }
         if procsFD >= 0 { close(procsFD) }
     }
@@ -161,6 +172,18 @@ final class JobCgroup {
             }
             return [procsFD]
         }
+    }
+
+    /// The files the sandbox's PID 1 writes itself into once it reaped every
+    /// process of the job, leaving the group empty before it exits (the
+    /// kernel tears its namespaces down in that exit, which then need not
+    /// be waited for): v1, each hierarchy's parent `tasks` (one thread,
+    /// itself: no global lock). None on v2, where moving a process takes
+    /// `cgroup.procs` and with it an RCU grace period, nor when one of
+    /// them could not be opened. Owned by the group; valid while it lives.
+    var leaveFiles: [Int32] {
+        guard case let .v1(groups) = layout, groups.allSatisfy({ $0.parentTasks >= 0 }) else { return [] }
+        return groups.map(\.parentTasks)
     }
 
     /// CPU time of the group so far (user + system of every process it
@@ -263,7 +286,7 @@ final class JobCgroup {
     /// Removes the groups if none holds a process (true), or none of them.
     /// Every group of a job holds the same processes, and the freezer (which
     /// the slow path needs) is tried last.
-    private func removeIfEmpty() -> Bool {
+    func removeIfEmpty() -> Bool {
         let directories: [FilePath]
         switch layout {
         case let .v2(directory, _): directories = [directory]
