@@ -97,7 +97,7 @@ final class Supervisor: @unchecked Sendable {
         let cgroup = launch.cgroup
         let running = ContinuousClock.now
         // While the job starts: groups a runner that is gone left behind.
-        launch.support?.sweepStaleGroupsOnce()
+        launch.support?.sweepStaleGroupsOnce(ownGroups: cgroup == nil ? 0 : 1)
 
         let streams = [
             CaptureStream(name: .stdout, pipe: stdoutPipe.read, file: output.stdout, limit: configuration.limits.outputBytes),
@@ -207,7 +207,7 @@ final class Supervisor: @unchecked Sendable {
         for index in streams.indices { streams[index].finish() }
         var outcome = result(usage: usage, report: report, limitHit: limitHit, streams: streams,
                              wallTime: received.duration(to: .now), fallbacks: Int(launch.child.idmap_fallbacks))
-        Self.account(cgroup: cgroup, note: launch.cgroupNote, into: &outcome)
+        Self.account(cgroup: cgroup, note: launch.cgroupNote, cpuReported: report?.alone == 1, into: &outcome)
         if configuration.limits.cpuTime != nil {
             outcome.cpuTimeEnforcement = budget == nil ? .rlimit : outcome.enforcement
         }
@@ -246,22 +246,38 @@ final class Supervisor: @unchecked Sendable {
 
     /// What the cgroup saw, and the limit it names when the job did not
     /// end well on its own: an OOM kill means memory, a refused fork pids.
-    private static func account(cgroup: JobCgroup?, note: String?, into result: inout SandboxResult) {
+    /// The group's CPU time is the total (every process it held, those
+    /// killed at teardown included, and those whose parent ignored SIGCHLD,
+    /// whose rusage nobody collects). `cpuReported`: PID 1 reaped every
+    /// process, so `result` holds the split of its report already, and
+    /// only the group's total is read (one file, not four on v1) and split
+    /// in that ratio.
+    private static func account(cgroup: JobCgroup?, note: String?, cpuReported: Bool,
+                                into result: inout SandboxResult) {
         result.cgroupNote = note
         guard let cgroup else { return }
-        let usage = cgroup.usage()
+        let usage = cgroup.usage(withCPU: !cpuReported)
         result.enforcement = cgroup.version == 2 ? .cgroupV2 : .cgroupV1
-        // Every process the group held, those killed at teardown included
-        // (PID 1's rusage only has what was reaped before it exited).
         if let cpu = usage.cpu {
             result.userCPUTime = cpu.user
             result.systemCPUTime = cpu.system
+        } else if cpuReported, let total = cgroup.cpuTotal() {
+            (result.userCPUTime, result.systemCPUTime) = Self.split(total, like: (result.userCPUTime, result.systemCPUTime))
         }
         result.memoryPeakBytes = usage.memoryPeakBytes
         result.oomKilled = usage.oomKills > 0
         result.processLimitReached = usage.pidsLimitHits > 0
         guard result.limitHit == .none, result.termination != .exited(0) else { return }
         if result.oomKilled { result.limitHit = .memory } else if result.processLimitReached { result.limitHit = .pids }
+    }
+
+    /// `total` in the ratio of `reported` user and system time (all user
+    /// time when nothing was reported: a job too short for a tick).
+    static func split(_ total: Duration, like reported: (user: Duration, system: Duration)) -> (Duration, Duration) {
+        let sum = reported.user + reported.system
+        guard sum > .zero else { return (total, .zero) }
+        let user = total * (reported.user / sum)
+        return (user, total - user)
     }
 
     /// The job's end: from PID 1's report when it came (the job's wait

@@ -42,6 +42,15 @@ import Testing
         #expect(none.user == .milliseconds(3) && none.system == .zero)
     }
 
+    @Test func theGroupsTotalIsSplitLikePID1sReport() {
+        // The group counted 1.2 s; PID 1's report says 3:1 user:system.
+        let (user, system) = Supervisor.split(.milliseconds(1200), like: (.milliseconds(300), .milliseconds(100)))
+        #expect(user == .milliseconds(900) && system == .milliseconds(300))
+        // A report with nothing in it (too short for a tick): user time.
+        let (allUser, none) = Supervisor.split(.microseconds(700), like: (.zero, .zero))
+        #expect(allUser == .microseconds(700) && none == .zero)
+    }
+
     @Test func rlimitSecondsRoundUpAndTheBackstopIsWellPastTheBudget() {
         #expect(Supervisor.rlimitSeconds(.seconds(1)) == 1)
         #expect(Supervisor.rlimitSeconds(.milliseconds(1500)) == 2)

@@ -104,7 +104,20 @@ import Testing
         _ = try fd.writeAll(Array("low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n".utf8))
         try fd.close()
         defer { unlink(path.string) }
-        #expect(CgroupFiles.keyedValues(path) == ["low": 0, "high": 0, "max": 3, "oom": 1, "oom_kill": 2])
+        let values = CgroupFiles.keyedValues(path)
+        #expect(values.pairs.map(\.key) == ["low", "high", "max", "oom", "oom_kill"])
+        #expect(values["max"] == 3)
+        #expect(values["oom_kill"] == 2)
+        #expect(values["absent"] == nil)
+    }
+
+    @Test func groupPathsGoBelowTheirMount() {
+        #expect(RelativeGroupPath("/a/b").below("/sys/fs/cgroup/memory") == "/sys/fs/cgroup/memory/a/b")
+        #expect(RelativeGroupPath("/").below("/sys/fs/cgroup/memory") == "/sys/fs/cgroup/memory")
+        #expect(RelativeGroupPath("/x").below("/") == "/x")
+        #expect(CgroupFiles.joined(["memory", "pids"], " and ") == "memory and pids")
+        #expect(CgroupFiles.joined([], ", ") == "")
+        #expect(CgroupFiles.words(" cpu io\tmemory\npids\n") == ["cpu", "io", "memory", "pids"])
     }
 }
 

@@ -63,7 +63,7 @@ public enum CgroupSupport: Sendable, CustomStringConvertible {
         case let .success(hierarchies): return .v1(hierarchies: hierarchies)
         case let .failure(reason): reasons.append("v1: " + reason.text)
         }
-        return .unavailable(reason: reasons.joined(separator: "; "))
+        return .unavailable(reason: CgroupFiles.joined(reasons, "; "))
     }
 
     /// True when /sys/fs/cgroup itself is a cgroup2 filesystem (a unified
@@ -80,14 +80,26 @@ public enum CgroupSupport: Sendable, CustomStringConvertible {
     /// Removes the groups runners that are gone left behind, the first time
     /// this process asks (its first sandbox, once the job runs: not on the
     /// way to it). Bounded: a group whose processes are still dying is left
-    /// to the next sweep.
-    func sweepStaleGroupsOnce() {
+    /// to the next sweep. `ownGroups`: how many groups this process has in
+    /// each v1 parent now; a parent with no other subfolder is not read.
+    func sweepStaleGroupsOnce(ownGroups: Int) {
         guard !Self.swept.exchange(true, ordering: .relaxed) else { return }
         switch self {
         case let .v2(parent): Self.sweepStaleGroups(in: parent)
-        case let .v1(hierarchies): for hierarchy in hierarchies { Self.sweepStaleGroups(in: hierarchy.parent) }
+        case let .v1(hierarchies):
+            for hierarchy in hierarchies where Self.subfolderCount(hierarchy.parent).map({ $0 > ownGroups }) ?? true {
+                Self.sweepStaleGroups(in: hierarchy.parent)
+            }
         case .unavailable: break
         }
+    }
+
+    /// A cgroupfs folder's subfolders, from its link count (kernfs keeps it
+    /// at two plus their number): one stat instead of reading the folder.
+    static func subfolderCount(_ directory: FilePath) -> Int? {
+        var info = stat()
+        guard stat(directory.string, &info) == 0, info.st_nlink >= 2 else { return nil }
+        return Int(info.st_nlink) - 2
     }
 
     struct Reason: Error { var text: String; init(_ text: String) { self.text = text } }
@@ -95,14 +107,13 @@ public enum CgroupSupport: Sendable, CustomStringConvertible {
     static func prepareV2(mounts: [CgroupMount], groups: CgroupMembership) -> Result<FilePath, Reason> {
         guard let mount = mounts.first(where: { $0.isV2 }) else { return .failure(Reason("no cgroup2 mount")) }
         guard let path = groups.unified else { return .failure(Reason("no cgroup2 entry in /proc/self/cgroup")) }
-        let own = mount.point.appending(path.components)
-        let available = Set((try? CgroupFiles.read(own.appending("cgroup.controllers")))?
-            .split(whereSeparator: \.isWhitespace).map(String.init) ?? [])
+        let own = path.below(mount.point)
+        let available = CgroupFiles.words((try? CgroupFiles.read(own.appending("cgroup.controllers"))) ?? "")
         let missing = required.filter { !available.contains($0) }
         guard missing.isEmpty else {
-            return .failure(Reason("\(own) lacks the \(missing.joined(separator: " and ")) controller"))
+            return .failure(Reason("\(own) lacks the \(CgroupFiles.joined(missing, " and ")) controller"))
         }
-        let enable = required.map { "+" + $0 }.joined(separator: " ")
+        let enable = CgroupFiles.joined(required.map { "+" + $0 }, " ")
         // The root group may hold processes and children at once; any other
         // must be emptied first: move the runner into a leaf of its own.
         if let error = CgroupFiles.write(enable, to: own.appending("cgroup.subtree_control")) {
@@ -155,7 +166,7 @@ public enum CgroupSupport: Sendable, CustomStringConvertible {
                 if optionalV1.contains(controller) { continue }
                 return .failure(Reason("no \(controller) hierarchy"))
             }
-            let parent = mount.point.appending(path.components).appending("syft-sandbox-run")
+            let parent = path.below(mount.point).appending("syft-sandbox-run")
             // Two controllers co-mounted in one hierarchy share one group;
             // the first one's entry stands for both.
             if hierarchies.contains(where: { $0.parent == parent }) { continue }
@@ -211,14 +222,35 @@ struct CgroupMount: Hashable {
 }
 
 /// The runner's own groups, from /proc/self/cgroup.
+///
+/// (No Dictionary or Set on the path of a one-shot run: the first use of
+/// one keyed by String makes the Swift runtime scan every protocol
+/// conformance of the binary for String's Hashable, 0.1–0.3 ms; a handful
+/// of entries are searched in an array as fast.)
 struct CgroupMembership: Hashable {
     /// The v2 path ("0::/path"), relative to the v2 mount.
     var unified: RelativeGroupPath?
     /// v1 paths by controller ("4:memory:/path").
-    var v1: [String: RelativeGroupPath]
+    var v1 = ControllerPaths()
+
+    struct ControllerPaths: Hashable {
+        private var entries: [Entry] = []
+        private struct Entry: Hashable {
+            var controller: String
+            var path: RelativeGroupPath
+        }
+
+        subscript(controller: String) -> RelativeGroupPath? {
+            get { entries.first { $0.controller == controller }?.path }
+            set {
+                entries.removeAll { $0.controller == controller }
+                if let newValue { entries.append(Entry(controller: controller, path: newValue)) }
+            }
+        }
+    }
 
     static func parse(_ text: String) -> CgroupMembership {
-        var result = CgroupMembership(unified: nil, v1: [:])
+        var result = CgroupMembership(unified: nil)
         for line in text.utf8.split(separator: UInt8(ascii: "\n")) {
             let fields = line.split(separator: UInt8(ascii: ":"), maxSplits: 2, omittingEmptySubsequences: false)
             guard fields.count == 3 else { continue }
@@ -242,6 +274,17 @@ struct RelativeGroupPath: Hashable {
     init(_ text: String) {
         components = text.split(separator: "/").compactMap { FilePath.Component(String($0)) }
             .filter { $0.kind == .regular }
+    }
+
+    /// The group's folder below `mount`. (Spelled out: FilePath's generic
+    /// `appending(_:)` of components costs a conformance scan per process.)
+    func below(_ mount: FilePath) -> FilePath {
+        var text = mount.string
+        for component in components {
+            if !text.hasSuffix("/") { text += "/" }
+            text += component.string
+        }
+        return FilePath(text)
     }
 }
 
@@ -272,17 +315,41 @@ enum CgroupFiles {
         return n == bytes.count ? nil : Errno(rawValue: n < 0 ? errno : EIO)
     }
 
-    /// "key value" lines (memory.events, pids.events, cpu.stat) as a dictionary.
-    static func keyedValues(_ path: FilePath) -> [String: UInt64] {
-        guard let text = try? read(path) else { return [:] }
-        var values: [String: UInt64] = [:]
+    /// "key value" lines (memory.events, pids.events, cpu.stat).
+    static func keyedValues(_ path: FilePath) -> KeyedValues {
+        guard let text = try? read(path) else { return KeyedValues() }
+        var values = KeyedValues()
         for line in text.utf8.split(separator: UInt8(ascii: "\n")) {
             let parts = line.split(separator: UInt8(ascii: " "))
             if parts.count == 2, let value = UInt64(String(decoding: parts[1], as: UTF8.self)) {
-                values[String(decoding: parts[0], as: UTF8.self)] = value
+                values.pairs.append((String(decoding: parts[0], as: UTF8.self), value))
             }
         }
         return values
+    }
+
+    /// A control file's "key value" pairs, looked up by key (a few of them:
+    /// an array, see `CgroupMembership`).
+    struct KeyedValues {
+        var pairs: [(key: String, value: UInt64)] = []
+        subscript(key: String) -> UInt64? { pairs.first { $0.key == key }?.value }
+    }
+
+    /// Whitespace-separated words (cgroup.controllers).
+    static func words(_ text: String) -> [String] {
+        text.utf8.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\t") })
+            .map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// `parts` with `separator` between them. (Array's generic `joined`
+    /// looks its conformances up at run time: a scan per process.)
+    static func joined(_ parts: [String], _ separator: String) -> String {
+        var text = ""
+        for (index, part) in parts.enumerated() {
+            if index > 0 { text += separator }
+            text += part
+        }
+        return text
     }
 
     static func number(_ path: FilePath) -> UInt64? {

@@ -75,7 +75,7 @@ final class JobCgroup {
             let stat = directory.appending("cpu.stat")
             cpuDirectory = CgroupFiles.keyedValues(stat)["usage_usec"] != nil ? directory : nil
         case let .v1(hierarchies):
-            var groups: [(controller: String, directory: FilePath, tasks: Int32)] = []
+            var groups: [(controller: String, directory: FilePath, tasks: Int32, parentTasks: Int32)] = []
             do throws(SandboxError) {
                 for hierarchy in hierarchies {
                     let directory = hierarchy.parent.appending(name)
@@ -234,15 +234,17 @@ final class JobCgroup {
         return CPUTime(user: .nanoseconds(total), system: .zero)
     }
 
-    func usage() -> Usage {
+    /// What the group saw; its CPU time only `withCPU` (up to four more
+    /// files on v1, for a caller that has no exact count of its own).
+    func usage(withCPU: Bool = true) -> Usage {
         switch layout {
         case let .v2(directory, _):
             return Usage(memoryPeakBytes: CgroupFiles.number(directory.appending("memory.peak")),
                          oomKills: CgroupFiles.keyedValues(directory.appending("memory.events"))["oom_kill"] ?? 0,
                          pidsLimitHits: CgroupFiles.keyedValues(directory.appending("pids.events"))["max"] ?? 0,
-                         cpu: cpuTime())
+                         cpu: withCPU ? cpuTime() : nil)
         case let .v1(groups):
-            var usage = Usage(memoryPeakBytes: nil, oomKills: 0, pidsLimitHits: 0, cpu: cpuTime())
+            var usage = Usage(memoryPeakBytes: nil, oomKills: 0, pidsLimitHits: 0, cpu: withCPU ? cpuTime() : nil)
             for group in groups {
                 switch group.controller {
                 case "memory":
