@@ -1,7 +1,9 @@
 // caps.c — dropping every capability for good.
 //
 // Order matters: the securebits and the bounding set need CAP_SETPCAP, so
-// they go first; the empty permitted/effective/inheritable sets go last.
+// they go first (csb_limit_capabilities: the exec'd init does it as it
+// starts, and PID 1 and the job inherit it); the empty permitted/effective/
+// inheritable sets go last.
 // With SECBIT_NOROOT locked, an execve by uid 0 (the job's id inside) no
 // longer grants capabilities, and the empty bounding set would cap them anyway.
 #include "internal.h"
@@ -10,7 +12,7 @@
 #include <sys/prctl.h>
 #include <linux/securebits.h>
 
-int csb_drop_capabilities(struct csb_child_ctx *_Nonnull ctx) {
+int csb_limit_capabilities(struct csb_child_ctx *_Nonnull ctx) {
     const unsigned bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
                           SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
                           SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
@@ -18,11 +20,22 @@ int csb_drop_capabilities(struct csb_child_ctx *_Nonnull ctx) {
         csb_msg(ctx->message, sizeof ctx->message, "lock the securebits", NULL);
         return errno;
     }
-    for (int cap = 0; cap <= ctx->cap_last; cap++) {
-        if (cap_drop_bound((cap_value_t)cap) != 0 && errno != EINVAL) {
-            csb_msg(ctx->message, sizeof ctx->message, "drop a capability from the bounding set", NULL);
-            return errno;
-        }
+    // Up to the kernel's last capability: EINVAL past it (the exec'd init
+    // limits itself before the plan, which carries cap_last, arrives).
+    for (int cap = 0; cap < 64; cap++) {
+        if (prctl(PR_CAPBSET_DROP, (unsigned long)cap, 0, 0, 0) == 0) continue;
+        if (errno == EINVAL) break;
+        csb_msg(ctx->message, sizeof ctx->message, "drop a capability from the bounding set", NULL);
+        return errno;
+    }
+    ctx->bounding_set_dropped = true;
+    return 0;
+}
+
+int csb_drop_capabilities(struct csb_child_ctx *_Nonnull ctx) {
+    if (!ctx->bounding_set_dropped) {
+        int error = csb_limit_capabilities(ctx);
+        if (error != 0) return error;
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) {
         csb_msg(ctx->message, sizeof ctx->message, "clear the ambient capabilities", NULL);

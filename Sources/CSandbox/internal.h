@@ -42,6 +42,8 @@ struct csb_child_ctx {
     int cgroup_leave_fds[CSB_MAX_CGROUP_TASKS];
     size_t cgroup_leave_count;
     struct csb_rlimit placed_rlimits[CSB_MAX_PLACED_RLIMITS];
+    // The bounding set is empty and the securebits locked (inherited by the job).
+    bool bounding_set_dropped;
     size_t placed_rlimit_count;
     // Roots of CSB_TMPFS_EXPORT filesystems, sent to the parent before exec.
     int exported_fds[CSB_MAX_EXPORTS];
@@ -74,6 +76,10 @@ int csb_child_configure_network(struct csb_child_ctx *_Nonnull ctx);
 int csb_job_set_rlimits(struct csb_child_ctx *_Nonnull ctx);
 
 // caps.c
+/// Locks the securebits and empties the bounding set: no later execve can
+/// grant a capability. The process keeps its effective ones (the exec'd init
+/// does this first thing, while it waits for its plan anyway).
+int csb_limit_capabilities(struct csb_child_ctx *_Nonnull ctx);
 int csb_drop_capabilities(struct csb_child_ctx *_Nonnull ctx);
 
 // seccomp_load.c

@@ -465,6 +465,10 @@ __attribute__((constructor(1000))) static void exec_init_entry(int argc, char **
         csb_msg(ctx.message, sizeof ctx.message, "prepare an empty capability set", NULL);
         csb_child_fail(&ctx, CSB_STAGE_PREPARE, ENOMEM);
     }
+    // Now, while the go-ahead is still on its way, rather than in PID 1 and
+    // again in the job, on the way to its exec.
+    int limited = csb_limit_capabilities(&ctx);
+    if (limited != 0) csb_child_fail(&ctx, CSB_STAGE_CAPS, limited);
     child_main(&ctx);
 }
 #endif
