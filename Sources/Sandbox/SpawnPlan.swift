@@ -12,10 +12,10 @@ final class SpawnPlan {
     private let mounts: UnsafePointer<csb_mount>, mountCount: Int
     private let path: UnsafePointer<CChar>, cwd: UnsafePointer<CChar>
     private let argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, envp: UnsafePointer<UnsafeMutablePointer<CChar>?>
-    private let stdout: Int32, stderr: Int32, networkNamespace: Int32
+    private let stdout: Int32, stderr: Int32
     private let limits: UnsafePointer<csb_rlimit>, limitCount: Int
 
-    init(_ configuration: SandboxConfiguration, stdout: Int32, stderr: Int32, networkNamespace: Int32 = -1) throws {
+    init(_ configuration: SandboxConfiguration, stdout: Int32, stderr: Int32) throws {
         try Self.validate(configuration)
         let arena = CArena()
         self.arena = arena
@@ -34,7 +34,6 @@ final class SpawnPlan {
         self.limits = UnsafePointer(cLimits)
         limitCount = limits.count
         self.stdout = stdout
-        self.networkNamespace = networkNamespace
         self.stderr = stderr
         hostname = UnsafePointer(arena.string(configuration.hostname))
         stagingDirectory = UnsafePointer(arena.string(configuration.stagingDirectory.string))
@@ -45,7 +44,8 @@ final class SpawnPlan {
     }
 
     /// The C configuration; valid while this plan and `seccomp` live.
-    func config(seccomp: UnsafePointer<csb_bpf>) -> csb_spawn_config {
+    /// `networkNamespace`: the pooled one PID 1 was started in (-1: none).
+    func config(seccomp: UnsafePointer<csb_bpf>, networkNamespace: Int32 = -1) -> csb_spawn_config {
         csb_spawn_config(
             host_uid: hostUID, host_gid: hostGID, network: network, hostname: hostname,
             staging_dir: stagingDirectory, mounts: mounts, mount_count: mountCount,

@@ -19,11 +19,15 @@ final class Supervisor: @unchecked Sendable {
     private let output: OutputCapture
     private let control: SandboxControl?
     let cancelFD: Int32
+    /// The pipes and the plan, made here, on the caller's thread, before
+    /// the handoff (the sandbox's thread may still be in the clone).
+    let prepared: PreparedStart
 
     init(configuration: SandboxConfiguration, output: OutputCapture, control: SandboxControl?) throws {
         self.configuration = configuration
         self.output = output
         self.control = control
+        prepared = try PreparedStart(configuration)
         cancelFD = csb_eventfd()
         guard cancelFD >= 0 else {
             throw SandboxError(.setupFailed, "create the cancellation eventfd", errno: Errno(rawValue: errno))
@@ -67,28 +71,10 @@ final class Supervisor: @unchecked Sendable {
                 .invalidInput, "the configuration asks for the \(configuration.network) network, but the sandbox was started with \(launch.network)",
                 hint: "start the sandbox with the network policy its configuration names"))
         }
-        let stdoutPipe: (read: Int32, write: Int32)
-        let stderrPipe: (read: Int32, write: Int32)
-        do throws(SandboxError) {
-            stdoutPipe = try Self.capturePipe()
-            do throws(SandboxError) {
-                stderrPipe = try Self.capturePipe()
-            } catch {
-                close(stdoutPipe.read)
-                close(stdoutPipe.write)
-                throw error
-            }
-        } catch {
-            launch.stop()
-            return .failed(error)
-        }
-        defer {
-            close(stdoutPipe.read)
-            close(stderrPipe.read)
-        }
+        let (stdoutPipe, stderrPipe) = (prepared.stdout, prepared.stderr)
         let budget: CPUBudget?
         let lateDetection: Duration
-        switch setUp(launch, stdout: stdoutPipe.write, stderr: stderrPipe.write) {
+        switch setUp(launch) {
         case let .started(cpuBudget, detection):
             (budget, lateDetection) = (cpuBudget, detection)
         case let .failed(error):

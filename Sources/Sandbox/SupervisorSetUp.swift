@@ -14,24 +14,14 @@ extension Supervisor {
     /// closes); while PID 1 builds the root, the cgroup (unless made before
     /// the clone), its limits and the placement; then the wait for the
     /// job's exec. On failure the launch's PID 1 is already stopped.
-    func setUp(_ launch: SandboxLaunch, stdout: Int32, stderr: Int32) -> SetUp {
-        let plan: SpawnPlan
-        do {
-            plan = try SpawnPlan(configuration, stdout: stdout, stderr: stderr,
-                                 networkNamespace: launch.networkNamespace ?? -1)
-        } catch {
-            close(stdout)
-            close(stderr)
-            launch.stop()
-            return .failed(error as? SandboxError ?? SandboxError(.setupFailed, "\(error)"))
-        }
+    func setUp(_ launch: SandboxLaunch) -> SetUp {
+        let plan = prepared.plan
         var failure = csb_error()
         let went = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
-            var config = plan.config(seccomp: bpf)
+            var config = plan.config(seccomp: bpf, networkNamespace: launch.networkNamespace ?? -1)
             return csb_spawn_go(&config, &launch.child, &failure)
         }
-        close(stdout)
-        close(stderr)
+        prepared.closeWriteEnds()
         if went != 0 { return .failed(Self.setupError(failure)) }
         let detected = launch.detecting
         launch.makeCgroup()
@@ -56,7 +46,7 @@ extension Supervisor {
             return .failed(Self.setupError(failure))
         }
         let waited = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
-            var config = plan.config(seccomp: bpf)
+            var config = plan.config(seccomp: bpf, networkNamespace: launch.networkNamespace ?? -1)
             return csb_spawn_wait(&config, &launch.child, &failure)
         }
         if waited != 0 { return .failed(Self.setupError(failure)) }
@@ -82,4 +72,48 @@ extension Supervisor {
         return result
     }
 
+}
+
+/// What a run needs before its go-ahead that does not depend on the
+/// launch: the output pipes and the plan. The caller makes it before the
+/// handoff, while the sandbox's thread may still be in the clone; it owns
+/// the pipes (the write ends until the go-ahead has sent them).
+final class PreparedStart {
+    let plan: SpawnPlan
+    let stdout: (read: Int32, write: Int32)
+    let stderr: (read: Int32, write: Int32)
+    private var writeEndsOpen = true
+
+    init(_ configuration: SandboxConfiguration) throws(SandboxError) {
+        let stdout = try Supervisor.capturePipe()
+        let stderr: (read: Int32, write: Int32)
+        do throws(SandboxError) {
+            stderr = try Supervisor.capturePipe()
+        } catch {
+            for fd in [stdout.read, stdout.write] { close(fd) }
+            throw error
+        }
+        do {
+            plan = try SpawnPlan(configuration, stdout: stdout.write, stderr: stderr.write)
+        } catch {
+            for fd in [stdout.read, stdout.write, stderr.read, stderr.write] { close(fd) }
+            throw error as? SandboxError ?? SandboxError(.setupFailed, "\(error)")
+        }
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+
+    /// The sandbox has its copies (or will never run): only the job may write.
+    func closeWriteEnds() {
+        guard writeEndsOpen else { return }
+        writeEndsOpen = false
+        close(stdout.write)
+        close(stderr.write)
+    }
+
+    deinit {
+        closeWriteEnds()
+        close(stdout.read)
+        close(stderr.read)
+    }
 }
