@@ -511,6 +511,11 @@ static int run_operation(struct assembly *_Nonnull a, const struct csb_mount *_N
 
 // MARK: - Steps
 
+/// Binds and masks clone their source, opened by csb_child_open_sources.
+static bool opens_source(const struct csb_mount *_Nonnull m) {
+    return m->source != NULL && (m->kind == CSB_MOUNT_BIND || m->kind == CSB_MOUNT_MASK);
+}
+
 /// Opens every source path (O_PATH, no symlink anywhere on the path) in
 /// the child's own mount namespace, as open_tree requires, and before the
 /// child takes the sandbox's unprivileged id.
@@ -523,7 +528,17 @@ int csb_child_open_sources(struct csb_child_ctx *_Nonnull ctx) {
     for (size_t i = 0; i < config->mount_count; i++) {
         const struct csb_mount *m = &config->mounts[i];
         ctx->source_fds[i] = -EINVAL;
-        if (m->source == NULL || (m->kind != CSB_MOUNT_BIND && m->kind != CSB_MOUNT_MASK)) continue;
+        if (!opens_source(m)) continue;
+        // One descriptor per path (every /proc mask is /dev/null): open_tree
+        // clones from it as often as asked, and nothing closes these one by
+        // one (the close of every descriptor before the exec does).
+        size_t same = 0;
+        while (same < i && !(opens_source(&config->mounts[same]) && strcmp(config->mounts[same].source, m->source) == 0))
+            same++;
+        if (same < i) {
+            ctx->source_fds[i] = ctx->source_fds[same];
+            continue;
+        }
         int fd = csb_openat2(AT_FDCWD, m->source, O_PATH | O_CLOEXEC, NO_LINKS);
         ctx->source_fds[i] = fd >= 0 ? fd : -errno;
     }
