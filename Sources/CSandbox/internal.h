@@ -26,7 +26,7 @@ struct csb_child_ctx {
     int error_fd;       // write end of the error pipe (close-on-exec)
     int sync_fd;        // the child's end of the parent/child socket
     cap_t _Nonnull empty_caps; // prepared by the parent: libcap allocates
-    int cap_last;       // highest capability number the kernel knows
+    int cap_last;       // highest capability number the kernel knows (parent side: the ambient raise)
     bool parent_is_root;
     // Idmapped trees received from the parent, indexed by CSB_BIND_IDMAP bind order.
     int idmapped_fds[CSB_MAX_IDMAPPED];
@@ -87,7 +87,7 @@ int csb_job_set_no_new_privs(struct csb_child_ctx *_Nonnull ctx);
 int csb_job_load_seccomp(struct csb_child_ctx *_Nonnull ctx);
 
 // plan.c — the configuration, sent to the started sandbox.
-int csb_plan_write(const struct csb_spawn_config *_Nonnull config, bool parent_is_root, int cap_last,
+int csb_plan_write(const struct csb_spawn_config *_Nonnull config, bool parent_is_root,
                    const sigset_t *_Nonnull signal_mask, int *_Nonnull plan_fd);
 int csb_plan_read(int plan_fd, struct csb_child_ctx *_Nonnull ctx, sigset_t *_Nonnull signal_mask);
 // init.c

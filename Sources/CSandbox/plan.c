@@ -30,7 +30,6 @@ struct csb_plan_header {
     struct csb_spawn_config config;
     struct csb_bpf seccomp;
     uint32_t parent_is_root;
-    int32_t cap_last;
     sigset_t signal_mask;
 };
 
@@ -83,7 +82,7 @@ static uintptr_t append_strings(struct writer *_Nonnull w, const char *_Nullable
     return at;
 }
 
-int csb_plan_write(const struct csb_spawn_config *_Nonnull config, bool parent_is_root, int cap_last,
+int csb_plan_write(const struct csb_spawn_config *_Nonnull config, bool parent_is_root,
                    const sigset_t *_Nonnull signal_mask, int *_Nonnull plan_fd) {
     struct writer w = {0};
     struct csb_plan_header header;
@@ -92,7 +91,6 @@ int csb_plan_write(const struct csb_spawn_config *_Nonnull config, bool parent_i
     header.magic = CSB_PLAN_MAGIC;
     header.config = *config;
     header.parent_is_root = parent_is_root;
-    header.cap_last = cap_last;
     header.signal_mask = *signal_mask;
     struct csb_spawn_config *c = &header.config;
     c->hostname = (const char *)append_string(&w, config->hostname);
@@ -192,7 +190,6 @@ int csb_plan_read(int plan_fd, struct csb_child_ctx *_Nonnull ctx, sigset_t *_No
     c->seccomp = &header->seccomp;
     ctx->config = c;
     ctx->parent_is_root = header->parent_is_root != 0;
-    ctx->cap_last = header->cap_last;
     *signal_mask = header->signal_mask;
     return 0;
 }

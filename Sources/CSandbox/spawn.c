@@ -729,7 +729,7 @@ int csb_spawn_go(const struct csb_spawn_config *_Nonnull config, struct csb_chil
         sigset_t mask;
         pthread_sigmask(SIG_SETMASK, NULL, &mask);
         int plan_fd = -1;
-        rc = csb_plan_write(config, parent_is_root, (int)cap_max_bits() - 1, &mask, &plan_fd);
+        rc = csb_plan_write(config, parent_is_root, &mask, &plan_fd);
         if (rc != 0) {
             parent_fail(error, CSB_STAGE_PREPARE, rc, "write the sandbox's plan");
         } else {

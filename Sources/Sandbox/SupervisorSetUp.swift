@@ -16,9 +16,10 @@ extension Supervisor {
     /// job's exec. On failure the launch's PID 1 is already stopped.
     func setUp(_ launch: SandboxLaunch) -> SetUp {
         let plan = prepared.plan
+        let networkNamespace = launch.networkNamespace ?? -1
         var failure = csb_error()
         let went = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
-            var config = plan.config(seccomp: bpf, networkNamespace: launch.networkNamespace ?? -1)
+            var config = plan.config(seccomp: bpf, networkNamespace: networkNamespace)
             return csb_spawn_go(&config, &launch.child, &failure)
         }
         prepared.closeWriteEnds()
@@ -46,7 +47,7 @@ extension Supervisor {
             return .failed(Self.setupError(failure))
         }
         let waited = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
-            var config = plan.config(seccomp: bpf, networkNamespace: launch.networkNamespace ?? -1)
+            var config = plan.config(seccomp: bpf, networkNamespace: networkNamespace)
             return csb_spawn_wait(&config, &launch.child, &failure)
         }
         if waited != 0 { return .failed(Self.setupError(failure)) }
