@@ -3,10 +3,10 @@ import Testing
 
 /// The one-shot CLI contract: results files, bad input, artifacts.
 @Suite struct CLIContractTests {
-    @Test func exampleJobLeavesEveryResultFile() throws {
+    @Test func exampleJobLeavesEveryResultFile() async throws {
         let results = NSTemporaryDirectory() + "syft-it-example-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: results) }
-        let run = TestSupport.cli(["--results", results, "--json", TestSupport.repository.path + "/examples/hello"])
+        let run = await TestSupport.cli(["--results", results, "--json", TestSupport.repository.path + "/examples/hello"])
         #expect(run.status == 0, "\(run.stderr)")
         for name in ["stdout.txt", "stderr.txt", "returncode.txt", "result.json", "outputs/report.json"] {
             #expect(FileManager.default.fileExists(atPath: results + "/" + name), "missing \(name)")
@@ -27,26 +27,26 @@ import Testing
         }
     }
 
-    @Test func resultsDefaultToTheJobFolder() throws {
+    @Test func resultsDefaultToTheJobFolder() async throws {
         let job = try JobFixture("echo hi; echo out > outputs/o.txt")
-        let run = TestSupport.cli([job.path])
+        let run = await TestSupport.cli([job.path])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(try String(contentsOfFile: job.path + "/stdout.txt", encoding: .utf8) == "hi\n")
         #expect(try String(contentsOfFile: job.path + "/outputs/o.txt", encoding: .utf8) == "out\n")
         // A second run replaces the first run's outputs.
-        let again = TestSupport.cli([job.path])
+        let again = await TestSupport.cli([job.path])
         #expect(again.status == 0)
     }
 
-    @Test func badInputExits125WithOneLineAndWritesNothing() throws {
-        let missing = TestSupport.cli(["/nonexistent/job-\(UUID().uuidString)"])
+    @Test func badInputExits125WithOneLineAndWritesNothing() async throws {
+        let missing = await TestSupport.cli(["/nonexistent/job-\(UUID().uuidString)"])
         #expect(missing.status == 125)
         #expect(missing.stderr.contains("job folder not found"))
         #expect(missing.stderr.split(separator: "\n").count == 1, "\(missing.stderr)")
 
         let noScript = try JobFixture("true")
         try FileManager.default.removeItem(atPath: noScript.path + "/run.sh")
-        let run = noScript.run()
+        let run = await noScript.run()
         #expect(run.status == 125)
         #expect(run.stderr.contains("no run.sh"))
         #expect(!FileManager.default.fileExists(atPath: noScript.results.path + "/result.json"))
@@ -54,29 +54,29 @@ import Testing
         let symlinked = try JobFixture("true")
         try FileManager.default.removeItem(atPath: symlinked.path + "/run.sh")
         try FileManager.default.createSymbolicLink(atPath: symlinked.path + "/run.sh", withDestinationPath: "/etc/passwd")
-        #expect(symlinked.run().status == 125)
+        #expect(await symlinked.run().status == 125)
 
-        let usage = TestSupport.cli(["--timeout", "-3", noScript.path])
+        let usage = await TestSupport.cli(["--timeout", "-3", noScript.path])
         #expect(usage.status == 125)
     }
 
-    @Test func unwritableResultsFolderExits125AndLeavesNothing() throws {
+    @Test func unwritableResultsFolderExits125AndLeavesNothing() async throws {
         let job = try JobFixture("echo hi")
         let file = job.results.path + "-is-a-file"
         try "x".write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let run = TestSupport.cli(["--results", file, job.path])
+        let run = await TestSupport.cli(["--results", file, job.path])
         #expect(run.status == 125)
         #expect(run.stderr.contains("results"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: job.path).sorted() == ["code", "run.sh"])
     }
 
-    @Test func setupFailureExits125AndLeavesNothing() throws {
+    @Test func setupFailureExits125AndLeavesNothing() async throws {
         let job = try JobFixture("echo hi")
-        let run = job.run(["--rootfs", "/nonexistent-rootfs"])
+        let run = await job.run(["--rootfs", "/nonexistent-rootfs"])
         #expect(run.status == 125)
         let empty = try JobFixture("true")
-        let rootless = empty.run(["--rootfs", empty.path + "/code"]) // no /bin/bash in there
+        let rootless = await empty.run(["--rootfs", empty.path + "/code"]) // no /bin/bash in there
         #expect(rootless.status == 125)
         #expect(rootless.stderr.contains("execve"), "\(rootless.stderr)")
         // One line: what failed, on which path, the errno's name.
@@ -86,15 +86,15 @@ import Testing
         #expect((try? FileManager.default.contentsOfDirectory(atPath: empty.results.path)) ?? [] == [])
     }
 
-    @Test func malformedConfigIsAWarningAndDefaultsApply() throws {
+    @Test func malformedConfigIsAWarningAndDefaultsApply() async throws {
         let job = try JobFixture("echo $SYFT_JOB_NAME", config: "name: [unclosed\n  : : :")
-        let run = job.run()
+        let run = await job.run()
         #expect(run.status == 0)
         #expect(run.stderr.contains("warning"))
         #expect(job.result("stdout.txt") == "job\n")
     }
 
-    @Test func hostileOutputsAreCollectedSafely() throws {
+    @Test func hostileOutputsAreCollectedSafely() async throws {
         let job = try JobFixture("""
         cd /job/outputs
         ln -s /etc/shadow shadow-link
@@ -104,7 +104,7 @@ import Testing
         mkdir -p deep/er && echo nested > deep/er/file.txt
         echo suid > suid && chmod 4755 suid
         """)
-        let run = job.run()
+        let run = await job.run()
         #expect(run.status == 0, "\(run.stderr) \(job.result("stderr.txt") ?? "")")
         let outputs = job.results.path + "/outputs"
         let names = try FileManager.default.contentsOfDirectory(atPath: outputs)

@@ -27,7 +27,11 @@ import Testing
         }
 
         deinit {
-            stop()
+            // A test that ended early; the usual end is `await stop()`.
+            if let daemon, daemon.isRunning {
+                kill(daemon.processIdentifier, SIGTERM)
+                daemon.waitUntilExit()
+            }
             try? FileManager.default.removeItem(at: root)
         }
 
@@ -75,10 +79,10 @@ import Testing
             daemon = process
         }
 
-        func stop(signal: Int32 = SIGTERM) {
+        func stop(signal: Int32 = SIGTERM) async {
             guard let daemon, daemon.isRunning else { return }
             kill(daemon.processIdentifier, signal)
-            daemon.waitUntilExit()
+            await TestSupport.waitForExit(daemon)
         }
 
         func state(_ job: String) -> String {
@@ -86,13 +90,13 @@ import Testing
         }
 
         /// Waits until the job's state.yaml says `status: <status>`.
-        func wait(_ job: String, for status: String, seconds: Double = 10) async throws -> Bool {
+        func wait(_ job: String, for status: String, seconds: Double = 30) async throws -> Bool {
             let deadline = Date().addingTimeInterval(seconds)
             while Date() < deadline {
                 if state(job).contains("\nstatus: \(status)\n") { return true }
                 try await Task.sleep(for: .milliseconds(25))
             }
-            return false
+            return state(job).contains("\nstatus: \(status)\n")
         }
 
         /// What the owner does with the client's approve(): status and the approval fields.
@@ -142,7 +146,7 @@ import Testing
         // The inbox is never modified.
         #expect(try FileManager.default.contentsOfDirectory(atPath: box.inbox.appendingPathComponent("job-1").path).sorted()
             == ["code", "config.yaml", "run.sh"])
-        box.stop()
+        await box.stop()
         #expect(box.daemon?.terminationStatus == 0)
     }
 
@@ -197,12 +201,12 @@ import Testing
         try box.submit("job-long", script: "sleep 30")
         try box.start()
         #expect(try await box.wait("job-long", for: "pending"))
-        let second = TestSupport.cli(["daemon", "--syftbox", box.root.path, "--email", box.owner])
+        let second = await TestSupport.cli(["daemon", "--syftbox", box.root.path, "--email", box.owner])
         #expect(second.status == 1)
         #expect(second.stderr.contains("another daemon"), "\(second.stderr)")
         try box.approve("job-long")
         #expect(try await box.wait("job-long", for: "running"))
-        box.stop(signal: SIGKILL)
+        await box.stop(signal: SIGKILL)
         try box.start()
         #expect(try await box.wait("job-long", for: "failed"), "\(box.state("job-long"))")
         #expect(box.state("job-long").contains("the runner restarted"))
@@ -218,9 +222,9 @@ import Testing
         try box.start()
         #expect(try await box.wait("job-cancel", for: "pending"))
         let folder = ["--syftbox", box.root.path, "--email", box.owner]
-        let listed = TestSupport.cli(["jobs", "list"] + folder)
+        let listed = await TestSupport.cli(["jobs", "list"] + folder)
         #expect(listed.stdout.contains("ds@example.com/v1/job-cancel  pending"), "\(listed.stdout)")
-        #expect(TestSupport.cli(["jobs", "approve", "job-cancel"] + folder).status == 0)
+        #expect(await TestSupport.cli(["jobs", "approve", "job-cancel"] + folder).status == 0)
         #expect(box.state("job-cancel").contains("approval_method: manual"))
         #expect(try await box.wait("job-cancel", for: "running"))
         var started = false
@@ -229,7 +233,7 @@ import Testing
             started = !TestSupport.processes(matching: "sleep\u{0}30.\(marker)").isEmpty
         }
         #expect(started)
-        let cancel = TestSupport.cli(["jobs", "cancel", "ds@example.com/v1/job-cancel"] + folder)
+        let cancel = await TestSupport.cli(["jobs", "cancel", "ds@example.com/v1/job-cancel"] + folder)
         #expect(cancel.status == 0, "\(cancel.stderr)")
         var gone = false
         for _ in 0..<100 where !gone {
@@ -241,12 +245,12 @@ import Testing
         #expect(box.state("job-cancel").contains("review_reason: cancelled by the owner"), "\(box.state("job-cancel"))")
         #expect(box.state("job-cancel").contains("status: failed"))
         // Approving it again is refused: it is not pending.
-        #expect(TestSupport.cli(["jobs", "approve", "job-cancel"] + folder).status == 1)
+        #expect(await TestSupport.cli(["jobs", "approve", "job-cancel"] + folder).status == 1)
         try box.submit("job-next", script: "echo next")
         #expect(try await box.wait("job-next", for: "pending"))
-        #expect(TestSupport.cli(["jobs", "approve", "job-next"] + folder).status == 0)
+        #expect(await TestSupport.cli(["jobs", "approve", "job-next"] + folder).status == 0)
         #expect(try await box.wait("job-next", for: "done"))
-        let logs = TestSupport.cli(["jobs", "logs", "job-next"] + folder)
+        let logs = await TestSupport.cli(["jobs", "logs", "job-next"] + folder)
         #expect(logs.stdout == "==> stdout.txt <==\nnext\n==> stderr.txt <==\n")
     }
 }

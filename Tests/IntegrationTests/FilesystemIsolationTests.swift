@@ -3,7 +3,7 @@ import Testing
 
 /// What the job can see and write of the filesystem.
 @Suite struct FilesystemIsolationTests {
-    @Test func jobFolderIsReadOnlyAndUnchanged() throws {
+    @Test func jobFolderIsReadOnlyAndUnchanged() async throws {
         let job = try JobFixture("""
         touch /job/new-file && echo wrote-new
         echo changed >> /job/run.sh && echo wrote-runsh
@@ -13,7 +13,7 @@ import Testing
         """)
         let before = try FileManager.default.contentsOfDirectory(atPath: job.path).sorted()
         let scriptBefore = try String(contentsOfFile: job.path + "/run.sh", encoding: .utf8)
-        let run = job.run()
+        let run = await job.run()
         #expect(run.status == 0, "\(run.stderr)")
         let stdout = job.result("stdout.txt") ?? ""
         #expect(stdout == "done\n", "the job could modify its folder: \(stdout)")
@@ -22,20 +22,20 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: job.path + "/outputs"), "the mount point leaked onto the host")
     }
 
-    @Test func outputsAreWritableAtBothConventionalPlaces() throws {
+    @Test func outputsAreWritableAtBothConventionalPlaces() async throws {
         let job = try JobFixture("""
         echo one > /job/outputs/a.txt
         cd code && echo two > outputs/b.txt
         test "$SYFT_OUTPUT_DIR" = /job/outputs && echo env-ok
         """)
-        let run = job.run()
+        let run = await job.run()
         #expect(run.status == 0, "\(run.stderr)")
         #expect(job.result("outputs/a.txt") == "one\n")
         #expect(job.result("outputs/b.txt") == "two\n")
         #expect(job.result("stdout.txt") == "env-ok\n")
     }
 
-    @Test func hostPathsAreInvisible() throws {
+    @Test func hostPathsAreInvisible() async throws {
         let repository = TestSupport.repository.path
         let job = try JobFixture("""
         for p in /root /home /work /var /opt /srv /mnt /sys "\(repository)" /etc/shadow /etc/ssh /run; do
@@ -43,7 +43,7 @@ import Testing
         done
         ls / | tr '\\n' ' '
         """)
-        let run = job.run()
+        let run = await job.run()
         #expect(run.status == 0, "\(run.stderr)")
         let stdout = job.result("stdout.txt") ?? ""
         #expect(!stdout.contains("visible"), "\(stdout)")
@@ -51,16 +51,16 @@ import Testing
             == "bin dev etc job lib lib64 proc sbin tmp usr")
     }
 
-    @Test func readableDespiteMode0600OwnedByInvoker() throws {
+    @Test func readableDespiteMode0600OwnedByInvoker() async throws {
         let job = try JobFixture("cat /job/code/secret.txt")
         try "private data\n".write(toFile: job.path + "/code/secret.txt", atomically: true, encoding: .utf8)
         chmod(job.path + "/code/secret.txt", 0o600)
-        let run = job.run()
+        let run = await job.run()
         #expect(run.status == 0, "\(run.stderr) \(job.result("stderr.txt") ?? "")")
         #expect(job.result("stdout.txt") == "private data\n")
     }
 
-    @Test func procSysIsReadOnlyAndDevIsMinimal() throws {
+    @Test func procSysIsReadOnlyAndDevIsMinimal() async throws {
         let job = try JobFixture("""
         echo sandbox2 > /proc/sys/kernel/hostname 2>/dev/null && echo wrote-proc-sys
         echo x > /proc/sysrq-trigger 2>/dev/null && echo wrote-sysrq
@@ -73,7 +73,7 @@ import Testing
         touch /newfile 2>/dev/null && echo root-writable
         true
         """)
-        let run = job.run()
+        let run = await job.run()
         #expect(run.status == 0, "\(run.stderr)")
         let lines = (job.result("stdout.txt") ?? "").split(separator: "\n").map(String.init)
         #expect(lines.first?.trimmingCharacters(in: .whitespaces)
@@ -85,7 +85,7 @@ import Testing
     /// host directory: the mounts land on real directories of the sandbox
     /// (the shim opens targets with RESOLVE_NO_SYMLINKS and lays mount
     /// points over the folder), never on the host directory.
-    @Test func symlinksInTheJobFolderCannotRedirectMounts() throws {
+    @Test func symlinksInTheJobFolderCannotRedirectMounts() async throws {
         let job = try JobFixture("""
         echo written > /job/outputs/a.txt
         echo written > /job/code/outputs/b.txt
@@ -95,7 +95,7 @@ import Testing
         try FileManager.default.createDirectory(at: host, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: job.path + "/outputs", withDestinationPath: host.path)
         try FileManager.default.createSymbolicLink(atPath: job.path + "/code/outputs", withDestinationPath: host.path)
-        let run = job.run()
+        let run = await job.run()
         #expect(try FileManager.default.contentsOfDirectory(atPath: host.path).isEmpty,
                 "a mount followed a symlink onto the host")
         #expect(run.status == 0, "\(run.stderr)")
@@ -105,7 +105,7 @@ import Testing
 
     /// The same with a prepared root whose /tmp and /proc are symlinks to
     /// host directories.
-    @Test func symlinksInAPreparedRootCannotRedirectMounts() throws {
+    @Test func symlinksInAPreparedRootCannotRedirectMounts() async throws {
         let job = try JobFixture("echo x > /tmp/x; echo done")
         let base = job.url.deletingLastPathComponent()
         let host = base.appendingPathComponent("host-target")
@@ -123,7 +123,7 @@ import Testing
         }
         try FileManager.default.createSymbolicLink(atPath: root.path + "/tmp", withDestinationPath: host.path)
         try FileManager.default.createSymbolicLink(atPath: root.path + "/proc", withDestinationPath: host.path)
-        _ = job.run(["--rootfs", root.path])
+        _ = await job.run(["--rootfs", root.path])
         #expect(try FileManager.default.contentsOfDirectory(atPath: host.path).isEmpty,
                 "a mount followed a symlink onto the host")
     }

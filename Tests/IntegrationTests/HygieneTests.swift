@@ -3,11 +3,11 @@ import Testing
 
 /// Environment, descriptors and network: nothing of the host leaks in.
 @Suite struct HygieneTests {
-    @Test func callerEnvironmentDoesNotLeakAndSyftVariablesAreSet() throws {
+    @Test func callerEnvironmentDoesNotLeakAndSyftVariablesAreSet() async throws {
         let job = try JobFixture("env | sort", config: "name: env-check\ntype: bash\n")
         var environment = ProcessInfo.processInfo.environment
         environment["SECRET_TOKEN"] = "hunter2-\(UUID().uuidString)"
-        let run = job.run(["--env", "EXTRA=1", "--env", "WITH_EQUALS=a=b"], environment: environment)
+        let run = await job.run(["--env", "EXTRA=1", "--env", "WITH_EQUALS=a=b"], environment: environment)
         #expect(run.status == 0, "\(run.stderr)")
         let env = job.result("stdout.txt") ?? ""
         #expect(!env.contains("SECRET_TOKEN"))
@@ -20,32 +20,32 @@ import Testing
         #expect(env.contains("SYFT_REQUESTER="))
     }
 
-    @Test func onlyStdioReachesTheJob() throws {
+    @Test func onlyStdioReachesTheJob() async throws {
         let job = try JobFixture("for fd in 3 4 5 6 7 8 9; do ./probe fd $fd; done", withProbe: true)
         // The shell opens fds 7 and 9 without close-on-exec and execs the CLI
         // with them: a careless runner would hand them to the job.
         let command = "exec 7</etc/hostname 9>>/tmp/syft-it-leak; exec \"$0\" --results \"$1\" \"$2\""
-        let run = TestSupport.run(["/bin/sh", "-c", command, TestSupport.binary, job.results.path, job.path])
+        let run = await TestSupport.run(["/bin/sh", "-c", command, TestSupport.binary, job.results.path, job.path])
         #expect(run.status == 0, "\(run.stderr)")
         let lines = job.probeLines()
         for fd in 3...9 { #expect(lines["fd\(fd)"] == "closed", "fd \(fd) is open inside") }
     }
 
-    @Test func stdinIsDevNullAndThereIsNoControllingTerminal() throws {
+    @Test func stdinIsDevNullAndThereIsNoControllingTerminal() async throws {
         let job = try JobFixture("readlink /proc/self/fd/0; cat; (exec 3</dev/tty) 2>/dev/null && echo has-tty; echo done")
-        let run = job.run()
+        let run = await job.run()
         #expect(run.status == 0, "\(run.stderr)")
         #expect(job.result("stdout.txt") == "/dev/null\ndone\n")
     }
 
     @Test(arguments: ["none", "loopback"])
-    func onlyLoopbackExistsAndTheHostIsUnreachable(policy: String) throws {
+    func onlyLoopbackExistsAndTheHostIsUnreachable(policy: String) async throws {
         let listener = try TCPListener()
         let job = try JobFixture("""
         tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '
         ./probe connect 127.0.0.1 \(listener.port)
         """, withProbe: true)
-        let run = job.run(["--net", policy])
+        let run = await job.run(["--net", policy])
         #expect(run.status == 0, "\(run.stderr)")
         let stdout = job.result("stdout.txt") ?? ""
         #expect(stdout.hasPrefix("lo\nconnect="), "\(stdout)")
@@ -56,17 +56,17 @@ import Testing
     /// `loopback`: lo is up, so the job reaches a listener of its own;
     /// `none`: lo is down, so even that fails.
     @Test(arguments: [("loopback", "reply"), ("none", "unreachable")])
-    func theJobReachesItselfOnlyWithLoopback(policy: String, expected: String) throws {
+    func theJobReachesItselfOnlyWithLoopback(policy: String, expected: String) async throws {
         let job = try JobFixture(TestSupport.reachItself)
-        let run = job.run(["--net", policy])
+        let run = await job.run(["--net", policy])
         #expect(run.status == 0, "\(run.stderr) \(job.result("stderr.txt") ?? "")")
         #expect(job.result("stdout.txt") == expected + "\n")
     }
 
-    @Test func hostNetworkIsAnExplicitOptIn() throws {
+    @Test func hostNetworkIsAnExplicitOptIn() async throws {
         let listener = try TCPListener()
         let job = try JobFixture("./probe connect 127.0.0.1 \(listener.port)", withProbe: true)
-        let run = job.run(["--net", "host"])
+        let run = await job.run(["--net", "host"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(job.probeLines()["connect"] == "ok")
     }

@@ -8,12 +8,12 @@ import Testing
 /// nothing runs.
 @Suite struct InitEntryTests {
     @Test(arguments: ["garbage", String(repeating: "\0", count: 4096)])
-    func aPlanThatIsNotOneIsReportedAndNothingRuns(contents: String) throws {
+    func aPlanThatIsNotOneIsReportedAndNothingRuns(contents: String) async throws {
         let folder = NSTemporaryDirectory() + "syft-init-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try contents.write(toFile: folder + "/plan", atomically: false, encoding: .utf8)
-        let run = TestSupport.run([TestSupport.probe, "init-plan", folder + "/plan", TestSupport.binary])
+        let run = await TestSupport.run([TestSupport.probe, "init-plan", folder + "/plan", TestSupport.binary])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout.contains("status=127\n"), "\(run.stdout)")
         #expect(run.stdout.contains("record=248\n"), "\(run.stdout)")
@@ -21,13 +21,13 @@ import Testing
     }
 
     /// A socket that is not one (a file), as from a process that is not the runner.
-    @Test func aGoAheadThatIsNotOneIsReportedAndNothingRuns() throws {
+    @Test func aGoAheadThatIsNotOneIsReportedAndNothingRuns() async throws {
         let folder = NSTemporaryDirectory() + "syft-init-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try "G".write(toFile: folder + "/socket", atomically: false, encoding: .utf8)
         let script = "exec 5<\"$1/socket\" 6>\"$1/error\"; exec -a syft-sandbox-init \"$0\" 5 6"
-        let run = TestSupport.run(["/bin/bash", "-c", script, TestSupport.binary, folder])
+        let run = await TestSupport.run(["/bin/bash", "-c", script, TestSupport.binary, folder])
         #expect(run.status == 127)
         let record = try Data(contentsOf: URL(fileURLWithPath: folder + "/error"))
         // struct csb_error: stage, errno, then the message.
@@ -37,15 +37,15 @@ import Testing
     }
 
     /// The same binary under any other name is the CLI, whatever it is given.
-    @Test func anotherNameIsTheCLI() {
-        let run = TestSupport.run(["/bin/bash", "-c", "exec -a syft-sandbox-initx \"$0\" 5 6", TestSupport.binary])
+    @Test func anotherNameIsTheCLI() async {
+        let run = await TestSupport.run(["/bin/bash", "-c", "exec -a syft-sandbox-initx \"$0\" 5 6", TestSupport.binary])
         #expect(run.status == 125, "\(run.stderr)")
     }
     /// Where clone3 is filtered (container runtimes' seccomp profiles answer
     /// ENOSYS), the sandbox starts through the fork-like clone(2) instead.
-    @Test func withClone3FilteredTheSandboxStillStarts() throws {
+    @Test func withClone3FilteredTheSandboxStillStarts() async throws {
         let job = try JobFixture("echo started")
-        let run = TestSupport.run([TestSupport.probe, "noclone3", TestSupport.binary, "--results", job.results.path, job.path])
+        let run = await TestSupport.run([TestSupport.probe, "noclone3", TestSupport.binary, "--results", job.results.path, job.path])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(job.result("stdout.txt") == "started\n")
     }

@@ -6,14 +6,14 @@ import Testing
     @Test(arguments: [(0, 0), (3, 3), (255, 255)])
     func exitStatusIsTheJobs(code: Int, expected: Int32) async throws {
         let job = try JobFixture("exit \(code)")
-        let run = await job.runAsync()
+        let run = await job.run()
         #expect(run.status == expected)
         #expect(job.result("returncode.txt") == "\(code)")
     }
 
     @Test func killedBySignalIs128PlusN() async throws {
         let job = try JobFixture("kill -KILL $$")
-        let run = await job.runAsync()
+        let run = await job.run()
         #expect(run.status == 137)
         let record = job.resultJSON()
         #expect(record?["signal"] as? Int == 9)
@@ -24,9 +24,13 @@ import Testing
         let marker = "probe-\(UUID().uuidString.prefix(8))"
         let job = try JobFixture("./\(marker) escape; sleep 100", withProbe: true)
         try FileManager.default.moveItem(atPath: job.path + "/probe", toPath: job.path + "/" + marker)
-        let run = await job.runAsync(["--timeout", "1"])
+        let run = await job.run(["--timeout", "1"])
         #expect(run.status == 124)
-        #expect(run.seconds < 2.0, "took \(run.seconds) s for a 1 s timeout: the CLI must return within a second of the limit")
+        // The sandbox is gone within a second of the limit (the supervisor's
+        // own clock); the CLI does not wait for the escaped `sleep 100` that
+        // held its pipes (the host's clock, with room for a loaded machine).
+        #expect(job.resultJSON()?["wall_ms"] as? Int ?? .max < 2000, "\(job.resultJSON() ?? [:])")
+        #expect(run.seconds < 10, "took \(run.seconds) s for a 1 s timeout")
         #expect(job.result("returncode.txt") == "-1")
         #expect(job.result("stdout.txt")?.contains("escaped") == true)
         #expect(job.result("stdout.txt")?.hasSuffix("--- PROCESS TIMED OUT ---\n") == true)
@@ -39,7 +43,7 @@ import Testing
         let marker = "probe-\(UUID().uuidString.prefix(8))"
         let job = try JobFixture("./\(marker) escape; exit 0", withProbe: true)
         try FileManager.default.moveItem(atPath: job.path + "/probe", toPath: job.path + "/" + marker)
-        let run = await job.runAsync()
+        let run = await job.run()
         #expect(run.status == 0, "\(run.stderr)")
         #expect(TestSupport.processes(matching: marker).isEmpty, "a setsid, double-forked child outlived the job")
         TestSupport.expectNothingLeft(run, marker: marker)
@@ -50,10 +54,11 @@ import Testing
         let job = try JobFixture("sleep 30.\(marker)")
         var environment = ProcessInfo.processInfo.environment
         environment["SYFT_DEFAULT_JOB_TIMEOUT_SECONDS"] = "1"
-        let run = await job.runAsync([], environment: environment)
+        let run = await job.run([], environment: environment)
         #expect(run.status == 124)
-        #expect(run.seconds < 2.5)
         let record = job.resultJSON()
+        #expect(record?["wall_ms"] as? Int ?? .max < 2500, "\(record ?? [:])")
+        #expect(run.seconds < 10, "took \(run.seconds) s: the 30 s sleep was not stopped at 1 s")
         #expect(record?["limit_hit"] as? String == "timeout")
         #expect((record?["limits"] as? [String: Any])?["timeout_seconds"] as? Double == 1)
         TestSupport.expectNothingLeft(run, marker: marker)
@@ -65,14 +70,14 @@ import Testing
     @Test func largeOutputArrivesWholeAndACapMidBatchIsExact() async throws {
         let expected = (1...300_000).map { "\($0)\n" }.joined()
         let job = try JobFixture("seq 1 300000 >&2 & seq 1 300000; wait")
-        let run = await job.runAsync(["--max-output", "16M"])
+        let run = await job.run(["--max-output", "16M"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(job.result("stdout.txt") == expected)
         #expect(job.result("stderr.txt") == expected)
 
         // It goes on after its output, so the cap (not its own end) stops it.
         let capped = try JobFixture("seq 1 300000; exec sleep 30")
-        let cut = await capped.runAsync(["--max-output", "1000001", "--timeout", "20"])
+        let cut = await capped.run(["--max-output", "1000001", "--timeout", "20"])
         #expect(cut.status == 137)
         let stdout = capped.result("stdout.txt") ?? ""
         let kept = String(expected.utf8.prefix(1_000_001))!
@@ -84,9 +89,9 @@ import Testing
     @Test func outputPastTheCapIsCutAndTheJobStopped() async throws {
         let marker = TestSupport.marker()
         let job = try JobFixture("sleep 999.\(marker) & yes 0123456789")
-        let run = await job.runAsync(["--max-output", "64K", "--timeout", "20"])
+        let run = await job.run(["--max-output", "64K", "--timeout", "20"])
         #expect(run.status == 137)
-        #expect(run.seconds < 5)
+        #expect(run.seconds < 15, "ran \(run.seconds) s: stopped by the 20 s timeout, not at the cap")
         let stdout = job.result("stdout.txt") ?? ""
         #expect(stdout.utf8.count < 64 * 1024 + 200)
         #expect(stdout.hasSuffix("truncated at 65536 bytes; the job was stopped]\n"))
@@ -129,7 +134,7 @@ import Testing
         }
         #expect(ready, "the job never started")
         kill(process.processIdentifier, signal)
-        process.waitUntilExit()
+        await TestSupport.waitForExit(process)
         #expect(process.terminationStatus == 3)
         #expect(job.result("stdout.txt") == "ready\ngot \(name)\n")
         #expect(job.result("outputs/p.txt") == "partial\n")
@@ -148,7 +153,7 @@ import Testing
         done
         echo "orphans=$(grep -l '^PPid:[[:space:]]*1$' /proc/[0-9]*/status 2>/dev/null | wc -l) zombies=$zombies"
         """)
-        let run = job.run()
+        let run = await job.run()
         #expect(run.status == 0, "\(run.stderr)")
         // The five sleeps were orphaned (reparented to PID 1) and are gone; none is a zombie.
         #expect(job.result("stdout.txt") == "orphans=1 zombies=0\n", "\(job.result("stdout.txt") ?? "")")

@@ -24,7 +24,7 @@ import Testing
         sleep 999.\(marker) &
         python3 -c 'x = b"x" * (256 << 20); print(len(x))'
         """)
-        let run = await job.runAsync(["--memory", "64M"])
+        let run = await job.run(["--memory", "64M"])
         let record = try #require(job.resultJSON())
         let limits = record["limits"] as? [String: Any]
         #expect(limits?["memory_bytes"] as? Int == 64 << 20)
@@ -57,7 +57,7 @@ import Testing
         wait $sleeper
         exit 1
         """)
-        let run = await job.runAsync(["--pids", "64", "--timeout", "30"])
+        let run = await job.run(["--pids", "64", "--timeout", "30"])
         #expect(run.seconds < 20, "the fork bomb ran \(run.seconds) s")
         #expect(run.status == 1, "\(run.stderr)")
         let record = try #require(job.resultJSON())
@@ -78,11 +78,12 @@ import Testing
         sleep 999.\(marker) &
         while :; do :; done
         """)
-        let run = await job.runAsync(["--cpu-time", "1", "--timeout", "20"])
+        let run = await job.run(["--cpu-time", "1", "--timeout", "20"])
         // The cgroup's counter: the supervisor kills the sandbox at the
         // budget. RLIMIT_CPU only: the spinning shell dies of SIGXCPU.
         #expect(run.status == (CgroupProbe.accountsCPU ? 137 : 128 + SIGXCPU), "\(run.stderr)")
-        #expect(run.seconds < 6, "ran \(run.seconds) s")
+        // Well before the 20 s timeout, on a loaded host too: the budget, not the clock, stopped it.
+        #expect(run.seconds < 15, "ran \(run.seconds) s")
         let record = try #require(job.resultJSON())
         #expect(record["limit_hit"] as? String == "cpu_time")
         #expect(record["status"] as? String == "killed")
@@ -106,9 +107,9 @@ import Testing
         echo "the shell went on after its child"
         exit 0
         """)
-        let run = await job.runAsync(["--cpu-time", "1", "--timeout", "20"])
+        let run = await job.run(["--cpu-time", "1", "--timeout", "20"])
         #expect(run.status == 137, "\(run.stderr)")
-        #expect(run.seconds < 6, "ran \(run.seconds) s for 1 s of CPU")
+        #expect(run.seconds < 15, "ran \(run.seconds) s for 1 s of CPU")
         #expect(job.result("stdout.txt") == "")
         let record = try #require(job.resultJSON())
         #expect(record["limit_hit"] as? String == "cpu_time", "\(record)")
@@ -138,9 +139,9 @@ import Testing
         wait $first $second
         echo "all done"
         """)
-        let limited = await job.runAsync(["--cpu-time", "1", "--timeout", "20"])
+        let limited = await job.run(["--cpu-time", "1", "--timeout", "20"])
         #expect(limited.status == 137, "\(limited.stderr)")
-        #expect(limited.seconds < 6, "ran \(limited.seconds) s")
+        #expect(limited.seconds < 15, "ran \(limited.seconds) s")
         #expect(job.result("stdout.txt")?.contains("all done") == false)
         let record = try #require(job.resultJSON())
         #expect(record["limit_hit"] as? String == "cpu_time", "\(record)")
@@ -148,7 +149,7 @@ import Testing
         #expect(cpu >= 1000 && cpu < 1400, "cpu \(cpu) ms")
         TestSupport.expectNothingLeft(limited, marker: marker)
 
-        let roomy = await job.runAsync(["--cpu-time", "2", "--timeout", "20"])
+        let roomy = await job.run(["--cpu-time", "2", "--timeout", "20"])
         #expect(roomy.status == 0, "\(roomy.stderr)")
         #expect(job.result("stdout.txt")?.hasSuffix("all done\n") == true)
         let full = try #require(job.resultJSON())
@@ -170,7 +171,7 @@ import Testing
         echo small 2>/dev/null > /job/code/outputs/small.txt || echo full-here-too
         exit 3
         """)
-        let run = await job.runAsync(["--max-outputs", "1M"])
+        let run = await job.run(["--max-outputs", "1M"])
         #expect(run.status == 3, "\(run.stderr)")
         let stdout = job.result("stdout.txt") ?? ""
         #expect(stdout == "outputs-full\n1\ntmpfs\nfull-here-too\n", "\(stdout)")
@@ -194,7 +195,7 @@ import Testing
         stat -f -c %T /tmp
         stat -c %s /tmp/big
         """)
-        let run = await job.runAsync(["--tmp-size", "1M"])
+        let run = await job.run(["--tmp-size", "1M"])
         // The job sees ENOSPC and goes on; a full /tmp is not a limit that
         // ends the job, so limit_hit stays none.
         #expect(run.status == 0, "\(run.stderr)")
@@ -230,7 +231,7 @@ import Testing
             print("highest=%d error=%s" % (max(fds), errno.errorcode[e.errno]))
             sys.exit(e.errno)'
         """)
-        let run = await job.runAsync(["--open-files", "32"])
+        let run = await job.run(["--open-files", "32"])
         #expect(run.status == EMFILE, "\(run.stderr)")
         #expect(job.result("stdout.txt") == "soft=32 hard=32\ncannot-raise\nhighest=31 error=EMFILE\n")
         let record = try #require(job.resultJSON())
@@ -239,7 +240,7 @@ import Testing
         #expect((record["limits"] as? [String: Any])?["open_files"] as? Int == 32)
         TestSupport.expectNothingLeft(run, marker: marker)
 
-        let roomy = await job.runAsync(["--open-files", "64"])
+        let roomy = await job.run(["--open-files", "64"])
         #expect(roomy.status == EMFILE)
         #expect(job.result("stdout.txt") == "soft=64 hard=64\ncannot-raise\nhighest=63 error=EMFILE\n")
         TestSupport.expectNothingLeft(roomy, marker: marker)
@@ -252,7 +253,7 @@ import Testing
         (head -c 3M /dev/zero > /tmp/f) 2>/dev/null; echo "status=$?"
         stat -c %s /tmp/f
         """)
-        let run = await job.runAsync(["--file-size", "1M"])
+        let run = await job.run(["--file-size", "1M"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(job.result("stdout.txt") == "status=\(128 + SIGXFSZ)\n\(1 << 20)\n")
         #expect(job.resultJSON()?["limit_hit"] as? String == "none")
@@ -285,7 +286,7 @@ import Testing
         find /tmp /job -name 'core*' 2>/dev/null
         sh -c 'kill -SEGV $$'
         """)
-        let run = await job.runAsync()
+        let run = await job.run()
         // The job's last command crashed: its status is the shell's.
         #expect(run.status == 128 + SIGSEGV, "\(run.stderr)")
         let expected = ["core soft=0 hard=0", "cannot-raise"] + ["/tmp", "/job/outputs", "/job/code/outputs"].flatMap {
@@ -308,7 +309,7 @@ import Testing
             let folder = NSTemporaryDirectory() + "syft-core-\(marker)"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: folder) }
-            await TestSupport.runOffPool(["/bin/bash", "-c", "ulimit -c unlimited; cd '\(folder)' && sh -c 'kill -SEGV $$'"])
+            await TestSupport.run(["/bin/bash", "-c", "ulimit -c unlimited; cd '\(folder)' && sh -c 'kill -SEGV $$'"])
             let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
             #expect(names.contains { $0.hasPrefix("core") }, "the control crash left no core: \(names)")
         }
@@ -319,7 +320,7 @@ import Testing
     @Test func aNormalRunRemovesItsCgroupAndReportsUsage() async throws {
         let marker = TestSupport.marker()
         let job = try JobFixture("sleep 999.\(marker) & head -c 20M /dev/zero | tail -c 1 >/dev/null; echo ok")
-        let run = await job.runAsync()
+        let run = await job.run()
         #expect(run.status == 0, "\(run.stderr)")
         let record = try #require(job.resultJSON())
         let limits = try #require(record["limits"] as? [String: Any])
@@ -354,7 +355,7 @@ import Testing
         }
         #expect(started, "the job never started")
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        await TestSupport.waitForExit(process)
         var gone = false
         for _ in 0..<40 where !gone {
             try await Task.sleep(for: .milliseconds(50))
@@ -362,7 +363,7 @@ import Testing
         }
         #expect(gone, "the job outlived its runner")
         let next = try JobFixture("true")
-        let nextRun = await next.runAsync()
+        let nextRun = await next.run()
         #expect(nextRun.status == 0)
         // The killed runner's groups, in every hierarchy, were swept.
         let swept = CgroupProbe.jobGroups { $0 == process.processIdentifier }

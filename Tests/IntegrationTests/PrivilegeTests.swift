@@ -3,9 +3,9 @@ import Testing
 
 /// Identity, capabilities, no_new_privs and the seccomp filter.
 @Suite struct PrivilegeTests {
-    @Test func everyCapabilitySetIsEmptyAndNoNewPrivsAndSeccompAreOn() throws {
+    @Test func everyCapabilitySetIsEmptyAndNoNewPrivsAndSeccompAreOn() async throws {
         let job = try JobFixture("grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status")
-        let run = job.run()
+        let run = await job.run()
         #expect(run.status == 0, "\(run.stderr)")
         let status = job.result("stdout.txt") ?? ""
         for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
@@ -15,9 +15,9 @@ import Testing
         #expect(status.contains("Seccomp:\t2"))
     }
 
-    @Test func deniedSyscallsReturnEPERMAndForeignABIsAreKilled() throws {
+    @Test func deniedSyscallsReturnEPERMAndForeignABIsAreKilled() async throws {
         let job = try JobFixture("./probe syscalls", withProbe: true)
-        let run = job.run()
+        let run = await job.run()
         #expect(run.status == 0, "\(run.stderr) \(job.result("stderr.txt") ?? "")")
         let lines = job.probeLines()
         let denied = ["mount", "umount2", "pivot_root", "chroot", "unshare_user", "unshare_ns", "unshare_net",
@@ -37,14 +37,14 @@ import Testing
         #expect(lines["i386"] == "killed:SYS")
     }
 
-    @Test func nestedUserNamespacesAndMountsAreRefused() throws {
+    @Test func nestedUserNamespacesAndMountsAreRefused() async throws {
         let job = try JobFixture("""
         unshare -U true 2>/dev/null && echo nested-userns
         unshare -r true 2>/dev/null && echo nested-root
         mount -t tmpfs none /tmp 2>/dev/null && echo mounted
         echo done
         """)
-        let run = job.run()
+        let run = await job.run()
         #expect(run.status == 0, "\(run.stderr)")
         #expect(job.result("stdout.txt") == "done\n")
     }
@@ -54,7 +54,7 @@ import Testing
         let job = try JobFixture("exec sleep 3.\(marker)")
         // Off the cooperative pool: a blocked pool thread would hold up this
         // test's own polling (two threads on a two-core machine).
-        let task = Task { await job.runAsync() }
+        let task = Task { await job.run() }
         var uids: [String] = []
         for _ in 0..<50 where uids.isEmpty {
             try await Task.sleep(for: .milliseconds(100))
@@ -75,7 +75,7 @@ import Testing
 
     /// Run by an unprivileged user (what most users do), the job maps to
     /// that user's own id, and the sandbox holds all the same.
-    @Test func anUnprivilegedRunnerMapsTheJobToItsOwnID() throws {
+    @Test func anUnprivilegedRunnerMapsTheJobToItsOwnID() async throws {
         let job = try JobFixture("""
         cat /proc/self/uid_map | tr -s ' '
         grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status | tr '\\t' ' '
@@ -84,7 +84,7 @@ import Testing
         let base = job.url.deletingLastPathComponent().path
         #expect(chown(base, 65534, 65534) == 0)
         for path in [job.path, job.path + "/run.sh", job.path + "/code"] { #expect(chown(path, 65534, 65534) == 0) }
-        let run = TestSupport.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+        let run = await TestSupport.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
                                    TestSupport.binary, "--results", job.results.path, job.path])
         #expect(run.status == 0, "\(run.stderr)")
         let lines = (job.result("stdout.txt") ?? "").split(separator: "\n").map(String.init)
@@ -95,7 +95,7 @@ import Testing
 
         // A job folder this user cannot read is bad input: one line, 125.
         #expect(chown(job.path, 0, 0) == 0 && chmod(job.path, 0o700) == 0)
-        let unreadable = TestSupport.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+        let unreadable = await TestSupport.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
                                           TestSupport.binary, "--results", job.results.path + "-2", job.path])
         #expect(unreadable.status == 125)
         #expect(unreadable.stderr.contains("cannot read the job folder"), "\(unreadable.stderr)")

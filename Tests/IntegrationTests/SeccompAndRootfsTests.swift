@@ -5,9 +5,9 @@ import Testing
 @Suite struct SeccompAndRootfsTests {
     /// Podman's default profile (Debian's golang-github-containers-common)
     /// loads and runs a job; its denials still hold and foreign ABIs still die.
-    @Test func podmansProfileRunsAJob() throws {
+    @Test func podmansProfileRunsAJob() async throws {
         let job = try JobFixture("./probe syscalls", withProbe: true)
-        let run = job.run(["--seccomp", "/usr/share/containers/seccomp.json"])
+        let run = await job.run(["--seccomp", "/usr/share/containers/seccomp.json"])
         #expect(run.status == 0, "\(run.stderr) \(job.result("stderr.txt") ?? "")")
         let lines = job.probeLines()
         #expect(lines["getpid"] == "ok")
@@ -17,12 +17,12 @@ import Testing
         #expect(lines["x32"] == "killed:SYS")
     }
 
-    @Test func aBrokenProfileIsBadInput() throws {
+    @Test func aBrokenProfileIsBadInput() async throws {
         let job = try JobFixture("echo ran")
         let profile = job.url.deletingLastPathComponent().appendingPathComponent("bad.json")
         try #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_BOOM"}]}"#
             .write(to: profile, atomically: true, encoding: .utf8)
-        let run = job.run(["--seccomp", profile.path])
+        let run = await job.run(["--seccomp", profile.path])
         #expect(run.status == 125)
         #expect(run.stderr.contains("unknown action 'SCMP_ACT_BOOM'"), "\(run.stderr)")
         #expect(run.stderr.contains(profile.path))
@@ -32,7 +32,7 @@ import Testing
     /// A prepared root with bash and its libraries only, and none of the
     /// mount points (/proc, /dev, /tmp, /job): the sandbox lays a read-only
     /// overlay holding them over the root and leaves the directory untouched.
-    @Test func aPreparedRootIsUsedAndLeftUnchanged() throws {
+    @Test func aPreparedRootIsUsedAndLeftUnchanged() async throws {
         let job = try JobFixture("""
         echo "in the prepared root: $(< /etc/marker)"
         test -e /usr/bin/python3 && echo "host /usr visible"
@@ -54,7 +54,7 @@ import Testing
         }
         try "prepared\n".write(to: root.appendingPathComponent("etc/marker"), atomically: true, encoding: .utf8)
         let before = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
-        let run = job.run(["--rootfs", root.path])
+        let run = await job.run(["--rootfs", root.path])
         #expect(run.status == 0, "\(run.stderr) \(job.result("stderr.txt") ?? "")")
         #expect(job.result("stdout.txt") == "in the prepared root: prepared\ndone\n")
         #expect(job.result("outputs/o.txt") == "out\n")

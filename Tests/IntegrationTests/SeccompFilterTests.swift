@@ -19,8 +19,8 @@ import Testing
         "fspick",
     ]
 
-    static func answers(_ program: String) -> [String: String] {
-        let run = TestSupport.run([TestSupport.probe, "filtered", program])
+    static func answers(_ program: String) async -> [String: String] {
+        let run = await TestSupport.run([TestSupport.probe, "filtered", program])
         var answers: [String: String] = [:]
         for line in run.stdout.split(separator: "\n") {
             let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
@@ -29,13 +29,13 @@ import Testing
         return answers
     }
 
-    @Test func theDefaultFilterDeniesTheDangerousSyscallsItself() throws {
+    @Test func theDefaultFilterDeniesTheDangerousSyscallsItself() async throws {
         try #require(getuid() == 0, "needs root: the unfiltered run must pass the capability checks")
         let file = NSTemporaryDirectory() + "syft-filter-\(UUID().uuidString).bpf"
         defer { unlink(file) }
         try Data(try BuiltinPolicies.seccompProgram().bytes).write(to: URL(fileURLWithPath: file))
-        let unfiltered = Self.answers("none")
-        let filtered = Self.answers(file)
+        let unfiltered = await Self.answers("none")
+        let filtered = await Self.answers(file)
         for name in Self.denied {
             #expect(filtered[name] == "EPERM", "\(name): \(filtered[name] ?? "no answer")")
             #expect(unfiltered[name] != nil && unfiltered[name] != "EPERM",

@@ -49,15 +49,14 @@ enum TestSupport {
     static let probe: String = {
         let source = repository.appendingPathComponent("Tests/IntegrationTests/Probes/probe.c").path
         let output = NSTemporaryDirectory() + "syft-probe-\(getpid())"
-        let result = run(["/usr/bin/cc", "-static", "-O1", "-o", output, source])
+        let result = runBlocking(["/usr/bin/cc", "-static", "-O1", "-o", output, source])
         precondition(result.status == 0, "cannot build the probe: \(result.stderr)")
         return output
     }()
 
-    /// Runs a program; `environment` nil inherits the test's.
-    @discardableResult
-    static func run(_ arguments: [String], environment: [String: String]? = nil,
-                    inheritFD: Int32? = nil) -> CLIRun {
+    /// Runs a program on the calling thread; `environment` nil inherits the
+    /// test's. Tests call `run`, which keeps this off the cooperative pool.
+    static func runBlocking(_ arguments: [String], environment: [String: String]? = nil) -> CLIRun {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: arguments[0])
         process.arguments = Array(arguments.dropFirst())
@@ -76,17 +75,28 @@ enum TestSupport {
                       pid: process.processIdentifier)
     }
 
-    static func cli(_ arguments: [String], environment: [String: String]? = nil) -> CLIRun {
-        run([binary] + arguments, environment: environment)
+    /// Runs a program on a thread of its own and waits without holding a
+    /// thread. Swift Testing runs tests on the cooperative pool (as wide as
+    /// the CPUs: 2 here); a test blocked for seconds in waitUntilExit starves
+    /// every other test of that pool, and their wall-clock deadlines pass
+    /// while they cannot run. So no test waits for a process on the pool.
+    @discardableResult
+    static func run(_ arguments: [String], environment: [String: String]? = nil) async -> CLIRun {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: runBlocking(arguments, environment: environment)) }.start()
+        }
     }
 
-    /// `run` on a thread of its own. Swift Testing runs tests on the
-    /// cooperative pool (as wide as the CPUs: 2 here); a test blocked for
-    /// seconds in waitUntilExit starves every async test of that pool, and
-    /// their wall-clock deadlines pass while they cannot run.
-    static func runOffPool(_ arguments: [String], environment: [String: String]? = nil) async -> CLIRun {
+    /// `run` of the CLI under test.
+    @discardableResult
+    static func cli(_ arguments: [String], environment: [String: String]? = nil) async -> CLIRun {
+        await run([binary] + arguments, environment: environment)
+    }
+
+    /// Waits for a started process to exit on a thread of its own (see `run`).
+    static func waitForExit(_ process: Process) async {
         await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: run(arguments, environment: environment)) }.start()
+            Thread { process.waitUntilExit(); continuation.resume() }.start()
         }
     }
 
@@ -131,15 +141,10 @@ final class JobFixture {
         try? FileManager.default.removeItem(at: url.deletingLastPathComponent())
     }
 
-    /// Runs the job through the CLI with results in a separate folder.
-    func run(_ options: [String] = [], environment: [String: String]? = nil) -> CLIRun {
-        TestSupport.cli(["--results", results.path] + options + [path], environment: environment)
-    }
-
-    /// `run` without holding a thread of the cooperative pool while the job runs.
-    func runAsync(_ options: [String] = [], environment: [String: String]? = nil) async -> CLIRun {
-        await TestSupport.runOffPool([TestSupport.binary, "--results", results.path] + options + [path],
-                                     environment: environment)
+    /// Runs the job through the CLI with results in a separate folder,
+    /// without holding a thread of the cooperative pool while it runs.
+    func run(_ options: [String] = [], environment: [String: String]? = nil) async -> CLIRun {
+        await TestSupport.cli(["--results", results.path] + options + [path], environment: environment)
     }
 
     func result(_ name: String) -> String? {
