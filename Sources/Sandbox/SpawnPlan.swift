@@ -68,11 +68,22 @@ final class SpawnPlan {
         guard exports.count <= Int(CSB_MAX_EXPORTS) else {
             throw SandboxError(.invalidInput, "at most \(CSB_MAX_EXPORTS) exported filesystems")
         }
-        /// Absolute, and no component is "." or ".." (over UTF-8: no grapheme breaking).
+        /// Absolute, and no component is "." or ".." (over UTF-8 bytes, in
+        /// one pass: no grapheme breaking, no array of components).
         func isPlainAbsolute(_ path: String) -> Bool {
-            path.utf8.first == UInt8(ascii: "/") && !path.utf8.split(separator: UInt8(ascii: "/")).contains {
-                $0.elementsEqual(".".utf8) || $0.elementsEqual("..".utf8)
+            guard path.utf8.first == UInt8(ascii: "/") else { return false }
+            var dots = 0          // dots since the last "/", -1 once anything else came
+            for byte in path.utf8 {
+                if byte == UInt8(ascii: "/") {
+                    if dots == 1 || dots == 2 { return false }
+                    dots = 0
+                } else if byte == UInt8(ascii: "."), dots >= 0 {
+                    dots += 1
+                } else {
+                    dots = -1
+                }
             }
+            return dots != 1 && dots != 2
         }
         for mount in configuration.mounts {
             if case let .rebind(source) = mount.kind, !isPlainAbsolute(source) {

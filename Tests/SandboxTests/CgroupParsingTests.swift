@@ -146,3 +146,24 @@ enum TempTree {
         }
     }
 }
+
+extension CgroupParsingTests {
+    @Test func aControlFilesNumberIsItsFirstWord() {
+        #expect(CgroupFiles.leadingNumber("123\n") == 123)
+        #expect(CgroupFiles.leadingNumber("  42 7\n") == 42)
+        #expect(CgroupFiles.leadingNumber("18446744073709551615") == UInt64.max)
+        for text in ["", "\n", "max\n", "12a", "-1", "18446744073709551616", "1.5"] {
+            #expect(CgroupFiles.leadingNumber(text) == nil, "\(text)")
+        }
+    }
+
+    @Test func onlyCgroupLinesCountAndASpaceInAPathIsNoSeparator() {
+        let mounts = CgroupMount.parse(mountinfo: """
+        50 1 0:40 / /srv/a\\040-\\040cgroup\\040x rw shared:20 - tmpfs tmpfs rw
+        51 1 0:41 / /srv/cg rw shared:21 - cgroupfs none rw
+        52 1 0:42 / /srv/v1 rw - cgroup cgroup rw,pids
+        """)
+        // The first's escaped spaces are not " - cgroup"; "cgroupfs" is not "cgroup".
+        #expect(mounts.map(\.point) == [FilePath("/srv/v1")])
+    }
+}

@@ -65,11 +65,13 @@ import Testing
     }
 
     @Test func targetsAndRebindSourcesMustBePlainAbsolutePaths() throws {
-        for target in ["job", "/job/../etc", "/job/./x", "/..", "/job/.."] {
+        for target in ["job", "", "/job/../etc", "/job/./x", "/..", "/job/..", "/.", "/job/.", "/a//./b", "/a/../"] {
             #expect(throws: SandboxError.self, "\(target)") { try plan([Mount(.directory(mode: 0o755), at: target)]) }
         }
         #expect(throws: SandboxError.self) { try plan([Mount(.rebind(source: "/a/../b"), at: "/b")]) }
         // Names that only begin with dots are names.
-        try plan([Mount(.directory(mode: 0o755), at: "/job/..hidden/.x"), Mount(.rebind(source: "/usr/...lib"), at: "/y")])
+        try plan([Mount(.directory(mode: 0o755), at: "/job/..hidden/.x"), Mount(.rebind(source: "/usr/...lib"), at: "/y"),
+                  Mount(.directory(mode: 0o755), at: "/a./b.."), Mount(.directory(mode: 0o755), at: "/c/.../d/"),
+                  Mount(.directory(mode: 0o755), at: "/")])
     }
 }

@@ -24,16 +24,18 @@ public enum BuiltinPolicies {
               EmbeddedResources.defaultSeccompArchitecture == SeccompProfile.Environment.currentArchitecture else {
             return nil
         }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(EmbeddedResources.defaultSeccompProgram.utf8.count / 2)
-        var high: UInt8?
-        for digit in EmbeddedResources.defaultSeccompProgram.utf8 {
-            let value = digit <= UInt8(ascii: "9") ? digit - UInt8(ascii: "0") : digit - UInt8(ascii: "a") + 10
-            if let first = high {
-                bytes.append(first << 4 | value)
-                high = nil
-            } else {
-                high = value
+        // Over the literal's contiguous bytes: iterating its UTF8View byte by
+        // byte was ~70 µs of every run (8,000 hex digits).
+        var text = EmbeddedResources.defaultSeccompProgram
+        let bytes = text.withUTF8 { hex in
+            [UInt8](unsafeUninitializedCapacity: hex.count / 2) { buffer, count in
+                func value(_ digit: UInt8) -> UInt8 {
+                    digit <= UInt8(ascii: "9") ? digit &- UInt8(ascii: "0") : digit &- UInt8(ascii: "a") &+ 10
+                }
+                for index in 0..<hex.count / 2 {
+                    buffer[index] = value(hex[2 * index]) << 4 | value(hex[2 * index + 1])
+                }
+                count = hex.count / 2
             }
         }
         return try? SeccompProgram(compiled: bytes, skippedSyscalls: EmbeddedResources.defaultSeccompSkipped)

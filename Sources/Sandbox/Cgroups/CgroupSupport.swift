@@ -191,6 +191,9 @@ struct CgroupMount: Hashable {
         // into graphemes first, a tenth of a millisecond on the launch path.
         mountinfo.utf8.split(separator: UInt8(ascii: "\n")).compactMap { line in
             // ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER_OPTIONS
+            // Fields hold no space (mountinfo escapes it): " - cgroup" is
+            // the separator and a cgroup type, and only those lines are split.
+            guard holds(line, " - cgroup") else { return nil }
             let fields = line.split(separator: UInt8(ascii: " "))
             guard let dash = fields.firstIndex(where: { $0.elementsEqual("-".utf8) }), dash >= 5,
                   fields.count >= dash + 4 else { return nil }
@@ -202,6 +205,24 @@ struct CgroupMount: Hashable {
                 .map { String(decoding: $0, as: UTF8.self) }
             return CgroupMount(point: point, isV2: false, controllers: Set(controllers))
         }
+    }
+
+    /// Whether `line` holds `needle` (ASCII), byte by byte.
+    static func holds(_ line: Substring.UTF8View, _ needle: StaticString) -> Bool {
+        let pattern = UnsafeBufferPointer(start: needle.utf8Start, count: needle.utf8CodeUnitCount)
+        guard let first = pattern.first else { return true }
+        var start = line.startIndex
+        while let found = line[start...].firstIndex(of: first) {
+            var probe = found
+            var matched = 0
+            while matched < pattern.count, probe < line.endIndex, line[probe] == pattern[matched] {
+                matched += 1
+                probe = line.index(after: probe)
+            }
+            if matched == pattern.count { return true }
+            start = line.index(after: found)
+        }
+        return false
     }
 
     /// mountinfo escapes space, tab, newline and backslash as \ooo.
@@ -353,6 +374,29 @@ enum CgroupFiles {
     }
 
     static func number(_ path: FilePath) -> UInt64? {
-        (try? read(path)).flatMap { UInt64($0.split(whereSeparator: \.isWhitespace).first ?? "") }
+        (try? read(path)).flatMap(leadingNumber)
+    }
+
+    /// The first whitespace-separated word as a decimal number ("123\n",
+    /// "123 456"), nil when it is anything else ("max"). Over UTF-8 bytes,
+    /// without splitting: Character splitting segments graphemes first.
+    static func leadingNumber(_ text: String) -> UInt64? {
+        var value: UInt64 = 0
+        var digits = 0
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+                let (sum, overflow2) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+                if overflow1 || overflow2 { return nil }
+                value = sum
+                digits += 1
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+                if digits > 0 { return value }
+            default:
+                return nil
+            }
+        }
+        return digits > 0 ? value : nil
     }
 }
