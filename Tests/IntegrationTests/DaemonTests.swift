@@ -70,7 +70,7 @@ import Testing
             let process = Process()
             process.executableURL = URL(fileURLWithPath: TestSupport.binary)
             process.arguments = ["daemon", "--syftbox", root.path, "--email", owner, "--concurrency", "2"] + arguments
-            FileManager.default.createFile(atPath: log.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             let handle = try FileHandle(forWritingTo: log)
             handle.seekToEndOfFile()
             process.standardOutput = handle
