@@ -211,16 +211,10 @@ struct CgroupMount: Hashable {
     static func holds(_ line: Substring.UTF8View, _ needle: StaticString) -> Bool {
         let pattern = UnsafeBufferPointer(start: needle.utf8Start, count: needle.utf8CodeUnitCount)
         guard let first = pattern.first else { return true }
-        var start = line.startIndex
-        while let found = line[start...].firstIndex(of: first) {
-            var probe = found
-            var matched = 0
-            while matched < pattern.count, probe < line.endIndex, line[probe] == pattern[matched] {
-                matched += 1
-                probe = line.index(after: probe)
-            }
-            if matched == pattern.count { return true }
-            start = line.index(after: found)
+        var rest = line[...]
+        while let found = rest.firstIndex(of: first) {
+            if rest[found...].starts(with: pattern) { return true }
+            rest = rest[rest.index(after: found)...]
         }
         return false
     }
