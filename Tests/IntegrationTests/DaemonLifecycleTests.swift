@@ -11,15 +11,6 @@ import Testing
 
     static func marker() -> String { "\(Int.random(in: 100_000...999_999))" }
 
-    static func waitUntil(_ seconds: Double = 30, _ condition: () -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return condition()
-    }
-
     @Test(arguments: [SIGTERM, SIGINT])
     func stoppingTheDaemonStopsItsJobsMarksThemAndExitsZero(signal: Int32) async throws {
         let box = try Fixture()
@@ -29,7 +20,7 @@ import Testing
         #expect(try await box.wait("job-stop", for: "pending"))
         try box.approve("job-stop")
         #expect(try await box.wait("job-stop", for: "running"))
-        #expect(try await Self.waitUntil { !TestSupport.processes(matching: "sleep\u{0}60.\(marker)").isEmpty })
+        #expect(try await TestSupport.waitUntil { !TestSupport.processes(matching: "sleep\u{0}60.\(marker)").isEmpty })
         let stopped = ContinuousClock.now
         await box.stop(signal: signal)
         #expect(box.daemon?.terminationStatus == 0)
@@ -48,10 +39,10 @@ import Testing
         #expect(try await box.wait("job-again", for: "pending"))
         try box.approve("job-again")
         #expect(try await box.wait("job-again", for: "running"))
-        #expect(try await Self.waitUntil { !TestSupport.processes(matching: "sleep\u{0}3.\(marker)").isEmpty })
+        #expect(try await TestSupport.waitUntil { !TestSupport.processes(matching: "sleep\u{0}3.\(marker)").isEmpty })
         await box.stop(signal: SIGKILL)
         // The sandbox dies with the daemon (its PID 1 has PDEATHSIG).
-        #expect(try await Self.waitUntil { TestSupport.processes(matching: "sleep\u{0}3.\(marker)").isEmpty },
+        #expect(try await TestSupport.waitUntil { TestSupport.processes(matching: "sleep\u{0}3.\(marker)").isEmpty },
                 "the sandbox outlived its daemon")
         let review = box.review("job-again")
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: review.path).filter { $0.contains(".partial-") }
@@ -76,7 +67,7 @@ import Testing
         // and a loaded host's scheduling are not the point): the rule's 1 s
         // cap, not the job's 20 s sleep nor the daemon's 60 s timeout.
         var log = ""
-        _ = try await Self.waitUntil {
+        _ = try await TestSupport.waitUntil {
             log = (try? String(contentsOf: box.log, encoding: .utf8)) ?? ""
             return log.contains("failed job=")
         }

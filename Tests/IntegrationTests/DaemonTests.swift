@@ -91,12 +91,7 @@ import Testing
 
         /// Waits until the job's state.yaml says `status: <status>`.
         func wait(_ job: String, for status: String, seconds: Double = 30) async throws -> Bool {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if state(job).contains("\nstatus: \(status)\n") { return true }
-                try await Task.sleep(for: .milliseconds(25))
-            }
-            return state(job).contains("\nstatus: \(status)\n")
+            try await TestSupport.waitUntil(seconds) { state(job).contains("\nstatus: \(status)\n") }
         }
 
         /// What the owner does with the client's approve(): status and the approval fields.
@@ -227,20 +222,11 @@ import Testing
         #expect(await TestSupport.cli(["jobs", "approve", "job-cancel"] + folder).status == 0)
         #expect(box.state("job-cancel").contains("approval_method: manual"))
         #expect(try await box.wait("job-cancel", for: "running"))
-        var started = false
-        for _ in 0..<100 where !started {
-            try await Task.sleep(for: .milliseconds(20))
-            started = !TestSupport.processes(matching: "sleep\u{0}30.\(marker)").isEmpty
-        }
-        #expect(started)
+        #expect(try await TestSupport.waitUntil(2) { !TestSupport.processes(matching: "sleep\u{0}30.\(marker)").isEmpty })
         let cancel = await TestSupport.cli(["jobs", "cancel", "ds@example.com/v1/job-cancel"] + folder)
         #expect(cancel.status == 0, "\(cancel.stderr)")
-        var gone = false
-        for _ in 0..<100 where !gone {
-            try await Task.sleep(for: .milliseconds(20))
-            gone = TestSupport.processes(matching: "sleep\u{0}30.\(marker)").isEmpty
-        }
-        #expect(gone, "the cancelled job's sandbox is still running")
+        #expect(try await TestSupport.waitUntil(2) { TestSupport.processes(matching: "sleep\u{0}30.\(marker)").isEmpty },
+                "the cancelled job's sandbox is still running")
         try await Task.sleep(for: .milliseconds(200))
         #expect(box.state("job-cancel").contains("review_reason: cancelled by the owner"), "\(box.state("job-cancel"))")
         #expect(box.state("job-cancel").contains("status: failed"))

@@ -93,6 +93,17 @@ enum TestSupport {
         await run([binary] + arguments, environment: environment)
     }
 
+    /// Polls `condition` every 20 ms until it holds or `seconds` passed (then
+    /// once more: a test starved past its deadline still sees the outcome).
+    static func waitUntil(_ seconds: Double = 30, _ condition: () -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return condition()
+    }
+
     /// Waits for a started process to exit on a thread of its own (see `run`).
     static func waitForExit(_ process: Process) async {
         await withCheckedContinuation { continuation in
