@@ -33,22 +33,24 @@ import Testing
     @Test func aKilledDaemonsJobRunsAgainWithRerunInterruptedAndNothingHalfWrittenStays() async throws {
         let box = try Fixture()
         let marker = Self.marker()
-        // Killed 3 s into its first run with the daemon; run to the end after the restart.
-        try box.submit("job-again", script: "echo run; exec sleep 3.\(marker)")
+        // Killed during its first run with the daemon; run to the end after
+        // the restart. 10 s, so that a test starved for seconds on a loaded
+        // machine still sees the first run (with 3 s, CI once saw none).
+        try box.submit("job-again", script: "echo run; exec sleep 10.\(marker)")
         try box.start()
         #expect(try await box.wait("job-again", for: "pending"))
         try box.approve("job-again")
         #expect(try await box.wait("job-again", for: "running"))
-        #expect(try await TestSupport.waitUntil { !TestSupport.processes(matching: "sleep\u{0}3.\(marker)").isEmpty })
+        #expect(try await TestSupport.waitUntil { !TestSupport.processes(matching: "sleep\u{0}10.\(marker)").isEmpty })
         await box.stop(signal: SIGKILL)
         // The sandbox dies with the daemon (its PID 1 has PDEATHSIG).
-        #expect(try await TestSupport.waitUntil { TestSupport.processes(matching: "sleep\u{0}3.\(marker)").isEmpty },
+        #expect(try await TestSupport.waitUntil { TestSupport.processes(matching: "sleep\u{0}10.\(marker)").isEmpty },
                 "the sandbox outlived its daemon")
         let review = box.review("job-again")
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: review.path).filter { $0.contains(".partial-") }
         #expect(!leftovers.isEmpty, "the killed run left no partial files: the sweep below proves nothing")
         try box.start(["--rerun-interrupted"])
-        #expect(try await box.wait("job-again", for: "done", seconds: 20), "\(box.state("job-again"))")
+        #expect(try await box.wait("job-again", for: "done", seconds: 40), "\(box.state("job-again"))")
         #expect(box.result("job-again", "stdout.txt") == "run\n")
         let after = try FileManager.default.contentsOfDirectory(atPath: review.path)
         #expect(after.filter { $0.contains(".partial-") || $0.contains(".tmp-") }.isEmpty, "\(after)")
