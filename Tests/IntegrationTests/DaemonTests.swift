@@ -182,9 +182,9 @@ import Testing
         let history = try HistoryStore(stateDirectory: FilePath(box.root.appendingPathComponent(
             "\(box.owner)/app_data/syft-sandbox-run").path))
         var runs: [RunRecord] = []
-        for _ in 0..<100 where runs.isEmpty {
-            try await Task.sleep(for: .milliseconds(20))
-            runs = try history.runs(query: "job-auto")
+        _ = try await TestSupport.waitUntil {
+            runs = (try? history.runs(query: "job-auto")) ?? []
+            return !runs.isEmpty
         }
         #expect(runs.count == 1)
         #expect(runs.first?.status == "succeeded" && runs.first?.returnCode == 0 && runs.first?.submitter == box.submitter)

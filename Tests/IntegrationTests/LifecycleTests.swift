@@ -123,11 +123,9 @@ import Testing
         process.standardError = FileHandle.nullDevice
         try process.run()
         // Wait until the job has said it is ready (its log grows in a hidden partial file).
-        var ready = false
-        for _ in 0..<100 where !ready {
-            try await Task.sleep(for: .milliseconds(50))
+        let ready = try await TestSupport.waitUntil {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: job.results.path)) ?? []
-            ready = names.contains { name in
+            return names.contains { name in
                 name.hasPrefix(".stdout.txt.partial")
                     && ((try? String(contentsOfFile: job.results.path + "/" + name, encoding: .utf8)) ?? "").contains("ready")
             }
@@ -145,13 +143,17 @@ import Testing
     /// it, and when they exit nothing is left as a zombie while the job goes on.
     @Test func orphansAreReapedByTheSandboxInit() async throws {
         let job = try JobFixture("""
+        orphans() { grep -l '^PPid:[[:space:]]*1$' /proc/[0-9]*/status 2>/dev/null | wc -l; }
         for i in 1 2 3 4 5; do ( sleep 0.05 & ) ; done
-        sleep 0.6
+        # Until only this shell is PID 1's child (a zombie still has its
+        # /proc entry), for at most 20 s: however late a loaded machine
+        # runs the sleeps and PID 1.
+        for i in $(seq 200); do [ "$(orphans)" = 1 ] && break; sleep 0.1; done
         zombies=0
         for status in /proc/[0-9]*/status; do
             grep -q '^State:.*Z' "$status" 2>/dev/null && zombies=$((zombies + 1))
         done
-        echo "orphans=$(grep -l '^PPid:[[:space:]]*1$' /proc/[0-9]*/status 2>/dev/null | wc -l) zombies=$zombies"
+        echo "orphans=$(orphans) zombies=$zombies"
         """)
         let run = await job.run()
         #expect(run.status == 0, "\(run.stderr)")

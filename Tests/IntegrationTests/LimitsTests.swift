@@ -348,18 +348,15 @@ import Testing
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        var started = false
-        for _ in 0..<100 where !started {
-            try await Task.sleep(for: .milliseconds(50))
-            started = !TestSupport.processes(matching: "sleep\u{0}30.\(marker)").isEmpty
+        let started = try await TestSupport.waitUntil {
+            !TestSupport.processes(matching: "sleep\u{0}30.\(marker)").isEmpty
         }
         #expect(started, "the job never started")
         kill(process.processIdentifier, SIGKILL)
         await TestSupport.waitForExit(process)
-        var gone = false
-        for _ in 0..<40 where !gone {
-            try await Task.sleep(for: .milliseconds(50))
-            gone = TestSupport.processes(matching: "sleep\u{0}30.\(marker)").isEmpty
+        // PID 1 watches its parent: the job ends at once, well before its 30 s.
+        let gone = try await TestSupport.waitUntil(10) {
+            TestSupport.processes(matching: "sleep\u{0}30.\(marker)").isEmpty
         }
         #expect(gone, "the job outlived its runner")
         let next = try JobFixture("true")

@@ -7,10 +7,11 @@ import Testing
 /// The daemon's pooled network namespaces: the runner's, not the job's;
 /// one sandbox at a time each; reused once the sandbox is gone.
 @Suite struct NetworkNamespacePoolTests {
-    func configuration(_ script: String, network: NetworkPolicy, pool: NetworkNamespacePool?) throws -> SandboxConfiguration {
+    func configuration(_ script: String, network: NetworkPolicy, pool: NetworkNamespacePool?,
+                       extra: [Mount] = []) throws -> SandboxConfiguration {
         var configuration = SandboxConfiguration(
             mounts: try RootFilesystem.assembled(skeleton: BuiltinPolicies.skeleton, network: network, tmpBytes: 16 << 20)
-                + [.bind(FilePath(TestSupport.probe), at: "/probe")],
+                + [.bind(FilePath(TestSupport.probe), at: "/probe")] + extra,
             executable: "/bin/sh", arguments: ["sh", "-c", script],
             environment: [("PATH", "/usr/bin:/bin")], workingDirectory: "/", network: network,
             seccomp: try BuiltinPolicies.seccompProgram(), limits: ResourceLimits(wallTime: .seconds(30)))
@@ -19,10 +20,12 @@ import Testing
     }
 
     /// Runs `script` and returns its stdout.
-    func run(_ script: String, network: NetworkPolicy = .none, pool: NetworkNamespacePool?) async throws -> String {
+    func run(_ script: String, network: NetworkPolicy = .none, pool: NetworkNamespacePool?,
+             extra: [Mount] = []) async throws -> String {
         let files = try CaptureFiles()
         defer { files.remove() }
-        let result = try await Sandbox.run(try configuration(script, network: network, pool: pool), output: files.output())
+        let result = try await Sandbox.run(try configuration(script, network: network, pool: pool, extra: extra),
+                                           output: files.output())
         #expect(result.termination == .exited(0), "\(files.text(.stderr))")
         return files.text()
     }
@@ -53,10 +56,20 @@ import Testing
 
     /// Jobs that run at once never share a namespace (they could reach each
     /// other over loopback or abstract Unix sockets).
+    /// The two meet in a shared folder (each waits, up to 20 s, for the
+    /// other's file), so they overlap however a loaded machine runs them.
     @Test func concurrentJobsGetDistinctNamespaces() async throws {
         let pool = NetworkNamespacePool(policy: .none)
-        async let a = run("/probe netns-owner; sleep 0.5", pool: pool)
-        async let b = run("/probe netns-owner; sleep 0.5", pool: pool)
+        let meeting = FileManager.default.temporaryDirectory.appendingPathComponent("netns-meet-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: meeting, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o777])
+        defer { try? FileManager.default.removeItem(at: meeting) }
+        let meet = Mount.bind(FilePath(meeting.path), at: "/meet", attributes: [.noSetuid, .noDevices])
+        func job(_ me: String, _ other: String) -> String {
+            "/probe netns-owner; touch /meet/\(me); i=0; while [ ! -e /meet/\(other) ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done"
+        }
+        async let a = run(job("a", "b"), pool: pool, extra: [meet])
+        async let b = run(job("b", "a"), pool: pool, extra: [meet])
         let (first, second) = (lines(try await a), lines(try await b))
         #expect(first["netns"] != nil && first["netns"] != second["netns"])
         #expect(pool.idleCount == 2)

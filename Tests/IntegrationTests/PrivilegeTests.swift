@@ -51,19 +51,22 @@ import Testing
 
     @Test func jobProcessesNeverRunAsHostRoot() async throws {
         let marker = "\(Int.random(in: 100_000...999_999))"
-        let job = try JobFixture("exec sleep 3.\(marker)")
-        // Off the cooperative pool: a blocked pool thread would hold up this
-        // test's own polling (two threads on a two-core machine).
+        // A long sleep that this test ends once it has seen it: the job's
+        // process is looked at however late a loaded machine starts it.
+        let job = try JobFixture("exec sleep 60.\(marker)")
         let task = Task { await job.run() }
         var uids: [String] = []
-        for _ in 0..<50 where uids.isEmpty {
-            try await Task.sleep(for: .milliseconds(100))
-            for pid in TestSupport.processes(matching: "sleep\u{0}3.\(marker)") {
-                let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-                if let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }) {
-                    uids.append(String(line))
-                }
+        var seen: [Int32] = []
+        _ = try await TestSupport.waitUntil {
+            seen = TestSupport.processes(matching: "sleep\u{0}60.\(marker)")
+            return !seen.isEmpty
+        }
+        for pid in seen {
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            if let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }) {
+                uids.append(String(line))
             }
+            kill(pid, SIGKILL)
         }
         _ = await task.value
         #expect(!uids.isEmpty, "the job's process was not found")

@@ -64,20 +64,12 @@ import Testing
     /// killed and reaped (a zombie would still answer kill(pid, 0)).
     @Test func aStartedSandboxThatIsNeverRunIsKilledAndReaped() async throws {
         var started: StartedSandbox? = Sandbox.start(network: .none)
-        var pid: Int32?
-        for _ in 0..<500 where pid == nil {
-            pid = started?.initPID
-            if pid == nil { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        let initPID = try #require(pid, "PID 1 was not started")
+        _ = try await TestSupport.waitUntil { started?.initPID != nil }
+        let initPID = try #require(started?.initPID, "PID 1 was not started")
         try await Task.sleep(for: .milliseconds(100))
         #expect(kill(initPID, 0) == 0, "PID 1 should wait for its configuration")
         started = nil
-        var gone = false
-        for _ in 0..<300 where !gone {
-            gone = kill(initPID, 0) != 0 && errno == ESRCH
-            if !gone { try await Task.sleep(for: .milliseconds(10)) }
-        }
+        let gone = try await TestSupport.waitUntil { kill(initPID, 0) != 0 && errno == ESRCH }
         #expect(gone, "PID 1 of a released, never run sandbox is still there (or not reaped)")
         _ = started
     }
@@ -102,11 +94,7 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: parent.path + "/" + name),
                     "the job's group \(parent.path)/\(name) outlived the sandbox")
         }
-        var reaped = false
-        for _ in 0..<500 where !reaped {
-            reaped = kill(initPID, 0) != 0 && errno == ESRCH // a zombie still answers
-            if !reaped { try await Task.sleep(for: .milliseconds(10)) }
-        }
+        let reaped = try await TestSupport.waitUntil { kill(initPID, 0) != 0 && errno == ESRCH } // a zombie still answers
         #expect(reaped, "PID 1 was not reaped after the sandbox ended")
     }
 
@@ -114,12 +102,8 @@ import Testing
     /// once `discard` returns, PID 1 is reaped already.
     @Test func aDiscardedSandboxIsGoneWhenDiscardReturns() async throws {
         let started = Sandbox.start(network: .none)
-        var pid: Int32?
-        for _ in 0..<500 where pid == nil {
-            pid = started.initPID
-            if pid == nil { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        let initPID = try #require(pid, "PID 1 was not started")
+        _ = try await TestSupport.waitUntil { started.initPID != nil }
+        let initPID = try #require(started.initPID, "PID 1 was not started")
         #expect(kill(initPID, 0) == 0)
         await started.discard()
         #expect(kill(initPID, 0) != 0 && errno == ESRCH, "PID 1 is still there (or not reaped)")

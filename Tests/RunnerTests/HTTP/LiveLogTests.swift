@@ -4,6 +4,15 @@ import Sandbox
 import Testing
 
 @Suite struct LiveLogTests {
+    /// Waits until `count` followers park (up to 30 s: the tasks start
+    /// late on a loaded machine).
+    static func waitFor(_ count: Int, in log: LiveLog) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while log.waitingFollowers < count, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
     /// Everything a follower reads, from position 0 to the end.
     static func follow(_ log: LiveLog) async -> ([UInt8], LiveLog.Ending) {
         var bytes: [UInt8] = []
@@ -38,7 +47,7 @@ import Testing
         let log = LiveLog(jobID: .random())
         let followers = (0..<100).map { _ in Task { await Self.follow(log) } }
         // All of them park, none spins.
-        for _ in 0..<200 where log.waitingFollowers < 100 { try await Task.sleep(for: .milliseconds(5)) }
+        try await Self.waitFor(100, in: log)
         #expect(log.waitingFollowers == 100)
         var expected: [UInt8] = []
         for index in 0..<50 {
@@ -58,7 +67,7 @@ import Testing
     @Test func aCancelledFollowerStopsWaiting() async throws {
         let log = LiveLog(jobID: .random())
         let waiter = Task { await log.waitForChunk(at: 0) }
-        for _ in 0..<200 where log.waitingFollowers < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        try await Self.waitFor(1, in: log)
         waiter.cancel()
         await waiter.value
         #expect(log.waitingFollowers == 0)
