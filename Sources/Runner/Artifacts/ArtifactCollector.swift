@@ -38,15 +38,21 @@ public struct ArtifactCollector: Sendable {
     /// Names never collected, at any depth (reported as `withheld`): the
     /// daemon withholds `syft.pub.yaml`, since a permission file the job
     /// wrote into its outputs would govern who reads them.
-    public var withheldNames: Set<String>
+    ///
+    /// These name lists are arrays, not Sets: a handful of names, and the
+    /// first copy of a Set<String> has the runtime instantiate its metadata
+    /// by name, which checks String: Hashable by scanning every protocol
+    /// conformance of the binary (0.2 ms of a one-shot run whose job wrote
+    /// outputs).
+    public var withheldNames: [String]
 
     /// Top-level files of the previous outputs that the new ones keep (hard
     /// links, when they are regular files): the daemon's permission file,
     /// so the outputs are never in place without it.
-    public var keptNames: Set<String>
+    public var keptNames: [String]
 
     public init(maxDepth: Int = 128, maxEntries: Int = 100_000, maxSkippedListed: Int = 1000,
-                withheldNames: Set<String> = [], keptNames: Set<String> = []) {
+                withheldNames: [String] = [], keptNames: [String] = []) {
         self.maxDepth = maxDepth
         self.maxEntries = maxEntries
         self.maxSkippedListed = maxSkippedListed
@@ -182,10 +188,7 @@ public struct ArtifactCollector: Sendable {
         guard (try? DirectoryEntries.hasEntries(source)) == false else { return false }
         var folder = stat()
         guard fstat(previous, &folder) == 0, folder.st_mode & 0o7777 == mode, folder.st_uid == geteuid() else { return false }
-        // The names first, then the check: a closure that captured
-        // `keptNames` would copy the Set, whose metadata the runtime then
-        // instantiates by name, scanning every protocol conformance of the
-        // binary for String's Hashable (0.1 ms of a one-shot run).
+        // The names first, then the check.
         var names: [String] = []
         let most = keptNames.count
         do {

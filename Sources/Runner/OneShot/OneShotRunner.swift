@@ -43,7 +43,7 @@ public struct OneShotOptions: Sendable {
     /// fsync returncode.txt and result.json before renaming them in.
     public var durable: Bool
     /// Names never collected from the outputs (the daemon: syft.pub.yaml).
-    public var withheldOutputNames: Set<String>
+    public var withheldOutputNames: [String]
     /// Also keep stdout.txt and stderr.txt here (the daemon's history of
     /// runs): hard links where it can, else copies.
     public var keepLogsIn: FilePath?

@@ -93,7 +93,7 @@ struct ResultsFolder {
     /// outputs/, replacing the previous outputs/ atomically. Files the job
     /// wrote under the `withholding` names are not copied; the previous
     /// outputs' own ones (the owner's permission file) are kept.
-    func collectOutputs(from root: FileDescriptor, withholding names: Set<String> = []) throws -> ArtifactReport {
+    func collectOutputs(from root: FileDescriptor, withholding names: [String] = []) throws -> ArtifactReport {
         try ArtifactCollector(withheldNames: names, keptNames: names).collect(from: root, into: path.appending("outputs"))
     }
 
