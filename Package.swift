@@ -1,6 +1,12 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+/// The one-shot launch's hot code, laid out together in the release
+/// executable (see `scripts/launch-order.sh`).
+let launchOrder = Context.packageDirectory + "/Sources/syft-sandbox-run/launch.order"
+/// Each function in its own section, so that the linker can place the hot ones together.
+let functionSections: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-function-sections"], .when(configuration: .release))]
+
 let package = Package(
     name: "syft-sandbox-run",
     platforms: [.macOS(.v15)],
@@ -25,7 +31,8 @@ let package = Package(
         // The C shim: clone, namespaces, mounts, pivot_root, rlimits, capabilities, seccomp.
         .target(
             name: "CSandbox",
-            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"])],
+            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]),
+                        .unsafeFlags(["-ffunction-sections"], .when(configuration: .release))],
             linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap")]
         ),
         .target(
@@ -34,7 +41,8 @@ let package = Package(
                 "CSandbox",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: functionSections
         ),
         .target(
             name: "Runner",
@@ -52,6 +60,7 @@ let package = Package(
             ],
             // The dashboard's files and the OpenAPI document are compiled in by the plugin.
             exclude: ["HTTP/Assets"],
+            swiftSettings: functionSections,
             plugins: ["EmbedResources"]
         ),
         // rootfs/etc and policies/ compiled into the Runner module, the
@@ -66,13 +75,18 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["launch.order"],
+            swiftSettings: functionSections,
             // Launch time. Release: a static, position-dependent executable:
             // no dynamic loader, no relocations to apply at start (2 ms of a
-            // one-shot run) and no relocated pages for a fork to copy.
+            // one-shot run) and no relocated pages for a fork to copy; the
+            // launch's hot functions laid out together (`launchOrder`).
             // Debug (the tests link it too): lld packs the relative
             // relocations (DT_RELR), which ld.so applies in a fraction of the time.
             linkerSettings: [
-                .unsafeFlags(["-static-executable"], .when(configuration: .release)),
+                .unsafeFlags(["-static-executable", "-use-ld=lld",
+                              "-Xlinker", "--symbol-ordering-file=\(launchOrder)", "-Xlinker", "--no-warn-symbol-ordering"],
+                             .when(configuration: .release)),
                 .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
                              .when(configuration: .debug)),
             ]
