@@ -15,8 +15,12 @@ public struct JobConfig: Sendable, Hashable {
     /// Parses config.yaml. Throws a message saying what is wrong; callers
     /// of the one-shot CLI turn it into a warning and use the defaults.
     public static func parse(_ bytes: [UInt8]) throws -> JobConfig {
-        // As the client's other files are read (PyYAML's types, without
-        // Yams' regular expressions); an empty or null document is no keys.
+        try FlatConfigYAML.read(bytes) ?? parseWithYams(bytes)
+    }
+
+    /// Any YAML: as the client's other files are read (PyYAML's types,
+    /// without Yams' regular expressions); an empty or null document is no keys.
+    static func parseWithYams(_ bytes: [UInt8]) throws -> JobConfig {
         let pairs: [(key: Node, value: Node)]
         do {
             pairs = try ClientYAML.mapping(bytes).pairs
