@@ -20,6 +20,8 @@ command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y 
 work=$(mktemp -d /dev/shm/launch-order.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/job/code"
+# A job as syft-job submits it: its config.yaml, and an output file.
+cp examples/hello/config.yaml "$work/job/"
 echo 'echo ok > outputs/result.txt' > "$work/job/run.sh"
 runs=${RUNS:-1500}
 
@@ -36,3 +38,5 @@ for data in samples faults; do
         | awk -v dso="($binary)" '$NF == dso && $2 != "[unknown]" { sub(/\+0x[0-9a-f]+$/, "", $2); print $2 }'
 done | sort | uniq -c | sort -rn -k1,1 | awk '{ print $2 }' > Sources/syft-sandbox-run/launch.order
 echo "launch-order: $(wc -l < Sources/syft-sandbox-run/launch.order) functions in Sources/syft-sandbox-run/launch.order"
+# SwiftPM does not see the file as an input of the link.
+echo "launch-order: relink with: rm $binary && swift build -c release --static-swift-stdlib"
