@@ -8,7 +8,8 @@
 # cannot rot. BINARY defaults to .build/release/syft-sandbox-run.
 #
 #   launch  a trivial job (`true`) through the CLI vs bubblewrap with the
-#           same namespaces vs plain `bash run.sh`; and the sandbox's own
+#           same namespaces vs plain `bash run.sh`; the same for a job as
+#           syft-job submits it (examples/hello); and the sandbox's own
 #           launch (no process start-up: the daemon's case) vs what bwrap adds
 #   output  a job writing N bytes to stdout, captured, vs writing it to a file
 #   memory  peak RSS of syft-sandbox-run itself while a job runs
@@ -48,16 +49,27 @@ median() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"
 # median of the rounds' ratios: a VM whose speed drifts over a minute (this
 # project's CI machine does) then tilts no command more than another.
 launch() {
-    local dir=$1 label=$2 round
+    local dir=$1 label=$2 job=${3:-trivial} round
     mkdir -p "$dir/trivial/code"
     echo 'true' > "$dir/trivial/run.sh"
-    echo "== launch: a trivial job, $label ($runs runs each, in $rounds rounds)"
-    local bwrap_cmd="bwrap --unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp --ro-bind $dir/trivial /job --chdir /job bash run.sh"
+    # A job as syft-job submits it (examples/hello: config.yaml, code/, an
+    # output file). bwrap gets the outputs folder and the variables it needs.
+    rm -rf "$dir/syftjob" && cp -r examples/hello "$dir/syftjob" && mkdir -p "$dir/syftjob/code/outputs" "$dir/out-bwrap"
+    local what="a trivial job" extra="" plain_cmd="bash run.sh"
+    if [[ $job == syftjob ]]; then
+        what="a job as syft-job submits it (examples/hello)"
+        extra="--bind $dir/out-bwrap /job/code/outputs --setenv SYFT_JOB_NAME hello --setenv SYFT_JOB_ID 1"
+        plain_cmd="env SYFT_JOB_NAME=hello SYFT_JOB_ID=1 bash run.sh"
+    fi
+    echo "== launch: $what, $label ($runs runs each, in $rounds rounds)"
+    local bwrap_cmd="bwrap --unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp --ro-bind $dir/$job /job $extra --chdir /job bash run.sh"
     for round in $(seq "$rounds"); do
-        hyperfine -N --style basic --warmup "$warmup" --runs $((runs / rounds)) --export-json "$work/launch-$round.json" \
-            -n syft-sandbox-run "$binary --results $dir/r-trivial $dir/trivial" \
+        # In the job's folder: plain bash runs run.sh where it lies.
+        (cd "$dir/$job" && hyperfine -N --style basic --warmup "$warmup" --runs $((runs / rounds)) \
+            --export-json "$work/launch-$round.json" \
+            -n syft-sandbox-run "$binary --results $dir/r-$job $dir/$job" \
             -n bwrap "$bwrap_cmd" \
-            -n "bash run.sh" "bash $dir/trivial/run.sh" >/dev/null
+            -n "bash run.sh" "$plain_cmd" >/dev/null)
     done
     read -r ours bwrap plain ratio spread < <(python3 - "$work" "$rounds" <<'PY'
 import json, statistics, sys
@@ -83,6 +95,9 @@ if [[ $(stat -f -c %T "$work") != tmpfs ]] && [[ -d /dev/shm ]]; then
     trap 'rm -rf "$work" "$shm"' EXIT
     launch "$shm" "folders on tmpfs"
 fi
+trivial_bwrap=$bwrap trivial_plain=$plain
+launch "$work" "folders under ${BENCH_DIR:-/var/tmp}" syftjob
+bwrap=$trivial_bwrap plain=$trivial_plain
 
 echo "== launch inside a running process (the daemon's case): cgroup, clone, setup, up to the job's exec"
 for _ in $(seq "$runs"); do
