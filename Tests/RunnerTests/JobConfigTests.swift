@@ -89,6 +89,16 @@ import Testing
         }
     }
 
+    /// A file of more keys than syft-job writes goes to Yams: the fast
+    /// path compares keys pairwise, and a megabyte of them would take it minutes.
+    @Test func manyKeysGoToYams() {
+        let most = (0..<FlatConfigYAML.maxKeys).map { "k\($0): v\n" }.joined()
+        #expect(FlatConfigYAML.read(Array(most.utf8)) != nil)
+        let hostile = (0..<100_000).map { "k\($0): v\n" }.joined()
+        #expect(FlatConfigYAML.read(Array(hostile.utf8)) == nil)
+        #expect(FlatConfigYAML.read(Array((most + "name: x\n").utf8)) == nil)
+    }
+
     /// Files made of every choice of three lines from valid and invalid
     /// fragments: whenever the fast path reads one, Yams reads it the same.
     @Test func generatedFilesReadTheSameBothWays() {

@@ -15,6 +15,11 @@
 /// `yes:`), a value holding `: `. `JobConfigTests` checks that both read
 /// the same on every file this accepts.
 enum FlatConfigYAML {
+    /// Keys are checked for duplicates one against another: past this many
+    /// (syft-job writes 13), a file goes to Yams, which hashes them, so
+    /// that a hostile file of a megabyte of keys costs no quadratic time.
+    static let maxKeys = 64
+
     static func read(_ bytes: [UInt8]) -> JobConfig? {
         // ASCII without control characters but the newline: no tabs, CRs, BOM.
         guard bytes.allSatisfy({ $0 == 0x0A || (0x20...0x7E).contains($0) }) else { return nil }
@@ -25,7 +30,7 @@ enum FlatConfigYAML {
             if line.allSatisfy({ $0 == " " }) { continue }
             guard let colon = line.firstIndex(of: ":") else { return nil }
             let key = line[..<colon]
-            guard isPlainKey(key), !keys.contains(key) else { return nil }
+            guard keys.count < maxKeys, isPlainKey(key), !keys.contains(key) else { return nil }
             keys.append(key)
             var rest = line[line.index(after: colon)...]
             guard rest.isEmpty || rest.first == " " else { return nil }
