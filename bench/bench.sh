@@ -52,11 +52,11 @@ launch() {
     local dir=$1 label=$2 job=${3:-trivial} round
     mkdir -p "$dir/trivial/code"
     echo 'true' > "$dir/trivial/run.sh"
-    # A job as syft-job submits it (examples/hello: config.yaml, code/, an
-    # output file). bwrap gets the outputs folder and the variables it needs.
-    rm -rf "$dir/syftjob" && cp -r examples/hello "$dir/syftjob" && mkdir -p "$dir/syftjob/code/outputs" "$dir/out-bwrap"
     local what="a trivial job" extra="" plain_cmd="bash run.sh"
     if [[ $job == syftjob ]]; then
+        # A job as syft-job submits it (examples/hello: config.yaml, code/, an
+        # output file). bwrap gets the outputs folder and the variables it needs.
+        rm -rf "$dir/syftjob" && cp -r examples/hello "$dir/syftjob" && mkdir -p "$dir/syftjob/code/outputs" "$dir/out-bwrap"
         what="a job as syft-job submits it (examples/hello)"
         extra="--bind $dir/out-bwrap /job/code/outputs --setenv SYFT_JOB_NAME hello --setenv SYFT_JOB_ID 1"
         plain_cmd="env SYFT_JOB_NAME=hello SYFT_JOB_ID=1 bash run.sh"
@@ -95,9 +95,6 @@ if [[ $(stat -f -c %T "$work") != tmpfs ]] && [[ -d /dev/shm ]]; then
     trap 'rm -rf "$work" "$shm"' EXIT
     launch "$shm" "folders on tmpfs"
 fi
-trivial_bwrap=$bwrap trivial_plain=$plain
-launch "$work" "folders under ${BENCH_DIR:-/var/tmp}" syftjob
-bwrap=$trivial_bwrap plain=$trivial_plain
 
 echo "== launch inside a running process (the daemon's case): cgroup, clone, setup, up to the job's exec"
 for _ in $(seq "$runs"); do
@@ -111,6 +108,8 @@ print(f"  sandbox launch   {setup:8.2f} ms   (median of the CLI's own setup_us)"
 print(f"  bwrap - bash     {bwrap - plain:8.2f} ms   (what bwrap adds to bash run.sh, its process start included)")
 print(f"  ratio            {setup / (bwrap - plain):8.2f}x   (target: well under 1.00x)")
 PY
+
+launch "$work" "folders under ${BENCH_DIR:-/var/tmp}" syftjob
 
 echo "== output: $output_size to stdout ($output_runs runs each)"
 # Each side starts without the previous run's file: freeing a gigabyte is
