@@ -39,6 +39,64 @@ import Testing
         #expect(error.path?.hasPrefix(file.string) == true)
     }
 
+    private func contents(_ path: FilePath) -> String? {
+        FileManager.default.contents(atPath: path.string).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    private func names(_ folder: FilePath) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder.string)) ?? []).sorted()
+    }
+
+    @Test func replaceTakesThePlaceOfTheOldFileAndUnlinksIt() throws {
+        defer { try? FileManager.default.removeItem(atPath: root.string) }
+        try FileSystem.makeDirectories(root)
+        let target = root.appending("result.json"), source = root.appending("result.json.tmp-1")
+        #expect(FileManager.default.createFile(atPath: target.string, contents: Data("old".utf8)))
+        #expect(link(target.string, root.appending("witness").string) == 0) // a second name of the old file
+        #expect(FileManager.default.createFile(atPath: source.string, contents: Data("new".utf8)))
+        try FileSystem.replace(target, with: source)
+        #expect(contents(target) == "new")
+        #expect(names(root) == ["result.json", "witness"]) // the temporary name is gone
+        var info = stat()
+        #expect(stat(root.appending("witness").string, &info) == 0 && info.st_nlink == 1, "the old file lost its name")
+        #expect(contents(root.appending("witness")) == "old")
+    }
+
+    @Test func replaceWithNothingToReplaceRenames() throws {
+        defer { try? FileManager.default.removeItem(atPath: root.string) }
+        try FileSystem.makeDirectories(root)
+        let target = root.appending("stdout.txt"), source = root.appending(".stdout.txt.partial-1")
+        #expect(FileManager.default.createFile(atPath: source.string, contents: Data("out".utf8)))
+        try FileSystem.replace(target, with: source)
+        #expect(contents(target) == "out")
+        #expect(names(root) == ["stdout.txt"])
+    }
+
+    @Test func replaceRefusesToPutAFileOverAFolderAndLeavesBoth() throws {
+        defer { try? FileManager.default.removeItem(atPath: root.string) }
+        let target = root.appending("stdout.txt"), source = root.appending(".stdout.txt.partial-1")
+        try FileSystem.makeDirectories(target)
+        #expect(FileManager.default.createFile(atPath: target.appending("inside").string, contents: Data("kept".utf8)))
+        #expect(FileManager.default.createFile(atPath: source.string, contents: Data("out".utf8)))
+        let error = try #require(throws: SandboxError.self) { try FileSystem.replace(target, with: source) }
+        #expect(error.errno == .isDirectory)
+        #expect(error.path == target.string)
+        #expect(kind(target) == S_IFDIR)
+        #expect(contents(target.appending("inside")) == "kept")
+        #expect(contents(source) == "out")
+    }
+
+    @Test func writeAtomicallyOverAnOldFileLeavesOnlyTheNewOne() throws {
+        defer { try? FileManager.default.removeItem(atPath: root.string) }
+        try FileSystem.makeDirectories(root)
+        let target = root.appending("returncode.txt")
+        for (round, durable) in [(1, false), (2, true), (3, false)] {
+            try FileSystem.writeAtomically(Array("\(round)".utf8), to: target, durable: durable)
+            #expect(contents(target) == "\(round)")
+            #expect(names(root) == ["returncode.txt"])
+        }
+    }
+
     /// The process's umask, read without changing it (other tests run meanwhile).
     private func umaskValue() -> mode_t {
         let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""

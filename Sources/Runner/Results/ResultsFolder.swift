@@ -98,9 +98,10 @@ struct ResultsFolder {
     }
 
     /// Moves the logs into place, then returncode.txt, then result.json.
-    /// Every step is a rename, so a reader never sees a half-written file;
-    /// `durable` also fsyncs the two small files (a one-shot run's caller
-    /// reads them at once and skips the two journal commits).
+    /// Every step is an atomic replacement (`FileSystem.replace`), so a
+    /// reader never sees a half-written file; `durable` also fsyncs the two
+    /// small files (a one-shot run's caller reads them at once and skips
+    /// the two journal commits).
     func commit(_ logs: PartialLogs, returncode: Int32, record: ResultRecord?, durable: Bool,
                 keepingLogsIn keep: FilePath? = nil) throws {
         try logs.stdout.close()
@@ -110,8 +111,8 @@ struct ResultsFolder {
             try FileSystem.linkOrCopy(logs.stdoutPath, to: keep.appending("stdout.txt"))
             try FileSystem.linkOrCopy(logs.stderrPath, to: keep.appending("stderr.txt"))
         }
-        try FileSystem.rename(logs.stdoutPath, to: path.appending("stdout.txt"))
-        try FileSystem.rename(logs.stderrPath, to: path.appending("stderr.txt"))
+        try FileSystem.replace(path.appending("stdout.txt"), with: logs.stdoutPath)
+        try FileSystem.replace(path.appending("stderr.txt"), with: logs.stderrPath)
         // No trailing newline: syft-job writes it so and its readers int() it.
         try FileSystem.writeAtomically(Array(String(returncode).utf8), to: path.appending("returncode.txt"),
                                        durable: durable)

@@ -74,7 +74,7 @@ enum FileSystem {
                 throw SandboxError(.io, "fsync", path: temporary.string, errno: Errno(rawValue: errno))
             }
             try fd.close()
-            try rename(temporary, to: path)
+            try replace(path, with: temporary)
         } catch {
             try? fd.close()
             unlink(temporary.string)
@@ -132,6 +132,26 @@ enum FileSystem {
         if mkdir(path.string, mode) != 0, errno != EEXIST {
             throw SandboxError(.io, "cannot create the folder", path: path.string, errno: Errno(rawValue: errno))
         }
+    }
+
+    /// Puts the file at `source` in the place of `target`, atomically:
+    /// readers see the old file or the new one. rename(2) does it, but on
+    /// ext4 replacing a file by rename starts the writeback of the new one
+    /// and frees the old one's blocks inside the call (the replace-via-
+    /// rename heuristic, auto_da_alloc): 0.3-0.4 ms a file, measured. The
+    /// two names are exchanged instead, and the old file, now at `source`,
+    /// unlinked. Like rename(2), it refuses to put a file over a folder;
+    /// an old file that cannot be unlinked stays under the temporary name,
+    /// which `ResultsFolder.sweepLeftovers` removes.
+    static func replace(_ target: FilePath, with source: FilePath) throws {
+        guard csb_renameat2(AT_FDCWD, source.string, AT_FDCWD, target.string, CSB_RENAME_EXCHANGE) == 0 else {
+            // ENOENT: nothing to replace; EINVAL: no exchange on this filesystem.
+            return try rename(source, to: target)
+        }
+        if unlink(source.string) == 0 || errno != EISDIR { return }
+        // `target` was a folder: put it back and fail as rename(2) would.
+        _ = csb_renameat2(AT_FDCWD, source.string, AT_FDCWD, target.string, CSB_RENAME_EXCHANGE)
+        throw SandboxError(.io, "rename \(source.string) to", path: target.string, errno: .isDirectory)
     }
 
     static func rename(_ from: FilePath, to: FilePath) throws {
