@@ -12,6 +12,7 @@ packages=(
     iproute2                       # network tests inspect interfaces
     golang-github-containers-common # Podman/Docker's seccomp profile, loaded by a test
     bubblewrap hyperfine wrk       # the benchmarks' baseline, timer and HTTP load
+    bpftrace                       # bench/phases.sh: a launch's phases from kernel tracepoints
     chromium chromium-driver       # the dashboard's browser test (headless, through Selenium)
 )
 missing=()

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Where a launch's time goes: a trivial job's launch through
+# syft-sandbox-run and through bubblewrap (bench.sh's command line), cut
+# into phases at the kernel's events (process exec, fork and exit, and a
+# few syscalls: the clone into the namespaces, the go-ahead, pivot_root),
+# each phase's median printed side by side.
+#
+#   bench/phases.sh [--runs N] [BINARY]
+#
+# Needs root and bpftrace (tracepoints only). The tracing itself adds a
+# little to every traced syscall: compare the rows with each other, and
+# take the totals from bench.sh. BINARY defaults to
+# .build/release/syft-sandbox-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=100
+if [[ ${1:-} == --runs ]]; then runs=$2; shift 2; fi
+binary=$(realpath "${1:-.build/release/syft-sandbox-run}")
+bwrap=$(command -v bwrap) || { echo "phases: bwrap is missing (apt-get install -y bubblewrap)" >&2; exit 1; }
+command -v bpftrace >/dev/null || { echo "phases: bpftrace is missing (apt-get install -y bpftrace)" >&2; exit 1; }
+[[ $(id -u) == 0 ]] || { echo "phases: bpftrace needs root" >&2; exit 1; }
+
+work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/syft-phases.XXXXXX")
+tracer=""
+cleanup() {
+    [[ -n $tracer ]] && kill -INT "$tracer" 2>/dev/null && wait "$tracer" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir "$work/job"
+# A copy at a short path: bpftrace compares the first 64 bytes of a path.
+cp "$binary" "$work/syft-sandbox-run"
+binary=$work/syft-sandbox-run
+printf 'true\n' > "$work/job/run.sh"
+
+bpftrace bench/phases.bt "$binary" "$bwrap" > "$work/events" 2> "$work/tracer.log" &
+tracer=$!
+for _ in $(seq 100); do grep -q Attaching "$work/events" 2>/dev/null && break; sleep 0.1; done
+grep -q Attaching "$work/events" || { echo "phases: bpftrace did not attach:" >&2; cat "$work/tracer.log" >&2; exit 1; }
+sleep 1 # the probes are attached once the program has printed; let them settle
+
+cd "$work/job"
+for _ in $(seq "$runs"); do
+    "$binary" --results "$work/results" "$work/job" > /dev/null
+    "$bwrap" --unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/lib /lib \
+        --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp \
+        --ro-bind "$work/job" /job --chdir /job bash run.sh > /dev/null
+done
+cd - > /dev/null
+kill -INT "$tracer"
+wait "$tracer" || true
+tracer=""
+echo "== where a trivial job's launch goes ($runs runs each, alternating)"
+python3 bench/phases.py < "$work/events"
