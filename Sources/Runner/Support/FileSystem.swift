@@ -142,7 +142,11 @@ enum FileSystem {
     /// two names are exchanged instead, and the old file, now at `source`,
     /// unlinked. Like rename(2), it refuses to put a file over a folder;
     /// an old file that cannot be unlinked stays under the temporary name,
-    /// which `ResultsFolder.sweepLeftovers` removes.
+    /// which `ResultsFolder.sweepLeftovers` removes. The price: a power loss
+    /// in the next seconds may leave the new file empty, where ext4 would
+    /// have written its data before the rename's journal commit. Files
+    /// that must survive one are fsynced first (`writeAtomically`'s
+    /// `durable`: the daemon's results and state), which makes that moot.
     static func replace(_ target: FilePath, with source: FilePath) throws {
         guard csb_renameat2(AT_FDCWD, source.string, AT_FDCWD, target.string, CSB_RENAME_EXCHANGE) == 0 else {
             // ENOENT: nothing to replace; EINVAL: no exchange on this filesystem.
