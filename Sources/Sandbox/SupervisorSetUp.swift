@@ -46,6 +46,8 @@ extension Supervisor {
                            &failure) != 0 {
             return .failed(Self.setupError(failure))
         }
+        // While PID 1 joins the group and starts the job.
+        cgroup?.openUsageFiles()
         let waited = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
             var config = plan.config(seccomp: bpf, networkNamespace: networkNamespace)
             return csb_spawn_wait(&config, &launch.child, &failure)

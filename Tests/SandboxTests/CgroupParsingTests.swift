@@ -111,6 +111,28 @@ import Testing
         #expect(values["absent"] == nil)
     }
 
+    /// The usage files are opened ahead and read after the job: a read
+    /// of the same descriptor sees what the file holds then, whole,
+    /// however long; a descriptor that could not be opened reads as nil.
+    @Test func anOpenControlFileIsReadAgainFromItsStart() throws {
+        let path = FilePath("/tmp/syft-cgroup-reread-\(UInt32.random(in: 0 ... .max))")
+        let writer = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate], permissions: .ownerReadWrite)
+        defer { unlink(path.string) }
+        _ = try writer.writeAll(Array("max 0\n".utf8))
+        let reader = open(path.string, O_RDONLY | O_CLOEXEC)
+        #expect(reader >= 0)
+        defer { close(reader) }
+        #expect(CgroupFiles.read(reader) == "max 0\n")
+        #expect(CgroupFiles.read(reader) == "max 0\n") // not at EOF after the first read
+        let long = String(repeating: "oom_kill 1\n", count: 2_000) // 22,000 bytes: more than one read
+        _ = try writer.seek(offset: 0, from: .start)
+        _ = try writer.writeAll(Array(long.utf8))
+        try writer.close()
+        #expect(CgroupFiles.read(reader) == long)
+        #expect(CgroupFiles.keyedValues(in: CgroupFiles.read(reader) ?? "")["oom_kill"] == 1)
+        #expect(CgroupFiles.read(-1) == nil)
+    }
+
     @Test func groupPathsGoBelowTheirMount() {
         #expect(RelativeGroupPath("/a/b").below("/sys/fs/cgroup/memory") == "/sys/fs/cgroup/memory/a/b")
         #expect(RelativeGroupPath("/").below("/sys/fs/cgroup/memory") == "/sys/fs/cgroup/memory")

@@ -330,9 +330,36 @@ enum CgroupFiles {
         return n == bytes.count ? nil : Errno(rawValue: n < 0 ? errno : EIO)
     }
 
+    /// The whole content of an open control file, read from its start
+    /// (cgroupfs makes it afresh for a read at offset 0: the same
+    /// descriptor can be read again later); nil for -1 or a failed read.
+    static func read(_ fd: Int32) -> String? {
+        guard fd >= 0 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: 4 << 10)
+        var length = 0
+        while true {
+            if length == bytes.count {
+                guard bytes.count < 4 << 20 else { break }
+                bytes += [UInt8](repeating: 0, count: bytes.count)
+            }
+            let n = bytes.withUnsafeMutableBytes { buffer in
+                pread(fd, buffer.baseAddress! + length, buffer.count - length, off_t(length))
+            }
+            if n < 0, errno == EINTR { continue }
+            guard n >= 0 else { return nil }
+            if n == 0 { break }
+            length += n
+        }
+        return String(decoding: bytes[..<length], as: UTF8.self)
+    }
+
     /// "key value" lines (memory.events, pids.events, cpu.stat).
     static func keyedValues(_ path: FilePath) -> KeyedValues {
         guard let text = try? read(path) else { return KeyedValues() }
+        return keyedValues(in: text)
+    }
+
+    static func keyedValues(in text: String) -> KeyedValues {
         var values = KeyedValues()
         for line in text.utf8.split(separator: UInt8(ascii: "\n")) {
             let parts = line.split(separator: UInt8(ascii: " "))

@@ -146,6 +146,7 @@ final class JobCgroup {
             }
         }
         if procsFD >= 0 { close(procsFD) }
+        for fd in usageFiles?.all ?? [] where fd >= 0 { close(fd) }
     }
 
     /// v2: the directory clone3 places the sandbox in (CLONE_INTO_CGROUP).
@@ -234,30 +235,57 @@ final class JobCgroup {
         return CPUTime(user: .nanoseconds(total), system: .zero)
     }
 
-    /// What the group saw; its CPU time only `withCPU` (up to four more
-    /// files on v1, for a caller that has no exact count of its own).
-    func usage(withCPU: Bool = true) -> Usage {
+    /// The files `usage` reads, opened ahead of it: the group's peak
+    /// memory, its memory events (v1 `memory.oom_control`) and its pids
+    /// events; -1 where the group has none.
+    private struct UsageFiles {
+        var memoryPeak: Int32 = -1
+        var memoryEvents: Int32 = -1
+        var pidsEvents: Int32 = -1
+        var all: [Int32] { [memoryPeak, memoryEvents, pidsEvents] }
+    }
+
+    private var usageFiles: UsageFiles?
+
+    /// Opens the files `usage` reads, so that reading them after the job
+    /// is one pread each. The supervisor calls it while the job starts;
+    /// after the job every syscall delays the results (an open and a close
+    /// of a cgroupfs file are two of the three). Once only.
+    func openUsageFiles() {
+        guard usageFiles == nil else { return }
+        func open(_ path: FilePath) -> Int32 { Glibc.open(path.string, O_RDONLY | O_CLOEXEC) }
+        var files = UsageFiles()
         switch layout {
         case let .v2(directory, _):
-            return Usage(memoryPeakBytes: CgroupFiles.number(directory.appending("memory.peak")),
-                         oomKills: CgroupFiles.keyedValues(directory.appending("memory.events"))["oom_kill"] ?? 0,
-                         pidsLimitHits: CgroupFiles.keyedValues(directory.appending("pids.events"))["max"] ?? 0,
-                         cpu: withCPU ? cpuTime() : nil)
+            files.memoryPeak = open(directory.appending("memory.peak"))
+            files.memoryEvents = open(directory.appending("memory.events"))
+            files.pidsEvents = open(directory.appending("pids.events"))
         case let .v1(groups):
-            var usage = Usage(memoryPeakBytes: nil, oomKills: 0, pidsLimitHits: 0, cpu: withCPU ? cpuTime() : nil)
             for group in groups {
                 switch group.controller {
                 case "memory":
-                    usage.memoryPeakBytes = CgroupFiles.number(group.directory.appending("memory.max_usage_in_bytes"))
-                    usage.oomKills = CgroupFiles.keyedValues(group.directory.appending("memory.oom_control"))["oom_kill"] ?? 0
+                    files.memoryPeak = open(group.directory.appending("memory.max_usage_in_bytes"))
+                    files.memoryEvents = open(group.directory.appending("memory.oom_control"))
                 case "pids":
-                    usage.pidsLimitHits = CgroupFiles.keyedValues(group.directory.appending("pids.events"))["max"] ?? 0
+                    files.pidsEvents = open(group.directory.appending("pids.events"))
                 default:
                     break
                 }
             }
-            return usage
         }
+        usageFiles = files
+    }
+
+    /// What the group saw; its CPU time only `withCPU` (up to four more
+    /// files on v1, for a caller that has no exact count of its own).
+    func usage(withCPU: Bool = true) -> Usage {
+        openUsageFiles()
+        let files = usageFiles ?? UsageFiles()
+        let memoryPeak = CgroupFiles.read(files.memoryPeak).flatMap(CgroupFiles.leadingNumber)
+        let memoryEvents = CgroupFiles.read(files.memoryEvents).map(CgroupFiles.keyedValues(in:))
+        let pidsEvents = CgroupFiles.read(files.pidsEvents).map(CgroupFiles.keyedValues(in:))
+        return Usage(memoryPeakBytes: memoryPeak, oomKills: memoryEvents?["oom_kill"] ?? 0,
+                     pidsLimitHits: pidsEvents?["max"] ?? 0, cpu: withCPU ? cpuTime() : nil)
     }
 
     /// Kills every process left in the group (normally none: PID 1's exit
