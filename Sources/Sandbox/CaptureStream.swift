@@ -60,7 +60,7 @@ final class CaptureStream {
             }
             if sink == nil, spliceWorks, writeError == 0, kept < limit {
                 let want = Int(min(limit - kept, 1 << 20))
-                let target = relayPipe()
+                let target = holdsBytes ? relayPipe() : nil
                 let moved = target.map { csb_splice_pipes(pipe, $0, want) } ?? csb_splice_to_file(pipe, file, want)
                 if moved > 0 {
                     if target != nil { relayed += UInt64(moved) } else { kept += UInt64(moved) }
@@ -93,6 +93,16 @@ final class CaptureStream {
         let made = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
         buffer = made
         return made
+    }
+
+    /// True once the relay exists, or while the job's pipe holds bytes: a
+    /// job that writes nothing to a stream gets no relay pipe for it (its
+    /// only pump is at EOF). Bytes that arrive between this look and the
+    /// splice go straight into the file, correct but without the relay.
+    private var holdsBytes: Bool {
+        if relay != nil { return true }
+        var count: Int32 = 0
+        return ioctl(pipe, UInt(FIONREAD), &count) != 0 || count > 0
     }
 
     private func relayPipe() -> Int32? {
