@@ -308,15 +308,8 @@ enum CgroupFiles {
     static func read(_ path: FilePath) throws -> String {
         let fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
         defer { try? fd.close() }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16 << 10)
-        while true {
-            let n = try chunk.withUnsafeMutableBytes { try fd.read(into: $0) }
-            if n == 0 { break }
-            bytes += chunk[..<n]
-            if bytes.count > 4 << 20 { break }
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        guard let text = read(fd.rawValue) else { throw Errno(rawValue: errno) }
+        return text
     }
 
     /// One write() of `text`; the errno when the kernel refused it.
@@ -330,9 +323,11 @@ enum CgroupFiles {
         return n == bytes.count ? nil : Errno(rawValue: n < 0 ? errno : EIO)
     }
 
-    /// The whole content of an open control file, read from its start
-    /// (cgroupfs makes it afresh for a read at offset 0: the same
-    /// descriptor can be read again later); nil for -1 or a failed read.
+    /// The whole content of an open control file (at most 4 MiB), read
+    /// from its start (cgroupfs and procfs make it afresh for a read at
+    /// offset 0: the same descriptor can be read again later, and reads at
+    /// the offsets where the last one ended go on without starting over);
+    /// nil for -1 or a failed read.
     static func read(_ fd: Int32) -> String? {
         guard fd >= 0 else { return nil }
         var bytes = [UInt8](repeating: 0, count: 4 << 10)

@@ -238,7 +238,7 @@ final class JobCgroup {
     /// The files `usage` reads, opened ahead of it: the group's peak
     /// memory, its memory events (v1 `memory.oom_control`) and its pids
     /// events; -1 where the group has none.
-    private struct UsageFiles {
+    struct UsageFiles {
         var memoryPeak: Int32 = -1
         var memoryEvents: Int32 = -1
         var pidsEvents: Int32 = -1
@@ -251,8 +251,9 @@ final class JobCgroup {
     /// is one pread each. The supervisor calls it while the job starts;
     /// after the job every syscall delays the results (an open and a close
     /// of a cgroupfs file are two of the three). Once only.
-    func openUsageFiles() {
-        guard usageFiles == nil else { return }
+    @discardableResult
+    func openUsageFiles() -> UsageFiles {
+        if let usageFiles { return usageFiles }
         func open(_ path: FilePath) -> Int32 { Glibc.open(path.string, O_RDONLY | O_CLOEXEC) }
         var files = UsageFiles()
         switch layout {
@@ -274,13 +275,13 @@ final class JobCgroup {
             }
         }
         usageFiles = files
+        return files
     }
 
     /// What the group saw; its CPU time only `withCPU` (up to four more
     /// files on v1, for a caller that has no exact count of its own).
     func usage(withCPU: Bool = true) -> Usage {
-        openUsageFiles()
-        let files = usageFiles ?? UsageFiles()
+        let files = openUsageFiles()
         let memoryPeak = CgroupFiles.read(files.memoryPeak).flatMap(CgroupFiles.leadingNumber)
         let memoryEvents = CgroupFiles.read(files.memoryEvents).map(CgroupFiles.keyedValues(in:))
         let pidsEvents = CgroupFiles.read(files.pidsEvents).map(CgroupFiles.keyedValues(in:))
