@@ -19,6 +19,7 @@
 # replacing the previous run's results costs what the disk makes it cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/baseline.sh
 
 quick=0
 if [[ ${1:-} == --quick ]]; then quick=1; shift; fi
@@ -62,7 +63,8 @@ launch() {
         plain_cmd="env SYFT_JOB_NAME=hello SYFT_JOB_ID=1 bash run.sh"
     fi
     echo "== launch: $what, $label ($runs runs each, in $rounds rounds)"
-    local bwrap_cmd="bwrap --unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp --ro-bind $dir/$job /job $extra --chdir /job bash run.sh"
+    local bwrap_cmd
+    bwrap_cmd=$(bwrap_command "$dir/$job" "$extra")
     for round in $(seq "$rounds"); do
         # In the job's folder: plain bash runs run.sh where it lies.
         (cd "$dir/$job" && hyperfine -N --style basic --warmup "$warmup" --runs $((runs / rounds)) \

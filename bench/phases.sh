@@ -13,6 +13,7 @@
 # .build/release/syft-sandbox-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/baseline.sh
 
 runs=100
 if [[ ${1:-} == --runs ]]; then runs=$2; shift 2; fi
@@ -40,12 +41,12 @@ for _ in $(seq 100); do grep -q Attaching "$work/events" 2>/dev/null && break; s
 grep -q Attaching "$work/events" || { echo "phases: bpftrace did not attach:" >&2; cat "$work/tracer.log" >&2; exit 1; }
 sleep 1 # the probes are attached once the program has printed; let them settle
 
+# Word-split when run: the folders' paths hold no spaces (mktemp's).
+baseline=$(bwrap_command "$work/job")
 cd "$work/job"
 for _ in $(seq "$runs"); do
     "$binary" --results "$work/results" "$work/job" > /dev/null
-    "$bwrap" --unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/lib /lib \
-        --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp \
-        --ro-bind "$work/job" /job --chdir /job bash run.sh > /dev/null
+    $baseline > /dev/null
 done
 cd - > /dev/null
 kill -INT "$tracer"
