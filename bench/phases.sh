@@ -21,6 +21,12 @@ binary=$(realpath "${1:-.build/release/syft-sandbox-run}")
 bwrap=$(command -v bwrap) || { echo "phases: bwrap is missing (apt-get install -y bubblewrap)" >&2; exit 1; }
 command -v bpftrace >/dev/null || { echo "phases: bpftrace is missing (apt-get install -y bpftrace)" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || { echo "phases: bpftrace needs root" >&2; exit 1; }
+# Tracepoints are found through tracefs, which a fresh boot may not have
+# mounted (nor debugfs, bpftrace's other place to look).
+if [[ ! -e /sys/kernel/tracing/events && ! -e /sys/kernel/debug/tracing/events ]]; then
+    mount -t tracefs nodev /sys/kernel/tracing \
+        || { echo "phases: no tracefs, and it cannot be mounted at /sys/kernel/tracing" >&2; exit 1; }
+fi
 
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/syft-phases.XXXXXX")
 tracer=""
