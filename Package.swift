@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "syft-sandbox-run",
             dependencies: [
-                "Sandbox", "Runner",
+                "Sandbox", "Runner", "CSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -117,6 +117,8 @@ pid_t csb_clone_raw(uint64_t flags, int *_Nullable pidfd, int cgroup_fd);
 #define CSB_EXEC_INIT 1
 pid_t csb_clone_vm(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_Nonnull stack, size_t stack_size,
                    int (*_Nonnull fn)(void *_Nonnull), void *_Nonnull arg);
+pid_t csb_clone_sharing(void *_Nonnull stack, size_t stack_size, int (*_Nonnull fn)(void *_Nonnull),
+                        void *_Nonnull arg);
 #endif
 pid_t csb_fork_raw(void);
 int csb_pidfd_send_signal(int pidfd, int signal);

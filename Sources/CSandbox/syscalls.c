@@ -64,17 +64,13 @@ int csb_pidfd_send_signal(int pidfd, int signal) {
 }
 
 #if defined(__x86_64__)
-/// clone3 with CLONE_VM and CLONE_VFORK into `stack`: the child runs
-/// fn(arg) there and exits with its result (fn is meant to execve); the
-/// calling thread resumes once it did. The syscall is issued here, not
-/// through syscall(3): a child returning through the caller's frames would
+/// clone3 with `args` (which share the caller's memory: CLONE_VM and a
+/// stack of the child's own): the child runs fn(arg) on that stack and
+/// exits with its result. The syscall is issued here, not through
+/// syscall(3): a child returning through the caller's frames would
 /// overwrite them on the shared stack. Returns the pid, or -1 with errno.
-pid_t csb_clone_vm(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_Nonnull stack, size_t stack_size,
-                   int (*_Nonnull fn)(void *_Nonnull), void *_Nonnull arg) {
-    struct clone_args args;
-    sandbox_clone_args(&args, flags | CLONE_VM | CLONE_VFORK, pidfd, cgroup_fd);
-    args.stack = (uint64_t)(uintptr_t)stack;
-    args.stack_size = stack_size & ~(size_t)15; // the top 16-byte aligned, as the ABI wants it at a call
+static pid_t clone3_on_stack(struct clone_args *_Nonnull args, int (*_Nonnull fn)(void *_Nonnull),
+                             void *_Nonnull arg) {
     // Callee-saved registers survive the syscall in both processes.
     register void *child_fn __asm__("r12") = (void *)fn;
     register void *child_arg __asm__("r13") = arg;
@@ -92,12 +88,42 @@ pid_t csb_clone_vm(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_N
                      "ud2\n"
                      "1:"
                      : "+a"(result)
-                     : "D"(&args), "S"(sizeof args), "r"(child_fn), "r"(child_arg)
+                     : "D"(args), "S"(sizeof *args), "r"(child_fn), "r"(child_arg)
                      : "rcx", "r11", "memory");
     if (result < 0) {
         errno = (int)-result;
         return -1;
     }
     return (pid_t)result;
+}
+
+/// The stack's top, 16-byte aligned as the ABI wants it at a call.
+static void set_stack(struct clone_args *_Nonnull args, void *_Nonnull stack, size_t stack_size) {
+    args->stack = (uint64_t)(uintptr_t)stack;
+    args->stack_size = stack_size & ~(size_t)15;
+}
+
+/// clone3 with CLONE_VM and CLONE_VFORK into `stack`: the child runs
+/// fn(arg) there and exits with its result (fn is meant to execve); the
+/// calling thread resumes once it did. Returns the pid, or -1 with errno.
+pid_t csb_clone_vm(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_Nonnull stack, size_t stack_size,
+                   int (*_Nonnull fn)(void *_Nonnull), void *_Nonnull arg) {
+    struct clone_args args;
+    sandbox_clone_args(&args, flags | CLONE_VM | CLONE_VFORK, pidfd, cgroup_fd);
+    set_stack(&args, stack, stack_size);
+    return clone3_on_stack(&args, fn, arg);
+}
+
+/// A process sharing the caller's memory and descriptor table, running
+/// fn(arg) on `stack` next to the caller (no CLONE_VFORK). Returns the
+/// pid, or -1 with errno.
+pid_t csb_clone_sharing(void *_Nonnull stack, size_t stack_size, int (*_Nonnull fn)(void *_Nonnull),
+                        void *_Nonnull arg) {
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_VM | CLONE_FILES;
+    args.exit_signal = SIGCHLD;
+    set_stack(&args, stack, stack_size);
+    return clone3_on_stack(&args, fn, arg);
 }
 #endif

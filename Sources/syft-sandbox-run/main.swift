@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSandbox
 import Glibc
 import Logging
 import Sandbox
@@ -75,8 +76,9 @@ func main(_ arguments: [String], oneShot: OneShotArguments?, sandbox: StartedSan
 // Not an async main: its dispatch_main() ends the main thread with
 // pthread_exit(), and unwinding that thread in this static executable first
 // sorts every frame description of the binary (~30 ms of a one-shot run).
-// The work runs on the concurrency runtime's threads and ends with exit();
-// this thread only waits.
+// The work runs on the concurrency runtime's threads and ends the process
+// (csb_exit_process: the caller's wait returns before the kernel has freed
+// the process's memory); this thread only waits.
 let arguments = Array(CommandLine.arguments.dropFirst())
 // A one-shot run's PID 1 goes into its namespaces from here on, on a thread
 // of its own, while the rest of the run (options, folders) is prepared.
@@ -87,7 +89,7 @@ let sandbox = oneShot.map { Sandbox.start(network: $0.net) }
 LoggingSystem.bootstrap { label in CLILogHandler(label: label) }
 Task.detached { [arguments, oneShot, sandbox] in
     let status = await main(arguments, oneShot: oneShot, sandbox: sandbox)
-    Glibc.exit(status)
+    csb_exit_process(status)
 }
 // This thread takes the termination signals (SignalForwarder, the daemon's
 // graceful shutdown), even when the caller started the process with them

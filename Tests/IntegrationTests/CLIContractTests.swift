@@ -125,4 +125,19 @@ import Testing
         #expect(info.st_mode & S_ISUID == 0, "the setuid bit survived collection")
         #expect(info.st_uid == getuid(), "collected files must belong to the invoking user")
     }
+
+    /// The CLI ends through csb_exit_process: a helper sharing its memory
+    /// outlives it only until the kernel says it exited. The helper's
+    /// command line is the CLI's (the same memory), so one still there
+    /// seconds later, waiting out its 10 s bound, is found by the job's path.
+    @Test func theExitLeavesNoProcessBehind() async throws {
+        let job = try JobFixture("echo hi")
+        for _ in 0..<3 {
+            let run = await job.run(["--json"])
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.hasPrefix("{") && run.stdout.hasSuffix("}\n"), "\(run.stdout)")
+        }
+        let gone = try await TestSupport.waitUntil(5) { TestSupport.processes(matching: job.path).isEmpty }
+        #expect(gone, "still there: \(TestSupport.processes(matching: job.path))")
+    }
 }

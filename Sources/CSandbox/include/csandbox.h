@@ -364,6 +364,19 @@ int csb_capture_pipe(int *_Nonnull read_end, int *_Nonnull write_end);
 /// A close-on-exec, non-blocking eventfd (to wake a poll loop), or -1.
 int csb_eventfd(void);
 
+// MARK: - The process's end
+
+/// Ends the process with `status` (as _exit), its stdio flushed first,
+/// without making whoever waits for it also wait for the teardown of its
+/// address space: a helper process that shares the memory and the
+/// descriptor table holds the memory until this process has exited, then
+/// exits itself, and the kernel unmaps it there. Before the exit every
+/// descriptor is closed (a pipe to the caller sees EOF with the exit; the
+/// helper keeps only a pidfd of this process), every signal is blocked in
+/// the helper, and it gives up after 10 s whatever happens. Where a step
+/// fails (no pidfd_open, no clone3, no memory), a plain _exit.
+_Noreturn void csb_exit_process(int status);
+
 // MARK: - GNU and Linux calls Swift's Glibc module does not export
 
 /// pipe2(2): `ends` gets the read and write ends, created atomically with
