@@ -96,7 +96,7 @@ extension OneShotArguments {
     /// is started here, on a thread of its own, while this one reads the
     /// options and opens the job and results folders.
     func execute(sandbox started: StartedSandbox? = nil) async throws {
-        let logger = Logger(label: "syft-sandbox-run")
+        let logger = Logger(label: "syft-sandbox-run", factory: { CLILogHandler(label: $0) })
         let sandbox = started ?? Sandbox.start(network: net)
         let outcome: OneShotOutcome
         do {

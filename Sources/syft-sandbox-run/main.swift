@@ -84,9 +84,11 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 // of its own, while the rest of the run (options, folders) is prepared.
 let oneShot = oneShotCommand(arguments)
 let sandbox = oneShot.map { Sandbox.start(network: $0.net) }
-// Logging after the start: its bootstrap instantiates swift-log's generic
-// boxes, ~0.1 ms that now overlap the clone instead of preceding it.
-LoggingSystem.bootstrap { label in CLILogHandler(label: label) }
+// The one-shot form makes its one logger with its handler (RunCommand):
+// the global bootstrap instantiates swift-log's generic boxes, ~0.1 ms of
+// CPU a run, which the two CPUs of a CI machine share with PID 1's setup.
+// Every other command bootstraps it (the daemon's libraries log through it).
+if oneShot == nil { LoggingSystem.bootstrap { label in CLILogHandler(label: label) } }
 Task.detached { [arguments, oneShot, sandbox] in
     let status = await main(arguments, oneShot: oneShot, sandbox: sandbox)
     csb_exit_process(status)
