@@ -6,9 +6,8 @@
 // exits when the job's main process ends. Its exit makes the kernel kill
 // every other process of the PID namespace: nothing outlives the job. With
 // nothing left, it first moves itself out of the job's cgroup, so the
-// parent can remove the group without waiting for it, and exits only once
-// the parent lets it go (closes the socket): the kernel tears the
-// namespaces down in that exit, after the results are written.
+// parent can remove the group while the kernel still tears the namespaces
+// down in this process's exit.
 //
 // Die-with-parent: PR_SET_PDEATHSIG fires when the parent *thread* exits,
 // and the parent here is a thread of a Swift process that may retire it at
@@ -56,32 +55,8 @@ static bool leave_cgroup(struct csb_child_ctx *_Nonnull ctx) {
     return left;
 }
 
-/// How long PID 1, alone and out of the job's cgroup, waits for the
-/// parent to let it go before it exits anyway.
-static const int released_wait_ms = 10 * 1000;
-
-/// Alone and out of the job's cgroup, nothing of the job is left for this
-/// process's exit to end: it waits for the parent to close its end of the
-/// socket (done with the job's results, or gone), at most
-/// `released_wait_ms`. The kernel's teardown of the namespaces in the exit
-/// (~1 ms of CPU: the mounts, two RCU grace periods, the network
-/// namespace's cleanup) then no longer competes with the parent for the
-/// CPUs while it collects and writes the results.
-static void wait_until_released(struct csb_child_ctx *_Nonnull ctx) {
-    struct pollfd socket = {.fd = ctx->sync_fd, .events = POLLIN, .revents = 0};
-    for (;;) {
-        int ready = poll(&socket, 1, released_wait_ms);
-        if (ready < 0 && errno == EINTR) continue;
-        if (ready <= 0) return;
-        char byte;
-        ssize_t n = recv(ctx->sync_fd, &byte, 1, MSG_DONTWAIT);
-        if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) return; // EOF or broken
-    }
-}
-
 /// Tells the parent how the job ended (and whether anything is left, and
-/// whether it left the job's cgroup), and exits: at once when processes are
-/// left (the exit kills them), else once the parent lets it go.
+/// whether it left the job's cgroup), and exits.
 static _Noreturn void report_and_exit(struct csb_child_ctx *_Nonnull ctx, int status, bool alone) {
     totals.wait_status = status;
     totals.alone = alone;
@@ -90,7 +65,6 @@ static _Noreturn void report_and_exit(struct csb_child_ctx *_Nonnull ctx, int st
     do {
         written = send(ctx->sync_fd, &totals, sizeof totals, MSG_NOSIGNAL);
     } while (written < 0 && errno == EINTR);
-    if (written == (ssize_t)sizeof totals && totals.left_cgroup) wait_until_released(ctx);
     if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
     _exit(128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
 }

@@ -126,17 +126,11 @@ final class SandboxLaunch {
         reapedInOrder = inOrder
     }
 
-    /// After the run: lets PID 1 go (when the run returned at its report,
-    /// it waits for that, then exits: the kernel tears its namespaces
-    /// down), waits for its end and reaps it, then releases the rest
-    /// (`end`). A PID 1 still there after five seconds is killed.
+    /// After the run: waits for PID 1's end (when the run returned at its
+    /// report, it is exiting: the kernel tears its namespaces down) and
+    /// reaps it, then releases the rest (`end`). A PID 1 still there after
+    /// five seconds is killed.
     func finish() {
-        // PID 1, when it reported that it is alone, waits for this: the
-        // socket's EOF lets it go.
-        if child.status_fd >= 0 {
-            close(child.status_fd)
-            child.status_fd = -1
-        }
         if !isReaped, child.pid > 0, child.pidfd >= 0 {
             var fd = pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0)
             var ready: Int32

@@ -19,8 +19,7 @@ public final class StartedSandbox: Sendable {
                 return
             }
             let outcome = supervisor.run(from: launch)
-            let callerWritesResults = if case .finished = outcome, !untilEnded { true } else { false }
-            if callerWritesResults {
+            if case .finished = outcome, !untilEnded {
                 // The result first: the caller writes it out while the
                 // cgroup goes.
                 reply(outcome)
@@ -30,13 +29,9 @@ public final class StartedSandbox: Sendable {
                 reply(outcome)
             }
             handoff.markEnded()
-            // PID 1, alone and out of the job's cgroup, waits to be let go
-            // (`finish` closes its socket); the kernel tears its namespaces
-            // down in its exit. That waits until the caller is done with the
-            // results (`ended`), so the teardown does not take the CPUs the
-            // caller writes them with. A process that exits first lets it
-            // go with its exit and leaves it to whoever reaps its orphans.
-            if callerWritesResults { handoff.waitUntilReleased() }
+            // PID 1 may still be exiting (its namespaces' teardown): reaped
+            // here, after the caller was told. A process that exits first
+            // leaves it to whoever reaps its orphans.
             launch.finish()
         }
         if let failure {
@@ -45,16 +40,13 @@ public final class StartedSandbox: Sendable {
         }
     }
 
-    /// Says that the caller is done with the run's results, and returns
-    /// once nothing of the sandbox's job is left: every process of it gone
-    /// and its cgroup removed. PID 1 itself may still be there: it exits
-    /// once let go, which happens now, and the kernel tears its namespaces
-    /// down then (no process of the job is in them, and nothing there needs
-    /// waiting for); the sandbox's thread reaps it and gives a pooled
-    /// network namespace back. `run` returns at the job's end, before the
-    /// cgroup's removal.
+    /// Returns once nothing of the sandbox's job is left: every process of
+    /// it gone and its cgroup removed. PID 1 itself may still be exiting,
+    /// its namespaces torn down by the kernel (no process of the job is in
+    /// them, and nothing there needs waiting for); the sandbox's thread
+    /// reaps it then and gives a pooled network namespace back. `run`
+    /// returns at the job's end, before the cgroup's removal.
     public func ended() async {
-        handoff.release()
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             handoff.whenEnded { continuation.resume() }
         }
@@ -131,7 +123,6 @@ private final class Handoff: @unchecked Sendable {
     private var state = State.waiting
     private var pid: Int32 = 0
     private var isEnded = false
-    private var isReleased = false
     private var endWaiters: [@Sendable () -> Void] = []
 
     init() {
@@ -195,22 +186,6 @@ private final class Handoff: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
-    /// The caller is done with the run (its results written, or it will
-    /// not run the sandbox): PID 1 may go.
-    func release() {
-        pthread_mutex_lock(&mutex)
-        isReleased = true
-        pthread_cond_broadcast(&condition)
-        pthread_mutex_unlock(&mutex)
-    }
-
-    /// The sandbox's thread, after the run: blocks until `release`.
-    func waitUntilReleased() {
-        pthread_mutex_lock(&mutex)
-        while !isReleased { pthread_cond_wait(&condition, &mutex) }
-        pthread_mutex_unlock(&mutex)
-    }
-
     /// The sandbox's thread could not be made: every run fails with
     /// `error`, and there is nothing to wait for.
     func unavailable(_ error: SandboxError) {
@@ -224,8 +199,7 @@ private final class Handoff: @unchecked Sendable {
     func abandon() {
         pthread_mutex_lock(&mutex)
         if case .waiting = state { state = .abandoned }
-        isReleased = true
-        pthread_cond_broadcast(&condition)
+        pthread_cond_signal(&condition)
         pthread_mutex_unlock(&mutex)
     }
 

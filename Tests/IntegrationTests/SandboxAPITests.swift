@@ -98,35 +98,6 @@ import Testing
         #expect(reaped, "PID 1 was not reaped after the sandbox ended")
     }
 
-    /// PID 1, alone and out of the job's cgroup at the job's end, stays
-    /// until it is let go (`finish`, once the caller is done with the
-    /// results): the kernel's teardown of its namespaces in its exit comes
-    /// after them. Then it goes, and is reaped. (The launch and supervisor
-    /// directly, on this thread: no task resumption a busy cooperative
-    /// pool could delay past PID 1's own 10 s bound.)
-    @Test func pid1StaysUntilLetGoThenGoes() throws {
-        guard !CgroupProbe.parents.isEmpty else { return } // without a group PID 1 exits at once
-        let files = try CaptureFiles()
-        defer { files.remove() }
-        let launch = SandboxLaunch(network: .none, cgroups: nil, pool: nil)
-        let supervisor = try Supervisor(configuration: configuration("true"), output: files.output(), control: nil)
-        guard case let .finished(result) = supervisor.run(from: launch) else {
-            launch.finish()
-            Issue.record("the run failed")
-            return
-        }
-        #expect(result.termination == .exited(0))
-        launch.release() // the job's group goes; PID 1 stays
-        let initPID = launch.child.pid
-        usleep(300_000)
-        // Sleeping in its wait, not a zombie.
-        let stat = (try? String(contentsOfFile: "/proc/\(initPID)/stat", encoding: .utf8)) ?? ""
-        let state = stat.split(separator: ")").last?.split(separator: " ").first
-        #expect(state != nil && state != "Z", "PID 1 exited before it was let go: \(stat)")
-        launch.finish()
-        #expect(kill(initPID, 0) != 0 && errno == ESRCH, "PID 1 was not let go and reaped")
-    }
-
     /// What the CLI does when its own preparation fails after the start:
     /// once `discard` returns, PID 1 is reaped already.
     @Test func aDiscardedSandboxIsGoneWhenDiscardReturns() async throws {
