@@ -94,6 +94,69 @@ public final class StartedSandbox: Sendable {
         case let .failed(error): throw error
         }
     }
+
+    /// As `run`, blocking the calling thread until the job ended (the
+    /// one-shot CLI's main thread: no task, and none of the concurrency
+    /// runtime's threads, are needed). Not from a task: it would hold one
+    /// of the cooperative pool's threads for the whole job.
+    public func runBlocking(_ configuration: SandboxConfiguration, output: OutputCapture,
+                            control: SandboxControl? = nil) throws -> SandboxResult {
+        let supervisor = try Supervisor(configuration: configuration, output: output, control: control)
+        let reply = Latch()
+        handoff.give(supervisor, untilEnded: false) { reply.open(with: $0) }
+        switch reply.wait() {
+        case let .finished(result): return result
+        case let .failed(error): throw error
+        case nil: fatalError("the sandbox's thread ended the run without an outcome")
+        }
+    }
+
+    /// As `ended`, blocking the calling thread (see `runBlocking`).
+    public func waitUntilEnded() {
+        let ended = Latch()
+        handoff.whenEnded { ended.open() }
+        _ = ended.wait()
+    }
+
+    /// As `discard`, blocking the calling thread (see `runBlocking`).
+    public func discardBlocking() {
+        handoff.abandon()
+        waitUntilEnded()
+    }
+}
+
+/// What a blocked thread waits for (`runBlocking`, `waitUntilEnded`):
+/// opened once, from another thread, with the run's outcome or without.
+private final class Latch: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var isOpen = false
+    private var outcome: RunOutcome?
+
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(&condition)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    func open(with outcome: RunOutcome? = nil) {
+        pthread_mutex_lock(&mutex)
+        self.outcome = outcome
+        isOpen = true
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    func wait() -> RunOutcome? {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        while !isOpen { pthread_cond_wait(&condition, &mutex) }
+        return outcome
+    }
 }
 
 /// A run's end, as the supervisor hands it back. (Not a Result: a Result

@@ -88,14 +88,17 @@ struct RunCommand: AsyncParsableCommand, ExecutableCommand {
 
     func run() async throws { try await execute() }
 
-    func execute() async throws { try await arguments.execute() }
+    /// Blocks the one task of this command line (the process does nothing
+    /// else) for the job's run.
+    func execute() async throws { try arguments.execute() }
 }
 
 extension OneShotArguments {
     /// `sandbox`: one already starting with `net` (main.swift); nil: one
     /// is started here, on a thread of its own, while this one reads the
-    /// options and opens the job and results folders.
-    func execute(sandbox started: StartedSandbox? = nil) async throws {
+    /// options and opens the job and results folders. Blocks the calling
+    /// thread until the results are written and the sandbox is gone.
+    func execute(sandbox started: StartedSandbox? = nil) throws {
         let logger = Logger(label: "syft-sandbox-run", factory: { CLILogHandler(label: $0) })
         let sandbox = started ?? Sandbox.start(network: net)
         let outcome: OneShotOutcome
@@ -105,11 +108,11 @@ extension OneShotArguments {
             logger.debug("options ready", metadata: ["us": "\(OneShotRunner.microseconds(parsing.duration(to: .now)))"])
             let control = try SandboxControl()
             SignalForwarder.forward(to: control)
-            outcome = try await OneShotRunner.run(options, logger: logger, control: control, sandbox: sandbox)
+            outcome = try OneShotRunner.runBlocking(options, logger: logger, control: control, sandbox: sandbox)
         } catch {
             // Bad input found after the sandbox started: it is gone (PID 1
             // reaped, its cgroup removed) before the CLI exits.
-            await sandbox.discard()
+            sandbox.discardBlocking()
             guard let error = error as? SandboxError else { throw error }
             logger.critical("\(error)")
             if json { printFailureJSON(error) }

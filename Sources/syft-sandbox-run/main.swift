@@ -45,59 +45,78 @@ func oneShotCommand(_ arguments: [String]) -> OneShotArguments? {
     return OneShotArguments.fastParse(arguments)
 }
 
-/// The command line, run to its exit status. `oneShot`: the one-shot form,
-/// already parsed, whose sandbox is `sandbox`, already starting.
-func main(_ arguments: [String], oneShot: OneShotArguments?, sandbox: StartedSandbox?) async -> Int32 {
+/// The command line (not the one-shot form), run to its exit status.
+func main(_ arguments: [String]) async -> Int32 {
     do {
-        if let command = oneShot {
-            try await command.execute(sandbox: sandbox)
+        var command = try SyftSandboxRun.parseAsRoot(arguments)
+        if let executable = command as? ExecutableCommand {
+            try await executable.execute()
         } else {
-            var command = try SyftSandboxRun.parseAsRoot(arguments)
-            if let executable = command as? ExecutableCommand {
-                try await executable.execute()
-            } else {
-                try command.run()
-            }
+            try command.run()
         }
         return 0
-    } catch let exit as ExitCode {
-        return exit.rawValue
     } catch {
-        // Help and --version are clean exits; every other parse error is bad input.
-        let code = SyftSandboxRun.exitCode(for: error)
-        if code == .success {
-            SyftSandboxRun.exit(withError: error)
-        }
-        writeStandardError(SyftSandboxRun.fullMessage(for: error) + "\n")
-        return ExitStatus.setupFailed
+        return exitStatus(for: error)
     }
+}
+
+/// The one-shot form, already parsed, whose sandbox is already starting,
+/// run to its exit status on the calling thread.
+func runOneShot(_ command: OneShotArguments, sandbox: StartedSandbox) -> Int32 {
+    do {
+        try command.execute(sandbox: sandbox)
+        return 0
+    } catch {
+        return exitStatus(for: error)
+    }
+}
+
+/// The exit status for what a command threw.
+func exitStatus(for error: any Error) -> Int32 {
+    if let exit = error as? ExitCode { return exit.rawValue }
+    // Help and --version are clean exits; every other parse error is bad input.
+    if SyftSandboxRun.exitCode(for: error) == .success {
+        SyftSandboxRun.exit(withError: error)
+    }
+    writeStandardError(SyftSandboxRun.fullMessage(for: error) + "\n")
+    return ExitStatus.setupFailed
+}
+
+/// This thread takes the termination signals (SignalForwarder, the daemon's
+/// graceful shutdown), even when the caller started the process with them
+/// blocked (a runtime's worker thread spawning it, say).
+func takeTerminationSignals() {
+    var termination = sigset_t()
+    sigemptyset(&termination)
+    for signal in SignalForwarder.terminationSignals { sigaddset(&termination, signal) }
+    pthread_sigmask(SIG_UNBLOCK, &termination, nil)
 }
 
 // Not an async main: its dispatch_main() ends the main thread with
 // pthread_exit(), and unwinding that thread in this static executable first
 // sorts every frame description of the binary (~30 ms of a one-shot run).
-// The work runs on the concurrency runtime's threads and ends the process
-// (csb_exit_process: the caller's wait returns before the kernel has freed
-// the process's memory); this thread only waits.
+// Every path ends the process with csb_exit_process (the caller's wait
+// returns before the kernel has freed the process's memory).
 let arguments = Array(CommandLine.arguments.dropFirst())
-// A one-shot run's PID 1 goes into its namespaces from here on, on a thread
-// of its own, while the rest of the run (options, folders) is prepared.
-let oneShot = oneShotCommand(arguments)
-let sandbox = oneShot.map { Sandbox.start(network: $0.net) }
-// The one-shot form makes its one logger with its handler (RunCommand):
-// the global bootstrap instantiates swift-log's generic boxes, ~0.1 ms of
-// CPU a run, which the two CPUs of a CI machine share with PID 1's setup.
-// Every other command bootstraps it (the daemon's libraries log through it).
-if oneShot == nil { LoggingSystem.bootstrap { label in CLILogHandler(label: label) } }
-Task.detached { [arguments, oneShot, sandbox] in
-    let status = await main(arguments, oneShot: oneShot, sandbox: sandbox)
-    csb_exit_process(status)
+if let oneShot = oneShotCommand(arguments) {
+    // The one-shot form runs on this thread, and its sandbox on one of its
+    // own: its PID 1 goes into its namespaces from here on, while the rest
+    // of the run (options, folders) is prepared. No task: the concurrency
+    // runtime's threads would be two more to start, to hand the run to and
+    // back, and to end at the exit, on the two CPUs of a CI machine that
+    // PID 1's setup needs. Its one logger is made with its handler
+    // (RunCommand): the global bootstrap instantiates swift-log's generic
+    // boxes, ~0.1 ms of CPU a run.
+    let sandbox = Sandbox.start(network: oneShot.net)
+    takeTerminationSignals()
+    csb_exit_process(runOneShot(oneShot, sandbox: sandbox))
 }
-// This thread takes the termination signals (SignalForwarder, the daemon's
-// graceful shutdown), even when the caller started the process with them
-// blocked (a runtime's worker thread spawning it, say).
-var termination = sigset_t()
-sigemptyset(&termination)
-for signal in SignalForwarder.terminationSignals { sigaddset(&termination, signal) }
-pthread_sigmask(SIG_UNBLOCK, &termination, nil)
+// Every other command: the daemon's libraries log through swift-log's
+// global factory, and the work runs on the concurrency runtime's threads;
+// this thread only waits.
+LoggingSystem.bootstrap { label in CLILogHandler(label: label) }
+Task.detached { [arguments] in
+    csb_exit_process(await main(arguments))
+}
+takeTerminationSignals()
 while true { pause() }

@@ -140,4 +140,36 @@ import Testing
         let gone = try await TestSupport.waitUntil(5) { TestSupport.processes(matching: job.path).isEmpty }
         #expect(gone, "still there: \(TestSupport.processes(matching: job.path))")
     }
+
+    /// The one-shot form runs on the main thread, and its sandbox's
+    /// supervision on one more: no task, so none of the concurrency
+    /// runtime's threads (each one more to start and to end on the two
+    /// CPUs that PID 1's setup needs).
+    @Test func aOneShotRunHasTwoThreads() async throws {
+        let job = try JobFixture("echo ready; sleep 30")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestSupport.binary)
+        process.arguments = ["--results", job.results.path, "--timeout", "60", job.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        let ready = try await TestSupport.waitUntil {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: job.results.path)) ?? []
+            return names.contains { name in
+                name.hasPrefix(".stdout.txt.partial")
+                    && ((try? String(contentsOfFile: job.results.path + "/" + name, encoding: .utf8)) ?? "").contains("ready")
+            }
+        }
+        try #require(ready, "the job never started")
+        let tasks = "/proc/\(process.processIdentifier)/task"
+        let threads = try FileManager.default.contentsOfDirectory(atPath: tasks).map { id in
+            (try? String(contentsOfFile: "\(tasks)/\(id)/comm", encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+        }
+        #expect(threads.sorted() == ["sandbox", "syft-sandbox-ru"], "threads: \(threads)")
+        kill(process.processIdentifier, SIGTERM) // forwarded to the job, which ends; the results are written
+        await TestSupport.waitForExit(process)
+        #expect(process.terminationStatus == 128 + SIGTERM)
+    }
 }

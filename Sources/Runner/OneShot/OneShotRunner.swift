@@ -114,6 +114,12 @@ public struct OneShotOutcome: Sendable {
 /// renamed into place at the end, outputs/ is replaced atomically, and
 /// result.json, written last, marks a complete set. When the sandbox cannot
 /// be set up, nothing is left behind and `SandboxError` is thrown.
+///
+/// Two forms of the same run (`OneShotRun` is what they share): `run`
+/// awaits the sandbox (the daemon's jobs, each a task), `runBlocking`
+/// waits for it on the calling thread (the one-shot CLI's main thread,
+/// which has nothing else to do: no task, and none of the concurrency
+/// runtime's threads to start, wake and end on the way).
 public enum OneShotRunner {
     public static let timeoutMarker = "\n--- PROCESS TIMED OUT ---\n"
 
@@ -121,87 +127,48 @@ public enum OneShotRunner {
     /// while the options were being made; nil: one is started here.
     public static func run(_ options: OneShotOptions, logger: Logger, control: SandboxControl? = nil,
                            sandbox: StartedSandbox? = nil) async throws -> OneShotOutcome {
-        let job = try JobFolder.open(options.jobFolder)
-        for warning in job.warnings { logger.warning("\(warning)") }
-        let results = try ResultsFolder(options.resultsFolder ?? job.path, runID: options.jobID)
-        let files = try results.createPartialLogs()
-        var committed = false
-        defer { if !committed { results.discard(files) } }
-
-        let configuration = try sandboxConfiguration(options, job: job)
-        let started = Date()
-        let clock = ContinuousClock.now
-        logger.debug("starting the sandbox", metadata: ["job": "\(job.path)", "id": "\(options.jobID)"])
-        let launched = sandbox ?? Sandbox.start(network: configuration.network, cgroups: configuration.cgroups,
-                                               networkNamespaces: configuration.networkNamespaces)
-        var result = try await launched.run(
-            configuration,
-            output: OutputCapture(stdout: files.stdout.rawValue, stderr: files.stderr.rawValue, sink: options.sink),
-            control: control)
+        let run = try OneShotRun(options, logger: logger)
+        let launched = sandbox ?? run.startSandbox()
+        let result: SandboxResult
+        do {
+            result = try await launched.run(run.configuration, output: run.output, control: control)
+        } catch {
+            run.abandon()
+            throw error
+        }
         let finished = Date()
         if let sandboxEnded = options.sandboxEnded {
             // The daemon: the job's concurrency slot goes on once the sandbox is gone.
             await launched.ended()
             await sandboxEnded()
         }
-        /// The results, written while the kernel tears the sandbox down.
-        func writeResults() throws -> OneShotOutcome {
-            if result.timedOut {
-                for fd in [files.stdout, files.stderr] { _ = try? fd.writeAll(Array(timeoutMarker.utf8)) }
-            }
-            if let note = options.noteOnFailure, !result.succeeded {
-                _ = try? files.stderr.writeAll(Array("\n[syft-sandbox-run: \(note)]\n".utf8))
-            }
-            var warnings = job.warnings
-            if result.idmapFallbacks > 0 {
-                warnings.append("the job folder could not be idmapped; files only the invoking user may read are unreadable inside")
-            }
-            if let note = result.cgroupNote {
-                warnings.append("no cgroup for the job (\(note)); memory and processes are limited per process with rlimits")
-            }
-            guard let outputs = result.exported.first(where: { $0.target == outputsTarget }) else {
-                throw SandboxError(.setupFailed, "the sandbox did not hand back its outputs folder")
-            }
-            if OutputsVolume.isFull(outputs.descriptor) {
-                warnings.append("the outputs folder filled up (\(ByteSize.describe(options.outputsBytes))); the job got ENOSPC")
-                if result.limitHit == .none, !result.succeeded { result.limitHit = .outputsSize }
-            }
-            let ran = ContinuousClock.now
-            if let mayWrite = options.mayWriteResults, !mayWrite() {
-                // The results folder is someone else's now (the owner deposited a
-                // result while the job ran): only the history gets the logs.
-                warnings.append("the results were not written: the job's review folder changed hands while it ran")
-                let record = makeRecord(options, job: job, result: result, outputs: ArtifactReport(), warnings: warnings,
-                                        started: started, finished: finished)
-                results.discard(files, keepingLogsIn: options.keepLogsIn)
-                committed = true
-                return OneShotOutcome(record: record, exitStatus: result.shellStatus)
-            }
-            let report = try results.collectOutputs(from: outputs.descriptor, withholding: options.withheldOutputNames)
-            let collected = ContinuousClock.now
-            let record = makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,
-                                    started: started, finished: finished)
-            try results.commit(files, returncode: record.returncode ?? -1, record: options.writesRecord ? record : nil,
-                               durable: options.durable, keepingLogsIn: options.keepLogsIn)
-            committed = true
-            logger.debug("timings", metadata: [
-                "sandbox_us": "\(microseconds(clock.duration(to: ran)))",
-                "setup_us": "\(microseconds(result.setupTime))",
-                "teardown_us": "\(microseconds(result.teardownTime))",
-                "collect_us": "\(microseconds(ran.duration(to: collected)))",
-                "commit_us": "\(microseconds(collected.duration(to: .now)))",
-            ])
-            return OneShotOutcome(record: record, exitStatus: result.shellStatus)
-        }
-        // Nothing of the sandbox outlives the run, whatever happens here.
+        // Written while the kernel tears the sandbox down; nothing of the
+        // sandbox outlives the run, whatever happens here.
+        defer { run.abandon() }
         do {
-            let outcome = try writeResults()
+            let outcome = try run.writeResults(result, finished: finished)
             await launched.ended()
             return outcome
         } catch {
             await launched.ended()
             throw error
         }
+    }
+
+    /// As `run`, blocking the calling thread until the results are written
+    /// and the sandbox is gone. Not from a task (it would hold one of the
+    /// cooperative pool's threads for the whole job); `options.sandboxEnded`
+    /// must be nil (it is async; the daemon's).
+    public static func runBlocking(_ options: OneShotOptions, logger: Logger, control: SandboxControl? = nil,
+                                   sandbox: StartedSandbox? = nil) throws -> OneShotOutcome {
+        precondition(options.sandboxEnded == nil, "runBlocking does not call sandboxEnded; use run")
+        let run = try OneShotRun(options, logger: logger)
+        let launched = sandbox ?? run.startSandbox()
+        defer { run.abandon() }
+        let result = try launched.runBlocking(run.configuration, output: run.output, control: control)
+        let finished = Date()
+        defer { launched.waitUntilEnded() }
+        return try run.writeResults(result, finished: finished)
     }
 
     /// Where the job sees its writable outputs folder (and, with code/,

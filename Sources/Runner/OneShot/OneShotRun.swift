@@ -1,0 +1,113 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Logging
+import Sandbox
+
+/// One run of `OneShotRunner`, around the sandbox's own run: the job and
+/// results folders opened, the partial logs created and the sandbox's
+/// configuration made (`init`); then, once the job ended, its results
+/// written (`writeResults`). Until they are committed, `abandon` removes
+/// the partial logs, and nothing of the run is left in the results folder.
+final class OneShotRun {
+    let options: OneShotOptions
+    let job: JobFolder
+    let results: ResultsFolder
+    let files: ResultsFolder.PartialLogs
+    let configuration: SandboxConfiguration
+    private let logger: Logger
+    private let started: Date
+    private let clock: ContinuousClock.Instant
+    private var committed = false
+
+    init(_ options: OneShotOptions, logger: Logger) throws {
+        self.options = options
+        self.logger = logger
+        job = try JobFolder.open(options.jobFolder)
+        for warning in job.warnings { logger.warning("\(warning)") }
+        results = try ResultsFolder(options.resultsFolder ?? job.path, runID: options.jobID)
+        files = try results.createPartialLogs()
+        do {
+            configuration = try OneShotRunner.sandboxConfiguration(options, job: job)
+        } catch {
+            results.discard(files)
+            throw error
+        }
+        started = Date()
+        clock = ContinuousClock.now
+        logger.debug("starting the sandbox", metadata: ["job": "\(job.path)", "id": "\(options.jobID)"])
+    }
+
+    /// Where the sandbox writes the job's output: the partial logs.
+    var output: OutputCapture {
+        OutputCapture(stdout: files.stdout.rawValue, stderr: files.stderr.rawValue, sink: options.sink)
+    }
+
+    /// A sandbox for this run, when the caller did not start one.
+    func startSandbox() -> StartedSandbox {
+        Sandbox.start(network: configuration.network, cgroups: configuration.cgroups,
+                      networkNamespaces: configuration.networkNamespaces)
+    }
+
+    /// Removes the partial logs, unless the results were committed (or
+    /// already given up).
+    func abandon() {
+        guard !committed else { return }
+        committed = true
+        results.discard(files)
+    }
+
+    /// The job's results, into the results folder; `finished`: when the
+    /// job ended. Written while the kernel still tears the sandbox down.
+    func writeResults(_ ran: SandboxResult, finished: Date) throws -> OneShotOutcome {
+        var result = ran
+        if result.timedOut {
+            for fd in [files.stdout, files.stderr] { _ = try? fd.writeAll(Array(OneShotRunner.timeoutMarker.utf8)) }
+        }
+        if let note = options.noteOnFailure, !result.succeeded {
+            _ = try? files.stderr.writeAll(Array("\n[syft-sandbox-run: \(note)]\n".utf8))
+        }
+        var warnings = job.warnings
+        if result.idmapFallbacks > 0 {
+            warnings.append("the job folder could not be idmapped; files only the invoking user may read are unreadable inside")
+        }
+        if let note = result.cgroupNote {
+            warnings.append("no cgroup for the job (\(note)); memory and processes are limited per process with rlimits")
+        }
+        guard let outputs = result.exported.first(where: { $0.target == OneShotRunner.outputsTarget }) else {
+            throw SandboxError(.setupFailed, "the sandbox did not hand back its outputs folder")
+        }
+        if OutputsVolume.isFull(outputs.descriptor) {
+            warnings.append("the outputs folder filled up (\(ByteSize.describe(options.outputsBytes))); the job got ENOSPC")
+            if result.limitHit == .none, !result.succeeded { result.limitHit = .outputsSize }
+        }
+        let ran = ContinuousClock.now
+        if let mayWrite = options.mayWriteResults, !mayWrite() {
+            // The results folder is someone else's now (the owner deposited a
+            // result while the job ran): only the history gets the logs.
+            warnings.append("the results were not written: the job's review folder changed hands while it ran")
+            let record = OneShotRunner.makeRecord(options, job: job, result: result, outputs: ArtifactReport(),
+                                                  warnings: warnings, started: started, finished: finished)
+            committed = true
+            results.discard(files, keepingLogsIn: options.keepLogsIn)
+            return OneShotOutcome(record: record, exitStatus: result.shellStatus)
+        }
+        let report = try results.collectOutputs(from: outputs.descriptor, withholding: options.withheldOutputNames)
+        let collected = ContinuousClock.now
+        let record = OneShotRunner.makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,
+                                              started: started, finished: finished)
+        try results.commit(files, returncode: record.returncode ?? -1, record: options.writesRecord ? record : nil,
+                           durable: options.durable, keepingLogsIn: options.keepLogsIn)
+        committed = true
+        logger.debug("timings", metadata: [
+            "sandbox_us": "\(OneShotRunner.microseconds(clock.duration(to: ran)))",
+            "setup_us": "\(OneShotRunner.microseconds(result.setupTime))",
+            "teardown_us": "\(OneShotRunner.microseconds(result.teardownTime))",
+            "collect_us": "\(OneShotRunner.microseconds(ran.duration(to: collected)))",
+            "commit_us": "\(OneShotRunner.microseconds(collected.duration(to: .now)))",
+        ])
+        return OneShotOutcome(record: record, exitStatus: result.shellStatus)
+    }
+}
