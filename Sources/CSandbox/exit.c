@@ -17,21 +17,15 @@
 #include <unistd.h>
 
 #if defined(__x86_64__)
-/// A syscall without glibc: the helper shares the exiting thread's TLS
-/// pointer, so nothing may write errno there.
-static long raw_syscall3(long number, long a, long b, long c) {
-    long result = number;
-    __asm__ volatile("syscall" : "+a"(result) : "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-    return result;
-}
-
 /// The helper: waits until the process it shares memory with has exited
 /// (its pidfd turns readable), at most 10 s, then returns, which exits.
+/// Raw syscalls only: it shares the exiting thread's TLS pointer, so
+/// nothing may write errno there.
 static int hold_memory(void *_Nonnull arg) {
     static const char name[16] = "syft-exit";
-    (void)raw_syscall3(SYS_prctl, PR_SET_NAME, (long)name, 0);
+    (void)csb_raw_syscall(SYS_prctl, PR_SET_NAME, (long)name, 0, 0, 0);
     struct pollfd exited = {.fd = (int)(intptr_t)arg, .events = POLLIN, .revents = 0};
-    (void)raw_syscall3(SYS_poll, (long)&exited, 1, 10 * 1000);
+    (void)csb_raw_syscall(SYS_poll, (long)&exited, 1, 10 * 1000, 0, 0);
     return 0;
 }
 

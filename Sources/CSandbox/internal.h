@@ -113,10 +113,24 @@ ssize_t csb_recv_with_fds(int socket, void *_Nonnull bytes, size_t length, int f
 int csb_openat2(int dirfd, const char *_Nonnull path, int flags, uint64_t resolve);
 pid_t csb_clone_raw(uint64_t flags, int *_Nullable pidfd, int cgroup_fd);
 #if defined(__x86_64__)
+/// A system call issued without glibc: returns its result or -errno and
+/// writes no errno. For code in a process that shares the caller's memory
+/// next to the caller's running threads, and with it their TLS, where
+/// errno lives (exit.c's helper, the child that executes the init).
+static inline long csb_raw_syscall(long number, long a, long b, long c, long d, long e) {
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    long result = number;
+    __asm__ volatile("syscall" : "+a"(result) : "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8) : "rcx", "r11", "memory");
+    return result;
+}
+
 /// Sandboxes start by executing this binary again as their init (see spawn.c).
 #define CSB_EXEC_INIT 1
 pid_t csb_clone_vm(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_Nonnull stack, size_t stack_size,
                    int (*_Nonnull fn)(void *_Nonnull), void *_Nonnull arg);
+pid_t csb_clone_vm_detached(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_Nonnull stack,
+                            size_t stack_size, int (*_Nonnull fn)(void *_Nonnull), void *_Nonnull arg);
 pid_t csb_clone_sharing(void *_Nonnull stack, size_t stack_size, int (*_Nonnull fn)(void *_Nonnull),
                         void *_Nonnull arg);
 #endif

@@ -5,8 +5,9 @@
 // meanwhile):
 // Start:   pipes -> clone3 into the namespaces (v2: into the job's cgroup),
 //          a child that shares the parent's memory only to execute this
-//          binary again as the sandbox's init (x86-64; elsewhere a
-//          fork-like clone). The init knows only its error pipe and socket.
+//          binary again as the sandbox's init, while the parent goes on
+//          (x86-64; elsewhere a fork-like clone). The init knows only its
+//          error pipe and socket.
 // Go:      write the id maps -> make idmapped trees -> send the go-ahead,
 //          which carries the plan (plan.c), stdout, stderr and the trees.
 // Place:   while PID 1 builds the root, the caller makes the job's cgroup
@@ -349,61 +350,76 @@ static const char clone_message[] = "clone into new user, mount, pid, net, ipc, 
 #define CSB_INIT_NAME "syft-sandbox-init"
 
 /// What the short-lived child that shares the parent's memory needs to
-/// execute the init: all of it prepared by the parent.
+/// execute the init, all of it prepared by the parent, at the bottom of
+/// the region whose top is the child's stack: the parent goes on while the
+/// child executes, and its own stack frames do not stay as they were.
 struct exec_init {
-    struct csb_child_ctx *_Nonnull ctx;
     int self_fd;   // this executable (O_PATH)
+    int error_fd;  // the error pipe's write end
+    int sync_fd;   // the child's end of the socket
+    int cap_last;
     char sync_text[24];
     char error_text[24];
     char *_Nullable argv[4];
     char *_Nullable envp[1];
+    struct csb_error failure;
 };
+
+/// The region: the record above, then the child's stack.
+#define EXEC_INIT_REGION_SIZE (64 * 1024)
 
 /// The kernel's capget/capset records (version 3: two 32-bit words).
 struct cap_header { uint32_t version; int pid; };
 struct cap_data { uint32_t effective, permitted, inheritable; };
 #define CAP_VERSION_3 0x20080522
 
+/// Reports what failed (the failure record, as csb_child_fail sends it)
+/// and exits; `result` is the failed call's -errno.
+static _Noreturn void exec_init_fail(struct exec_init *_Nonnull e, const char *_Nonnull what, long result) {
+    e->failure.stage = CSB_STAGE_PREPARE;
+    e->failure.error = (int)-result;
+    csb_msg(e->failure.message, sizeof e->failure.message, what, NULL);
+    long written;
+    do {
+        written = csb_raw_syscall(SYS_write, e->error_fd, (long)&e->failure, sizeof e->failure, 0, 0);
+    } while (written == -EINTR);
+    csb_raw_syscall(SYS_exit_group, 127, 0, 0, 0, 0);
+    __builtin_unreachable();
+}
+
 /// Runs in a child that shares the parent's memory, on a stack of its own,
-/// while the calling thread waits (CLONE_VFORK): plain syscalls on data the
-/// parent prepared, then execve. The error pipe and the socket stay open
-/// across it, and so do the capabilities, as ambient ones: the id maps are
-/// not written yet, so the kernel would not see this process as root in
-/// its namespace.
+/// while the calling thread goes on (no CLONE_VFORK: it writes the id maps
+/// and takes the configuration meanwhile): raw syscalls on the record the
+/// parent prepared, then execve. Nothing here writes errno, which is the
+/// TLS of a thread that is running. The error pipe and the socket stay
+/// open across the exec, and so do the capabilities, as ambient ones: the
+/// id maps may not be written yet, so the kernel would not see this
+/// process as root in its namespace.
 static int exec_init_child(void *_Nonnull arg) {
     struct exec_init *e = arg;
-    struct csb_child_ctx *ctx = e->ctx;
     // Everything else of the parent's first (its locks, other sandboxes'
     // pipes): they would stay open, close-on-exec or not, until the exec
     // completes, and that takes a while.
-    int keep[] = {e->self_fd, ctx->error_fd, ctx->sync_fd};
-    int error = csb_close_fds_except(keep, sizeof keep / sizeof keep[0]);
-    if (error == 0 && (fcntl(ctx->error_fd, F_SETFD, 0) != 0 || fcntl(ctx->sync_fd, F_SETFD, 0) != 0)) error = errno;
-    if (error != 0) {
-        csb_msg(ctx->message, sizeof ctx->message, "pass a descriptor to the sandbox's init", NULL);
-        csb_child_fail(ctx, CSB_STAGE_PREPARE, error);
-    }
+    int keep[] = {e->self_fd, e->error_fd, e->sync_fd};
+    int closed = csb_close_fds_except(keep, sizeof keep / sizeof keep[0]);
+    if (closed != 0) exec_init_fail(e, "pass a descriptor to the sandbox's init", -closed);
+    long result = csb_raw_syscall(SYS_fcntl, e->error_fd, F_SETFD, 0, 0, 0);
+    if (result == 0) result = csb_raw_syscall(SYS_fcntl, e->sync_fd, F_SETFD, 0, 0, 0);
+    if (result != 0) exec_init_fail(e, "pass a descriptor to the sandbox's init", result);
     struct cap_header header = {.version = CAP_VERSION_3, .pid = 0};
     struct cap_data data[2];
-    if (syscall(SYS_capget, &header, data) != 0) {
-        csb_msg(ctx->message, sizeof ctx->message, "read the sandbox's capabilities", NULL);
-        csb_child_fail(ctx, CSB_STAGE_PREPARE, errno);
-    }
+    result = csb_raw_syscall(SYS_capget, (long)&header, (long)data, 0, 0, 0);
+    if (result != 0) exec_init_fail(e, "read the sandbox's capabilities", result);
     data[0].inheritable = data[0].permitted;
     data[1].inheritable = data[1].permitted;
-    if (syscall(SYS_capset, &header, data) != 0) {
-        csb_msg(ctx->message, sizeof ctx->message, "make the sandbox's capabilities inheritable", NULL);
-        csb_child_fail(ctx, CSB_STAGE_PREPARE, errno);
+    result = csb_raw_syscall(SYS_capset, (long)&header, (long)data, 0, 0, 0);
+    if (result != 0) exec_init_fail(e, "make the sandbox's capabilities inheritable", result);
+    for (int cap = 0; cap <= e->cap_last; cap++) {
+        result = csb_raw_syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+        if (result != 0) exec_init_fail(e, "keep the sandbox's capabilities across exec", result);
     }
-    for (int cap = 0; cap <= ctx->cap_last; cap++) {
-        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) {
-            csb_msg(ctx->message, sizeof ctx->message, "keep the sandbox's capabilities across exec", NULL);
-            csb_child_fail(ctx, CSB_STAGE_PREPARE, errno);
-        }
-    }
-    syscall(SYS_execveat, e->self_fd, "", e->argv, e->envp, AT_EMPTY_PATH);
-    csb_msg(ctx->message, sizeof ctx->message, "execute the sandbox's init (this program, again)", NULL);
-    csb_child_fail(ctx, CSB_STAGE_PREPARE, errno);
+    result = csb_raw_syscall(SYS_execveat, e->self_fd, (long)"", (long)e->argv, (long)e->envp, AT_EMPTY_PATH);
+    exec_init_fail(e, "execute the sandbox's init (this program, again)", result);
 }
 
 /// This executable, opened once per process.
@@ -423,26 +439,32 @@ static int self_executable(void) {
 
 /// Clones the sandbox's PID 1 and has it execute this binary as the init,
 /// which waits for its plan and runs child_main() in an address space of
-/// its own. Returns the pid or -1 with errno and `what` failed.
+/// its own. Returns the pid, and in `region` what the child executes from
+/// (the caller unmaps it once the child has executed or exited:
+/// csb_child_close), or -1 with errno and `what` failed.
 static pid_t clone_exec_init(struct csb_child_ctx *_Nonnull ctx, uint64_t flags, int cgroup_fd,
-                             int *_Nonnull pidfd, const char *_Nonnull *_Nonnull what) {
-    struct exec_init e;
-    memset(&e, 0, sizeof e);
-    e.ctx = ctx;
+                             int *_Nonnull pidfd, void *_Nullable *_Nonnull region,
+                             const char *_Nonnull *_Nonnull what) {
     *what = "open this executable (/proc/self/exe) to start the sandbox's init";
-    e.self_fd = self_executable();
-    if (e.self_fd < 0) return -1;
-    const size_t stack_size = 64 * 1024;
-    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) {
+    int self_fd = self_executable();
+    if (self_fd < 0) return -1;
+    void *mapped = mmap(NULL, EXEC_INIT_REGION_SIZE, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (mapped == MAP_FAILED) {
         *what = "map a stack to start the sandbox's init on";
         return -1;
     }
-    csb_format_u64(e.sync_text, sizeof e.sync_text, (uint64_t)ctx->sync_fd, 10);
-    csb_format_u64(e.error_text, sizeof e.error_text, (uint64_t)ctx->error_fd, 10);
-    e.argv[0] = CSB_INIT_NAME;
-    e.argv[1] = e.sync_text;
-    e.argv[2] = e.error_text;
+    struct exec_init *e = mapped; // zeroed by mmap
+    e->self_fd = self_fd;
+    e->error_fd = ctx->error_fd;
+    e->sync_fd = ctx->sync_fd;
+    e->cap_last = ctx->cap_last;
+    csb_format_u64(e->sync_text, sizeof e->sync_text, (uint64_t)ctx->sync_fd, 10);
+    csb_format_u64(e->error_text, sizeof e->error_text, (uint64_t)ctx->error_fd, 10);
+    e->argv[0] = CSB_INIT_NAME;
+    e->argv[1] = e->sync_text;
+    e->argv[2] = e->error_text;
+    char *stack = (char *)mapped + sizeof *e;
     // Every signal blocked until the init restores the mask the plan
     // carries: no handler of the parent's may run in the child that shares
     // its memory.
@@ -450,11 +472,16 @@ static pid_t clone_exec_init(struct csb_child_ctx *_Nonnull ctx, uint64_t flags,
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
     *what = clone_message;
-    pid_t pid = csb_clone_vm(flags, pidfd, cgroup_fd, stack, stack_size, exec_init_child, &e);
+    pid_t pid = csb_clone_vm_detached(flags, pidfd, cgroup_fd, stack, EXEC_INIT_REGION_SIZE - sizeof *e,
+                                      exec_init_child, e);
     int error = pid < 0 ? errno : 0;
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    munmap(stack, stack_size); // the child has executed or exited
-    errno = error;
+    if (pid < 0) {
+        munmap(mapped, EXEC_INIT_REGION_SIZE);
+        errno = error;
+        return -1;
+    }
+    *region = mapped;
     return pid;
 }
 
@@ -631,6 +658,7 @@ int csb_spawn_start(const struct csb_start_config *_Nonnull start, struct csb_ch
     child->error_fd = -1;
     child->idmap_fallbacks = 0;
     child->exported_count = 0;
+    child->init_region = NULL;
 
     struct csb_child_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
@@ -681,7 +709,7 @@ int csb_spawn_start(const struct csb_start_config *_Nonnull start, struct csb_ch
     pid_t pid = -1;
     bool fork_like = true;
 #if CSB_EXEC_INIT
-    pid = clone_exec_init(&ctx, flags, start->cgroup_fd, &pidfd, &what);
+    pid = clone_exec_init(&ctx, flags, start->cgroup_fd, &pidfd, &child->init_region, &what);
     // clone3 filtered (container runtimes' seccomp profiles answer ENOSYS):
     // the fork-like clone(2) below, whose child runs the setup itself.
     fork_like = pid < 0 && errno == ENOSYS;
@@ -853,4 +881,9 @@ void csb_child_close(struct csb_child *_Nonnull child) {
     child->pidfd = -1;
     child->status_fd = -1;
     child->error_fd = -1;
+#if CSB_EXEC_INIT
+    // PID 1 has executed the init, or is gone: the region is unused.
+    if (child->init_region != NULL) munmap(child->init_region, EXEC_INIT_REGION_SIZE);
+#endif
+    child->init_region = NULL;
 }

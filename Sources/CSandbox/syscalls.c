@@ -114,6 +114,19 @@ pid_t csb_clone_vm(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_N
     return clone3_on_stack(&args, fn, arg);
 }
 
+/// clone3 with CLONE_VM into `stack`, without CLONE_VFORK: the calling
+/// thread goes on at once while the child runs fn(arg) there (meant to
+/// execve; it must touch nothing the caller may change or free meanwhile,
+/// and `stack` must stay mapped until the child has executed or exited).
+/// Returns the pid, or -1 with errno.
+pid_t csb_clone_vm_detached(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_Nonnull stack,
+                            size_t stack_size, int (*_Nonnull fn)(void *_Nonnull), void *_Nonnull arg) {
+    struct clone_args args;
+    sandbox_clone_args(&args, flags | CLONE_VM, pidfd, cgroup_fd);
+    set_stack(&args, stack, stack_size);
+    return clone3_on_stack(&args, fn, arg);
+}
+
 /// A process sharing the caller's memory and descriptor table, running
 /// fn(arg) on `stack` next to the caller (no CLONE_VFORK). Returns the
 /// pid, or -1 with errno.

@@ -49,4 +49,19 @@ import Testing
         #expect(run.status == 0, "\(run.stderr)")
         #expect(job.result("stdout.txt") == "started\n")
     }
+
+    /// The child that executes the init shares the runner's memory while
+    /// the runner goes on: when its exec fails, the failure still arrives as
+    /// a record (what failed, the errno) and the run fails as a setup
+    /// failure; nothing is left and no results are written.
+    @Test func anInitThatCannotBeExecutedIsReported() async throws {
+        let job = try JobFixture("echo started")
+        let run = await TestSupport.run([TestSupport.probe, "noexecveat", TestSupport.binary, "--results", job.results.path, job.path])
+        #expect(run.status == 125, "\(run.stderr)")
+        #expect(run.stderr.contains("execute the sandbox's init"), "\(run.stderr)")
+        #expect(run.stderr.contains("EACCES"), "\(run.stderr)")
+        #expect(job.result("stdout.txt") == nil)
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: job.results.path)) ?? []
+        #expect(left.isEmpty, "left in the results folder: \(left)")
+    }
 }

@@ -249,6 +249,9 @@ struct csb_child {
     /// reads them after the job (they outlive the sandbox while open).
     int32_t exported_fds[CSB_MAX_EXPORTS];
     int32_t exported_count;
+    /// What the child that executes PID 1's init ran on (spawn.c), mapped
+    /// until csb_child_close, when PID 1 has executed or is gone.
+    void *_Nullable init_region;
 };
 
 /// Makes a network namespace sandboxes can join (`netns_fd`), on a
@@ -261,7 +264,8 @@ int csb_netns_create(int loopback, int32_t *_Nonnull out_fd);
 
 /// Clones the sandbox's PID 1 into its namespaces; it waits there for
 /// csb_spawn_go (or for the socket's EOF: then it exits). Blocks
-/// through the clone and the exec of the init; call it off the async pool.
+/// through the clone (the namespaces' creation; the exec of the init goes
+/// on in the child after it returns); call it off the async pool.
 /// On failure `error` holds the record and nothing is left.
 int csb_spawn_start(const struct csb_start_config *_Nonnull start,
                     struct csb_child *_Nonnull child,

@@ -265,13 +265,12 @@ static int filtered(const char *program) {
     return 0;
 }
 
-// `noclone3 PROGRAM ARGS...`: executes PROGRAM with clone3 answering
-// ENOSYS, as container runtimes' seccomp profiles make it.
-static int without_clone3(char **argv) {
+// Executes PROGRAM (argv) with the system call `nr` answering `error`.
+static int with_syscall_failing(int nr, int error, char **argv) {
     struct sock_filter code[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned)error),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
     struct sock_fprog filter = {.len = sizeof code / sizeof code[0], .filter = code};
@@ -283,6 +282,14 @@ static int without_clone3(char **argv) {
     perror(argv[0]);
     return 2;
 }
+
+// `noclone3 PROGRAM ARGS...`: executes PROGRAM with clone3 answering
+// ENOSYS, as container runtimes' seccomp profiles make it.
+static int without_clone3(char **argv) { return with_syscall_failing(SYS_clone3, ENOSYS, argv); }
+
+// `noexecveat PROGRAM ARGS...`: executes PROGRAM with execveat answering
+// EACCES (the runner starts its sandboxes' init with it).
+static int without_execveat(char **argv) { return with_syscall_failing(SYS_execveat, EACCES, argv); }
 
 /// `init-plan PLAN BINARY`: plays the runner's side of a sandbox's start
 /// against BINARY executed as "syft-sandbox-init" (no namespaces: the init
@@ -357,6 +364,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "escape") == 0) return escape();
     if (strcmp(argv[1], "filtered") == 0 && argc > 2) return filtered(argv[2]);
     if (strcmp(argv[1], "noclone3") == 0 && argc > 2) return without_clone3(argv + 2);
+    if (strcmp(argv[1], "noexecveat") == 0 && argc > 2) return without_execveat(argv + 2);
     if (strcmp(argv[1], "netns-owner") == 0) return netns_owner();
     if (strcmp(argv[1], "init-plan") == 0 && argc > 3) return init_plan(argv[2], argv[3]);
     fprintf(stderr, "unknown probe %s\n", argv[1]);
