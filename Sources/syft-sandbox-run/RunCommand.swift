@@ -137,9 +137,13 @@ extension OneShotArguments {
         if let bytes = maxOutput.flatMap(ByteSize.parse) { options.limits.outputBytes = bytes }
         if let bytes = maxOutputs.flatMap(ByteSize.parse) { options.outputsBytes = bytes }
         if let bytes = tmpSize.flatMap(ByteSize.parse) { options.tmpBytes = bytes }
-        options.extraEnvironment = environment.map { entry in
-            let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+        // Only when there are some: an array of the pairs, even an empty
+        // one, instantiates its tuple type's metadata from its mangled name.
+        if !environment.isEmpty {
+            options.extraEnvironment = environment.map { entry in
+                let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+            }
         }
         options.rootfs = rootfs.map { FilePath($0) }
         if let uid { options.identity = .automatic(rootMapsTo: uid) }
