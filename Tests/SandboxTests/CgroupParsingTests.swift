@@ -101,12 +101,16 @@ import Testing
     @Test func keyedValuesReadEventFiles() throws {
         let path = FilePath("/tmp/syft-cgroup-events-\(UInt32.random(in: 0 ... .max))")
         let fd = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate], permissions: .ownerReadWrite)
-        _ = try fd.writeAll(Array("low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n".utf8))
+        _ = try fd.writeAll(Array("low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\nbad x\nthree words 1\n  spaced   7\nmax 9".utf8))
         try fd.close()
         defer { unlink(path.string) }
         let values = CgroupFiles.keyedValues(path)
-        #expect(values.pairs.map(\.key) == ["low", "high", "max", "oom", "oom_kill"])
-        #expect(values["max"] == 3)
+        // Lines that are not two words, the second a number, are no pairs.
+        #expect(values.keys == ["low", "high", "max", "oom", "oom_kill", "spaced", "max"])
+        #expect(values["max"] == 3) // the first
+        #expect(values["spaced"] == 7)
+        #expect(values["bad"] == nil)
+        #expect(values["three"] == nil)
         #expect(values["oom_kill"] == 2)
         #expect(values["absent"] == nil)
     }

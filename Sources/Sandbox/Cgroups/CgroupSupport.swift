@@ -354,22 +354,72 @@ enum CgroupFiles {
         return keyedValues(in: text)
     }
 
-    static func keyedValues(in text: String) -> KeyedValues {
-        var values = KeyedValues()
-        for line in text.utf8.split(separator: UInt8(ascii: "\n")) {
-            let parts = line.split(separator: UInt8(ascii: " "))
-            if parts.count == 2, let value = UInt64(String(decoding: parts[1], as: UTF8.self)) {
-                values.pairs.append((String(decoding: parts[0], as: UTF8.self), value))
+    static func keyedValues(in text: String) -> KeyedValues { KeyedValues(text: text) }
+
+    /// A control file's "key value" lines, looked up by key. The text is
+    /// scanned at each lookup (a few short lines): no split into arrays of
+    /// substrings and pairs, whose types' metadata a process instantiates
+    /// from their mangled names on first use, on the way from a job's end
+    /// to its results.
+    struct KeyedValues {
+        var text = ""
+
+        subscript(key: String) -> UInt64? {
+            var found: UInt64?
+            forEachPair { name, value in
+                if found == nil, name.elementsEqual(key.utf8) { found = value }
+            }
+            return found
+        }
+
+        /// The keys, in the file's order.
+        var keys: [String] {
+            var keys: [String] = []
+            forEachPair { name, _ in keys.append(String(decoding: name, as: UTF8.self)) }
+            return keys
+        }
+
+        /// Each line of exactly two space-separated words whose second is a
+        /// decimal number.
+        private func forEachPair(_ body: (UnsafeBufferPointer<UInt8>, UInt64) -> Void) {
+            var text = text
+            text.withUTF8 { bytes in
+                var lineStart = 0
+                while lineStart < bytes.count {
+                    var lineEnd = lineStart
+                    while lineEnd < bytes.count, bytes[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+                    var index = lineStart
+                    var first: Range<Int>?, second: Range<Int>?, count = 0
+                    while index < lineEnd {
+                        while index < lineEnd, bytes[index] == UInt8(ascii: " ") { index += 1 }
+                        guard index < lineEnd else { break }
+                        let start = index
+                        while index < lineEnd, bytes[index] != UInt8(ascii: " ") { index += 1 }
+                        count += 1
+                        if count == 1 { first = start..<index } else if count == 2 { second = start..<index }
+                    }
+                    if count == 2, let first, let second,
+                       let value = CgroupFiles.decimal(UnsafeBufferPointer(rebasing: bytes[second])) {
+                        body(UnsafeBufferPointer(rebasing: bytes[first]), value)
+                    }
+                    lineStart = lineEnd + 1
+                }
             }
         }
-        return values
     }
 
-    /// A control file's "key value" pairs, looked up by key (a few of them:
-    /// an array, see `CgroupMembership`).
-    struct KeyedValues {
-        var pairs: [(key: String, value: UInt64)] = []
-        subscript(key: String) -> UInt64? { pairs.first { $0.key == key }?.value }
+    /// Decimal digits only, as a number (nil: empty, another byte, overflow).
+    static func decimal(_ digits: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        guard !digits.isEmpty else { return nil }
+        var value: UInt64 = 0
+        for byte in digits {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+            if overflow1 || overflow2 { return nil }
+            value = sum
+        }
+        return value
     }
 
     /// Whitespace-separated words (cgroup.controllers).
