@@ -144,7 +144,7 @@ final class Supervisor: @unchecked Sendable {
             fds.append(pollfd(fd: reportPending && usage == nil ? launch.child.status_fd : -1, events: Int16(POLLIN),
                               revents: 0))
             var timeout: Int32 = -1
-            if !jobEnded, !killed, let wake = [deadline, cpuCheck].compactMap({ $0 }).min() {
+            if !jobEnded, !killed, let wake = Self.earliest(deadline, cpuCheck) {
                 let remaining = ContinuousClock.now.duration(to: wake)
                 timeout = remaining <= .zero ? 0 : Int32(clamping: Self.milliseconds(remaining) + 1)
             }
@@ -216,6 +216,15 @@ final class Supervisor: @unchecked Sendable {
         let count = Int(child.exported_count)
         child.exported_count = 0
         return (0..<count).map { ExportedFilesystem(target: targets[$0], descriptor: FileDescriptor(rawValue: fds[$0])) }
+    }
+
+    /// The earlier of two moments, or the one there is. (Not `[a, b]
+    /// .compactMap { $0 }.min()`: an array of optionals and a Comparable
+    /// witness looked up at run time, in every run.)
+    static func earliest(_ first: ContinuousClock.Instant?, _ second: ContinuousClock.Instant?) -> ContinuousClock.Instant? {
+        guard let first else { return second }
+        guard let second else { return first }
+        return second < first ? second : first
     }
 
     /// RLIMIT_CPU behind a cgroup-enforced budget: a quarter more, at least a second.
