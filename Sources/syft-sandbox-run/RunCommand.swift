@@ -90,7 +90,10 @@ struct RunCommand: AsyncParsableCommand, ExecutableCommand {
 
     /// Blocks the one task of this command line (the process does nothing
     /// else) for the job's run.
-    func execute() async throws { try arguments.execute() }
+    func execute() async throws {
+        let status = try arguments.execute()
+        if status != 0 { throw ExitCode(status) }
+    }
 }
 
 extension OneShotArguments {
@@ -98,7 +101,10 @@ extension OneShotArguments {
     /// is started here, on a thread of its own, while this one reads the
     /// options and opens the job and results folders. Blocks the calling
     /// thread until the results are written and the sandbox is gone.
-    func execute(sandbox started: StartedSandbox? = nil) throws {
+    /// Returns the exit status (the CLI contract's), not thrown as an
+    /// `ExitCode`: boxing it as an error looks its conformance up at run
+    /// time, on the way from the job's end to the process's.
+    func execute(sandbox started: StartedSandbox? = nil) throws -> Int32 {
         let logger = Logger(label: "syft-sandbox-run", factory: { CLILogHandler(label: $0) })
         let sandbox = started ?? Sandbox.start(network: net)
         let outcome: OneShotOutcome
@@ -116,10 +122,10 @@ extension OneShotArguments {
             guard let error = error as? SandboxError else { throw error }
             logger.critical("\(error)")
             if json { printFailureJSON(error) }
-            throw ExitCode(ExitStatus.setupFailed)
+            return ExitStatus.setupFailed
         }
         if json { try printJSON(outcome.record) }
-        throw ExitCode(outcome.exitStatus)
+        return outcome.exitStatus
     }
 
     func makeOptions() throws -> OneShotOptions {

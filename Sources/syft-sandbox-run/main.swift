@@ -64,8 +64,7 @@ func main(_ arguments: [String]) async -> Int32 {
 /// run to its exit status on the calling thread.
 func runOneShot(_ command: OneShotArguments, sandbox: StartedSandbox) -> Int32 {
     do {
-        try command.execute(sandbox: sandbox)
-        return 0
+        return try command.execute(sandbox: sandbox)
     } catch {
         return exitStatus(for: error)
     }
