@@ -32,6 +32,22 @@ int csb_limit_capabilities(struct csb_child_ctx *_Nonnull ctx) {
     return 0;
 }
 
+int csb_last_capability(void) {
+    static int cached = -1;
+    int last = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (last >= 0) return last;
+    // The highest number the bounding set answers for (capability 0
+    // always exists): a binary search, six prctl calls.
+    int low = 0, high = 63;
+    while (low < high) {
+        int middle = (low + high + 1) / 2;
+        if (prctl(PR_CAPBSET_READ, (unsigned long)middle, 0, 0, 0) >= 0) low = middle;
+        else high = middle - 1;
+    }
+    __atomic_store_n(&cached, low, __ATOMIC_RELAXED);
+    return low;
+}
+
 int csb_drop_capabilities(struct csb_child_ctx *_Nonnull ctx) {
     if (!ctx->bounding_set_dropped) {
         int error = csb_limit_capabilities(ctx);

@@ -81,6 +81,10 @@ int csb_job_set_rlimits(struct csb_child_ctx *_Nonnull ctx);
 /// does this first thing, while it waits for its plan anyway).
 int csb_limit_capabilities(struct csb_child_ctx *_Nonnull ctx);
 int csb_drop_capabilities(struct csb_child_ctx *_Nonnull ctx);
+/// The kernel's highest capability number, probed once (not libcap's
+/// cap_max_bits: libcap fills that in a constructor of default priority,
+/// after early.c's has started a clone).
+int csb_last_capability(void);
 
 // seccomp_load.c
 int csb_job_set_no_new_privs(struct csb_child_ctx *_Nonnull ctx);

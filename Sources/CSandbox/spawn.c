@@ -493,7 +493,8 @@ static int parse_fd(const char *_Nonnull text) {
 
 /// The init's entry, before anything else of the binary runs (the Swift
 /// runtime included) and instead of it: argv is {CSB_INIT_NAME, socket fd,
-/// error fd}. After libcap's own constructor (priority 300).
+/// error fd}. Before libcap's own initializer (default priority): nothing
+/// here needs it (cap_init asks the kernel for its version itself).
 __attribute__((constructor(1000))) static void exec_init_entry(int argc, char **argv, char **envp) {
     (void)envp;
     if (argc != 3 || argv[0] == NULL || strcmp(argv[0], CSB_INIT_NAME) != 0) return;
@@ -664,7 +665,7 @@ int csb_spawn_start(const struct csb_start_config *_Nonnull start, struct csb_ch
     memset(&ctx, 0, sizeof ctx);
     ctx.config = NULL; // the plan comes with the go-ahead
     ctx.parent_is_root = geteuid() == 0;
-    ctx.cap_last = (int)cap_max_bits() - 1;
+    ctx.cap_last = csb_last_capability();
     ctx.empty_caps = cap_init();
     if (ctx.empty_caps == NULL) {
         parent_fail(error, CSB_STAGE_PREPARE, errno, "prepare an empty capability set");
