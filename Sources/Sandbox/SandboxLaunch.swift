@@ -31,6 +31,8 @@ final class SandboxLaunch {
     private(set) var cgroupNote: String?
     /// The pooled namespace PID 1 joined; nil: a namespace of its own (or the host's).
     let networkNamespace: Int32?
+    /// True when PID 1 was the one cloned before the runtime started (early.c).
+    private(set) var startedEarly = false
     /// Why PID 1 could not be started; nil when it waits.
     private(set) var failure: SandboxError?
     /// Where the cgroup goes (nil until found).
@@ -56,9 +58,25 @@ final class SandboxLaunch {
         let v2Given = if case .v2 = given { true } else { false }
         let cgroupFirst = forced ?? (v2Given || given == nil && CgroupSupport.unifiedHierarchyMounted)
         if cgroupFirst, case .v2 = findSupport() { makeCgroup() }
+        if networkNamespace == nil, cgroup == nil, let early = Self.takeEarlyClone(network: network, &child) {
+            // Cloned before the runtime started (early.c): its own time is the start's.
+            (failure, duration, startedEarly) = (early.failure, early.duration, true)
+            return
+        }
         failure = Self.clone(network: network, networkNamespace: networkNamespace, into: cgroup, &child)
         clonedIntoCgroup = failure == nil && cgroup != nil
         duration = began.duration(to: .now) - detecting
+    }
+
+    /// The clone a one-shot command line started before the runtime did
+    /// (`csb_early_take`), when there is one for `network`.
+    private static func takeEarlyClone(network: NetworkPolicy, _ child: inout csb_child)
+        -> (failure: SandboxError?, duration: Duration)? {
+        var error = csb_error()
+        var nanoseconds: Int64 = 0
+        let result = csb_early_take(network.cValue, &child, &error, &nanoseconds)
+        guard result >= 0 else { return nil }
+        return (result == 0 ? nil : Supervisor.setupError(error), .nanoseconds(nanoseconds))
     }
 
     /// The given support, or the process's detected one (its first look is

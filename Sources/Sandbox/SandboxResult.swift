@@ -96,6 +96,9 @@ public struct SandboxResult: Sendable, Hashable {
     /// accounting).
     public var setupTime: Duration = .zero
     public var teardownTime: Duration = .zero
+    /// PID 1 was cloned before the process's Swift runtime started (a
+    /// one-shot command line: `csb_early_take`).
+    public var startedEarly = false
 
     public init(termination: Termination, limitHit: LimitHit, wallTime: Duration, userCPUTime: Duration,
                 systemCPUTime: Duration, maxRSSKilobytes: Int64, stdoutBytes: UInt64, stderrBytes: UInt64,

@@ -198,6 +198,7 @@ final class Supervisor: @unchecked Sendable {
             outcome.cpuTimeEnforcement = budget == nil ? .rlimit : outcome.enforcement
         }
         outcome.exported = takeExports(&launch.child)
+        outcome.startedEarly = launch.startedEarly
         // The launch, and the finish from the configuration's arrival on
         // (not the wait for it: the caller was preparing the job).
         outcome.setupTime = launch.duration + received.duration(to: running) - lateDetection

@@ -262,6 +262,14 @@ struct csb_child {
 /// Needs CAP_SYS_ADMIN (the runner as root). Returns 0 or an errno.
 int csb_netns_create(int loopback, int32_t *_Nonnull out_fd);
 
+/// The sandbox a one-shot command line had cloned before the Swift runtime
+/// started (early.c), for the first caller that asks with the same network
+/// policy: 0 and `child` filled, an errno and `error` filled when that
+/// clone failed, -1 when there is none (then clone one: csb_spawn_start).
+/// Blocks until the early clone has returned. `nanoseconds`: how long it took.
+int csb_early_take(uint32_t network, struct csb_child *_Nonnull child, struct csb_error *_Nonnull error,
+                   int64_t *_Nonnull nanoseconds);
+
 /// Clones the sandbox's PID 1 into its namespaces; it waits there for
 /// csb_spawn_go (or for the socket's EOF: then it exits). Blocks
 /// through the clone (the namespaces' creation; the exec of the init goes

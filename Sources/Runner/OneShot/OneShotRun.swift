@@ -107,6 +107,7 @@ final class OneShotRun {
             "teardown_us": "\(OneShotRunner.microseconds(result.teardownTime))",
             "collect_us": "\(OneShotRunner.microseconds(ran.duration(to: collected)))",
             "commit_us": "\(OneShotRunner.microseconds(collected.duration(to: .now)))",
+            "early_clone": "\(result.startedEarly)",
         ])
         return OneShotOutcome(record: record, exitStatus: result.shellStatus)
     }

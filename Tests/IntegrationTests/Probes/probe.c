@@ -337,6 +337,34 @@ static int init_plan(const char *plan_path, const char *binary) {
     return 0;
 }
 
+/// `reaper PROGRAM ARGS...`: runs PROGRAM with this process as a child
+/// subreaper, so that whatever PROGRAM leaves behind becomes a child of
+/// this one. Prints PROGRAM's status, how many orphans ended within 5 s,
+/// and whether one was still running then.
+static int reaper(char **argv) {
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) { perror("subreaper"); return 2; }
+    pid_t pid = fork();
+    if (pid < 0) { perror("fork"); return 2; }
+    if (pid == 0) {
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    printf("status=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    int ended = 0;
+    for (int i = 0; i < 500; i++) {
+        pid_t orphan = waitpid(-1, NULL, WNOHANG);
+        if (orphan > 0) { ended++; continue; }
+        if (orphan < 0) break; // ECHILD: none left
+        usleep(10000);
+    }
+    // 0: a child is still running; -1 (ECHILD): none is.
+    int lingering = waitpid(-1, NULL, WNOHANG) == 0;
+    printf("orphans=%d\nlingering=%d\n", ended, lingering);
+    return 0;
+}
+
 /// Who owns this process's network namespace: its own user namespace
 /// ("own"), or one outside it ("outside": NS_GET_USERNS answers EPERM for
 /// a user namespace beyond the caller's scope). Also prints the namespace.
@@ -366,6 +394,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "noclone3") == 0 && argc > 2) return without_clone3(argv + 2);
     if (strcmp(argv[1], "noexecveat") == 0 && argc > 2) return without_execveat(argv + 2);
     if (strcmp(argv[1], "netns-owner") == 0) return netns_owner();
+    if (strcmp(argv[1], "reaper") == 0 && argc > 2) return reaper(argv + 2);
     if (strcmp(argv[1], "init-plan") == 0 && argc > 3) return init_plan(argv[2], argv[3]);
     fprintf(stderr, "unknown probe %s\n", argv[1]);
     return 2;

@@ -1,0 +1,131 @@
+// early.c — a one-shot run's sandbox, cloned before the Swift runtime starts.
+//
+// The clone into the namespaces (about a millisecond, most of it the
+// kernel making the network namespace) and the init's exec need nothing of
+// the job's configuration. A constructor, run once glibc is initialized
+// and before the Swift runtime's own (image registration,
+// CoreFoundation, the backtracer) and main, recognizes the one-shot form
+// on the command line and starts that clone on a thread of its own; the
+// first Sandbox.start of the process takes the child (csb_early_take)
+// instead of cloning one. What it does not take is closed with the
+// process: PID 1 sees its socket's EOF before its go-ahead and exits.
+//
+// Not where the job's cgroup has to exist before the clone (a unified
+// cgroup2 hierarchy at /sys/fs/cgroup: CLONE_INTO_CGROUP), nor for a
+// command line it is not sure of: Sandbox.start then clones as before.
+#include "internal.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+/// The early start: set by the constructor, read by whoever takes it
+/// (after joining the thread, which orders the two).
+static struct {
+    bool started;          // the thread was started
+    bool taken;            // csb_early_take ran (it takes at most once)
+    pthread_t thread;
+    uint32_t network;
+    int result;            // csb_spawn_start's
+    int64_t nanoseconds;   // how long it took
+    struct csb_child child;
+    struct csb_error error;
+} early;
+
+static pthread_mutex_t early_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *_Nullable early_clone(void *_Nullable unused) {
+    (void)unused;
+    struct csb_start_config start;
+    memset(&start, 0, sizeof start);
+    start.network = early.network;
+    start.netns_fd = -1;
+    start.cgroup_fd = -1;
+    struct timespec began, ended;
+    clock_gettime(CLOCK_MONOTONIC, &began);
+    early.result = csb_spawn_start(&start, &early.child, &early.error);
+    clock_gettime(CLOCK_MONOTONIC, &ended);
+    early.nanoseconds = (int64_t)(ended.tv_sec - began.tv_sec) * 1000000000 + (ended.tv_nsec - began.tv_nsec);
+    return NULL;
+}
+
+/// First arguments that are not a one-shot run's (main.swift's
+/// `reservedFirstArguments`).
+static const char *const reserved[] = {
+    "run", "daemon", "jobs", "help", "-h", "--help", "--version", "--generate-completion-script",
+    "--experimental-dump-help",
+};
+
+/// The network policy `--net` names (none when absent); false for a value
+/// that is none of the three.
+static bool parse_network(const char *_Nonnull value, uint32_t *_Nonnull network) {
+    if (strcmp(value, "none") == 0) *network = CSB_NET_NONE;
+    else if (strcmp(value, "loopback") == 0) *network = CSB_NET_LOOPBACK;
+    else if (strcmp(value, "host") == 0) *network = CSB_NET_HOST;
+    else return false;
+    return true;
+}
+
+/// The one-shot form, as far as starting early goes: a first argument that
+/// is no subcommand, a last one that is a folder holding run.sh, and a
+/// network policy it can read. Anything else is left to main.
+static bool one_shot_network(int argc, char *_Nonnull *_Nonnull argv, uint32_t *_Nonnull network) {
+    if (argc < 2 || argv[argc - 1][0] == '-') return false;
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        if (strcmp(argv[1], reserved[i]) == 0) return false;
+    }
+    *network = CSB_NET_NONE;
+    for (int i = 1; i < argc - 1; i++) {
+        if (strcmp(argv[i], "--") == 0) break;
+        if (strncmp(argv[i], "--net=", 6) == 0) {
+            if (!parse_network(argv[i] + 6, network)) return false;
+        } else if (strcmp(argv[i], "--net") == 0) {
+            if (i + 1 >= argc - 1 || !parse_network(argv[i + 1], network)) return false;
+            i++;
+        }
+    }
+    int folder = open(argv[argc - 1], O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (folder < 0) return false;
+    bool job = faccessat(folder, "run.sh", F_OK, 0) == 0;
+    close(folder);
+    return job;
+}
+
+/// After the init's entry (1000, which never returns); before libcap's
+/// initializer (default priority), which csb_spawn_start does not need.
+__attribute__((constructor(1001))) static void early_start(int argc, char **argv, char **envp) {
+    (void)envp;
+    uint32_t network;
+    if (argv == NULL || !one_shot_network(argc, argv, &network)) return;
+    struct statfs cgroups;
+    if (statfs("/sys/fs/cgroup", &cgroups) == 0 && cgroups.f_type == CGROUP2_SUPER_MAGIC) return;
+    early.network = network;
+    early.started = pthread_create(&early.thread, NULL, early_clone, NULL) == 0;
+}
+
+int csb_early_take(uint32_t network, struct csb_child *_Nonnull child, struct csb_error *_Nonnull error,
+                   int64_t *_Nonnull nanoseconds) {
+    pthread_mutex_lock(&early_lock);
+    bool available = early.started && !early.taken;
+    early.taken = true;
+    pthread_mutex_unlock(&early_lock);
+    if (!available) return -1;
+    pthread_join(early.thread, NULL);
+    if (early.network != network) {
+        // Started for another policy (a command line read otherwise after
+        // all): this one is given up, and the caller clones its own.
+        if (early.result == 0) {
+            csb_child_kill_and_reap(&early.child);
+            csb_child_close(&early.child);
+        }
+        return -1;
+    }
+    *child = early.child;
+    *error = early.error;
+    *nanoseconds = early.nanoseconds;
+    return early.result;
+}
