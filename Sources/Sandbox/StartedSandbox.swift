@@ -128,33 +128,22 @@ public final class StartedSandbox: Sendable {
 /// What a blocked thread waits for (`runBlocking`, `waitUntilEnded`):
 /// opened once, from another thread, with the run's outcome or without.
 private final class Latch: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
+    private let monitor = Monitor()
     private var isOpen = false
     private var outcome: RunOutcome?
 
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&condition, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(&condition)
-        pthread_mutex_destroy(&mutex)
-    }
-
     func open(with outcome: RunOutcome? = nil) {
-        pthread_mutex_lock(&mutex)
+        monitor.lock()
         self.outcome = outcome
         isOpen = true
-        pthread_cond_signal(&condition)
-        pthread_mutex_unlock(&mutex)
+        monitor.signal()
+        monitor.unlock()
     }
 
     func wait() -> RunOutcome? {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        while !isOpen { pthread_cond_wait(&condition, &mutex) }
+        monitor.lock()
+        defer { monitor.unlock() }
+        while !isOpen { monitor.wait() }
         return outcome
     }
 }
@@ -181,99 +170,88 @@ private final class Handoff: @unchecked Sendable {
         case unavailable(SandboxError)
     }
 
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
+    private let monitor = Monitor()
     private var state = State.waiting
     private var pid: Int32 = 0
     private var isEnded = false
     private var endWaiters: [@Sendable () -> Void] = []
 
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&condition, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(&condition)
-        pthread_mutex_destroy(&mutex)
-    }
-
     /// The caller's side. A second run is refused.
     func give(_ supervisor: Supervisor, untilEnded: Bool, reply: @escaping Reply) {
-        pthread_mutex_lock(&mutex)
+        monitor.lock()
         guard case .waiting = state else {
             let current = state
-            pthread_mutex_unlock(&mutex)
+            monitor.unlock()
             if case let .unavailable(error) = current { return reply(.failed(error)) }
             reply(.failed(SandboxError(.invalidInput, "this started sandbox was already run",
                                        hint: "start a sandbox (Sandbox.start) for each run")))
             return
         }
         state = .given(supervisor, untilEnded: untilEnded, reply)
-        pthread_cond_signal(&condition)
-        pthread_mutex_unlock(&mutex)
+        monitor.signal()
+        monitor.unlock()
     }
 
     /// The sandbox's thread, once PID 1 was cloned (or not: `pid` <= 0).
     func started(pid: Int32) {
-        pthread_mutex_lock(&mutex)
+        monitor.lock()
         self.pid = pid
-        pthread_mutex_unlock(&mutex)
+        monitor.unlock()
     }
 
     var startedPID: Int32? {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        monitor.lock()
+        defer { monitor.unlock() }
         return pid > 0 ? pid : nil
     }
 
     /// The sandbox's thread: PID 1 is reaped and everything released.
     func markEnded() {
-        pthread_mutex_lock(&mutex)
+        monitor.lock()
         isEnded = true
         let waiting = endWaiters
         endWaiters = []
-        pthread_mutex_unlock(&mutex)
+        monitor.unlock()
         for waiter in waiting { waiter() }
     }
 
     /// Calls `body` once the sandbox has ended (at once if it has).
     func whenEnded(_ body: @escaping @Sendable () -> Void) {
-        pthread_mutex_lock(&mutex)
+        monitor.lock()
         if isEnded {
-            pthread_mutex_unlock(&mutex)
+            monitor.unlock()
             body()
             return
         }
         endWaiters.append(body)
-        pthread_mutex_unlock(&mutex)
+        monitor.unlock()
     }
 
     /// The sandbox's thread could not be made: every run fails with
     /// `error`, and there is nothing to wait for.
     func unavailable(_ error: SandboxError) {
-        pthread_mutex_lock(&mutex)
+        monitor.lock()
         state = .unavailable(error)
-        pthread_mutex_unlock(&mutex)
+        monitor.unlock()
         markEnded()
     }
 
     /// No run will come (the started sandbox was released).
     func abandon() {
-        pthread_mutex_lock(&mutex)
+        monitor.lock()
         if case .waiting = state { state = .abandoned }
-        pthread_cond_signal(&condition)
-        pthread_mutex_unlock(&mutex)
+        monitor.signal()
+        monitor.unlock()
     }
 
     /// The sandbox's thread: blocks until a run or the abandonment.
     func take() -> (Supervisor, untilEnded: Bool, Reply)? {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        monitor.lock()
+        defer { monitor.unlock() }
         while true {
             switch state {
             case .waiting:
-                pthread_cond_wait(&condition, &mutex)
+                monitor.wait()
             case let .given(supervisor, untilEnded, reply):
                 state = .taken
                 return (supervisor, untilEnded, reply)
@@ -282,4 +260,29 @@ private final class Handoff: @unchecked Sendable {
             }
         }
     }
+}
+
+/// A mutex and its condition variable, for the threads here that block
+/// (the caller's on a `Latch`, the sandbox's on the `Handoff`).
+private final class Monitor: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+    /// With the lock held: releases it until signalled, then holds it again.
+    func wait() { pthread_cond_wait(condition, mutex) }
+    func signal() { pthread_cond_signal(condition) }
 }
