@@ -147,21 +147,8 @@ import Testing
     /// CPUs that PID 1's setup needs).
     @Test func aOneShotRunHasTwoThreads() async throws {
         let job = try JobFixture("echo ready; sleep 30")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestSupport.binary)
-        process.arguments = ["--results", job.results.path, "--timeout", "60", job.path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try await TestSupport.startCLI(job, ["--timeout", "60"])
         defer { if process.isRunning { process.terminate() } }
-        let ready = try await TestSupport.waitUntil {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: job.results.path)) ?? []
-            return names.contains { name in
-                name.hasPrefix(".stdout.txt.partial")
-                    && ((try? String(contentsOfFile: job.results.path + "/" + name, encoding: .utf8)) ?? "").contains("ready")
-            }
-        }
-        try #require(ready, "the job never started")
         let tasks = "/proc/\(process.processIdentifier)/task"
         let threads = try FileManager.default.contentsOfDirectory(atPath: tasks).map { id in
             (try? String(contentsOfFile: "\(tasks)/\(id)/comm", encoding: .utf8))?

@@ -116,21 +116,8 @@ import Testing
         echo ready
         while true; do sleep 0.05; done
         """)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestSupport.binary)
-        process.arguments = ["--results", job.results.path, "--timeout", "30", job.path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // Wait until the job has said it is ready (its log grows in a hidden partial file).
-        let ready = try await TestSupport.waitUntil {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: job.results.path)) ?? []
-            return names.contains { name in
-                name.hasPrefix(".stdout.txt.partial")
-                    && ((try? String(contentsOfFile: job.results.path + "/" + name, encoding: .utf8)) ?? "").contains("ready")
-            }
-        }
-        #expect(ready, "the job never started")
+        // Started once the job has said it is ready.
+        let process = try await TestSupport.startCLI(job, ["--timeout", "30"])
         kill(process.processIdentifier, signal)
         await TestSupport.waitForExit(process)
         #expect(process.terminationStatus == 3)

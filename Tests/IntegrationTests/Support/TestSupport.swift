@@ -111,6 +111,28 @@ enum TestSupport {
         }
     }
 
+    /// Starts the CLI on `job` (its output to /dev/null) and waits until
+    /// the job's stdout, which grows in the results folder's hidden partial
+    /// file, says "ready". The process is running then; the caller ends it.
+    static func startCLI(_ job: JobFixture, _ options: [String]) async throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestSupport.binary)
+        process.arguments = ["--results", job.results.path] + options + [job.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let ready = try await TestSupport.waitUntil {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: job.results.path)) ?? []
+            return names.contains { name in
+                name.hasPrefix(".stdout.txt.partial")
+                    && ((try? String(contentsOfFile: job.results.path + "/" + name, encoding: .utf8)) ?? "").contains("ready")
+            }
+        }
+        if !ready, process.isRunning { process.terminate() }
+        try #require(ready, "the job never started")
+        return process
+    }
+
     /// A string to put in a job's command lines (`sleep 999.MARKER &`) and
     /// look for on the host afterwards.
     static func marker() -> String { String(UInt64.random(in: 100_000_000 ... 999_999_999)) }
