@@ -15,6 +15,17 @@ import Testing
         #expect(job.result("stdout.txt") == "hi\n")
     }
 
+    /// The early clone is made with the network policy of the command line
+    /// (`--net=VALUE` as well as `--net VALUE`): taken, and lo is up.
+    @Test(arguments: [["--net=loopback"], ["--net", "loopback"]])
+    func theEarlyCloneHasTheCommandLinesNetwork(options: [String]) async throws {
+        let job = try JobFixture(TestSupport.reachItself)
+        let run = await job.run(options, environment: Self.debugLog)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("early_clone=true"), "\(run.stderr)")
+        #expect(job.result("stdout.txt") == "reply\n")
+    }
+
     /// A command line the constructor is not sure of (here the job folder
     /// is not the last argument) starts its sandbox as before.
     @Test func otherwiseTheRunClonesItsOwn() async throws {
