@@ -447,22 +447,16 @@ enum CgroupFiles {
     /// "123 456"), nil when it is anything else ("max"). Over UTF-8 bytes,
     /// without splitting: Character splitting segments graphemes first.
     static func leadingNumber(_ text: String) -> UInt64? {
-        var value: UInt64 = 0
-        var digits = 0
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"):
-                let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
-                let (sum, overflow2) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
-                if overflow1 || overflow2 { return nil }
-                value = sum
-                digits += 1
-            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
-                if digits > 0 { return value }
-            default:
-                return nil
-            }
+        func isSpace(_ byte: UInt8) -> Bool {
+            byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
         }
-        return digits > 0 ? value : nil
+        var text = text
+        return text.withUTF8 { bytes in
+            var start = 0
+            while start < bytes.count, isSpace(bytes[start]) { start += 1 }
+            var end = start
+            while end < bytes.count, !isSpace(bytes[end]) { end += 1 }
+            return decimal(UnsafeBufferPointer(rebasing: bytes[start..<end]))
+        }
     }
 }
