@@ -133,8 +133,6 @@ static inline long csb_raw_syscall(long number, long a, long b, long c, long d, 
 #define CSB_EXEC_INIT 1
 pid_t csb_clone_vm(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_Nonnull stack, size_t stack_size,
                    int (*_Nonnull fn)(void *_Nonnull), void *_Nonnull arg);
-pid_t csb_clone_vm_detached(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_Nonnull stack,
-                            size_t stack_size, int (*_Nonnull fn)(void *_Nonnull), void *_Nonnull arg);
 pid_t csb_clone_sharing(void *_Nonnull stack, size_t stack_size, int (*_Nonnull fn)(void *_Nonnull),
                         void *_Nonnull arg);
 #endif

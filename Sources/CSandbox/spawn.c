@@ -297,7 +297,7 @@ static int job_entry(void *_Nonnull ctx) {
 static pid_t spawn_job(struct csb_child_ctx *_Nonnull ctx) {
 #if CSB_EXEC_INIT
     static uint8_t stack[64 * 1024] __attribute__((aligned(16)));
-    pid_t pid = csb_clone_vm(0, NULL, -1, stack, sizeof stack, job_entry, ctx);
+    pid_t pid = csb_clone_vm(CLONE_VFORK, NULL, -1, stack, sizeof stack, job_entry, ctx);
     if (pid >= 0 || errno != ENOSYS) return pid;
 #endif
     pid_t forked = csb_fork_raw();
@@ -472,8 +472,7 @@ static pid_t clone_exec_init(struct csb_child_ctx *_Nonnull ctx, uint64_t flags,
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
     *what = clone_message;
-    pid_t pid = csb_clone_vm_detached(flags, pidfd, cgroup_fd, stack, EXEC_INIT_REGION_SIZE - sizeof *e,
-                                      exec_init_child, e);
+    pid_t pid = csb_clone_vm(flags, pidfd, cgroup_fd, stack, EXEC_INIT_REGION_SIZE - sizeof *e, exec_init_child, e);
     int error = pid < 0 ? errno : 0;
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     if (pid < 0) {

@@ -103,24 +103,14 @@ static void set_stack(struct clone_args *_Nonnull args, void *_Nonnull stack, si
     args->stack_size = stack_size & ~(size_t)15;
 }
 
-/// clone3 with CLONE_VM and CLONE_VFORK into `stack`: the child runs
-/// fn(arg) there and exits with its result (fn is meant to execve); the
-/// calling thread resumes once it did. Returns the pid, or -1 with errno.
+/// clone3 with CLONE_VM into `stack`: the child runs fn(arg) there and
+/// exits with its result (fn is meant to execve). With CLONE_VFORK in
+/// `flags` the calling thread resumes once the child has executed or
+/// exited; without it the thread goes on at once, and the child must touch
+/// nothing the caller may change or free meanwhile (`stack` stays mapped
+/// until the child has executed or exited). Returns the pid, or -1 with errno.
 pid_t csb_clone_vm(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_Nonnull stack, size_t stack_size,
                    int (*_Nonnull fn)(void *_Nonnull), void *_Nonnull arg) {
-    struct clone_args args;
-    sandbox_clone_args(&args, flags | CLONE_VM | CLONE_VFORK, pidfd, cgroup_fd);
-    set_stack(&args, stack, stack_size);
-    return clone3_on_stack(&args, fn, arg);
-}
-
-/// clone3 with CLONE_VM into `stack`, without CLONE_VFORK: the calling
-/// thread goes on at once while the child runs fn(arg) there (meant to
-/// execve; it must touch nothing the caller may change or free meanwhile,
-/// and `stack` must stay mapped until the child has executed or exited).
-/// Returns the pid, or -1 with errno.
-pid_t csb_clone_vm_detached(uint64_t flags, int *_Nullable pidfd, int cgroup_fd, void *_Nonnull stack,
-                            size_t stack_size, int (*_Nonnull fn)(void *_Nonnull), void *_Nonnull arg) {
     struct clone_args args;
     sandbox_clone_args(&args, flags | CLONE_VM, pidfd, cgroup_fd);
     set_stack(&args, stack, stack_size);
