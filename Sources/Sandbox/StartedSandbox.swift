@@ -89,10 +89,7 @@ public final class StartedSandbox: Sendable {
         } onCancel: {
             supervisor.cancel()
         }
-        switch outcome {
-        case let .finished(result): return result
-        case let .failed(error): throw error
-        }
+        return try outcome.result()
     }
 
     /// As `run`, blocking the calling thread until the job ended (the
@@ -104,11 +101,8 @@ public final class StartedSandbox: Sendable {
         let supervisor = try Supervisor(configuration: configuration, output: output, control: control)
         let reply = Latch()
         handoff.give(supervisor, untilEnded: false) { reply.open(with: $0) }
-        switch reply.wait() {
-        case let .finished(result): return result
-        case let .failed(error): throw error
-        case nil: fatalError("the sandbox's thread ended the run without an outcome")
-        }
+        guard let outcome = reply.wait() else { fatalError("the sandbox's thread ended the run without an outcome") }
+        return try outcome.result()
     }
 
     /// As `ended`, blocking the calling thread (see `runBlocking`).
@@ -155,6 +149,14 @@ private final class Latch: @unchecked Sendable {
 enum RunOutcome: Sendable {
     case finished(SandboxResult)
     case failed(SandboxError)
+
+    /// The result, or the error thrown.
+    func result() throws(SandboxError) -> SandboxResult {
+        switch self {
+        case let .finished(result): return result
+        case let .failed(error): throw error
+        }
+    }
 }
 
 /// Hands the run's supervisor to the sandbox's thread, which waits for it
