@@ -53,12 +53,19 @@ static void *_Nullable early_clone(void *_Nullable unused) {
     return NULL;
 }
 
-/// First arguments that are not a one-shot run's (main.swift's
-/// `reservedFirstArguments`).
+/// First arguments that are not a one-shot run's: the CLI's subcommands,
+/// help and version (ArgumentParser's flags among them).
 static const char *const reserved[] = {
     "run", "daemon", "jobs", "help", "-h", "--help", "--version", "--generate-completion-script",
     "--experimental-dump-help",
 };
+
+bool csb_reserved_first_argument(const char *_Nonnull argument) {
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        if (strcmp(argument, reserved[i]) == 0) return true;
+    }
+    return false;
+}
 
 /// The network policy `--net` names (none when absent); false for a value
 /// that is none of the three.
@@ -74,10 +81,7 @@ static bool parse_network(const char *_Nonnull value, uint32_t *_Nonnull network
 /// is no subcommand, a last one that is a folder holding run.sh, and a
 /// network policy it can read. Anything else is left to main.
 static bool one_shot_network(int argc, char *_Nonnull *_Nonnull argv, uint32_t *_Nonnull network) {
-    if (argc < 2 || argv[argc - 1][0] == '-') return false;
-    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
-        if (strcmp(argv[1], reserved[i]) == 0) return false;
-    }
+    if (argc < 2 || argv[argc - 1][0] == '-' || csb_reserved_first_argument(argv[1])) return false;
     *network = CSB_NET_NONE;
     for (int i = 1; i < argc - 1; i++) {
         if (strcmp(argv[i], "--") == 0) break;

@@ -17,13 +17,6 @@ struct SyftSandboxRun: AsyncParsableCommand {
         defaultSubcommand: RunCommand.self)
 
     static let version = "0.1.0"
-
-    /// First arguments that are not a one-shot run's: subcommands, help, version.
-    /// (An array: a Set's generic instantiation costs a conformance scan at launch.)
-    static let reservedFirstArguments: [String] = [
-        "run", "daemon", "jobs", "help", "-h", "--help", "--version", "--generate-completion-script",
-        "--experimental-dump-help",
-    ]
 }
 
 /// A subcommand main() runs. (Calling `run()` on the parsed command picks
@@ -41,7 +34,8 @@ enum ExitStatus {
 /// anything else, and any line it is not sure of, goes through
 /// ArgumentParser (its help, subcommands and error messages).
 func oneShotCommand(_ arguments: [String]) -> OneShotArguments? {
-    guard let first = arguments.first, !SyftSandboxRun.reservedFirstArguments.contains(first) else { return nil }
+    // The list early.c's constructor reads too (csb_reserved_first_argument).
+    guard let first = arguments.first, !csb_reserved_first_argument(first) else { return nil }
     return OneShotArguments.fastParse(arguments)
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSandbox
 @testable import syft_sandbox_run
 import Testing
 
@@ -39,5 +40,18 @@ import Testing
         if let fast = OneShotArguments.fastParse(line) {
             #expect(fast == reference, "\(line)")
         }
+    }
+
+    /// The first arguments that are not a one-shot run's (one list, read by
+    /// main and by early.c's constructor): every subcommand ArgumentParser
+    /// knows, help and version; a job folder's name is not among them.
+    @Test func everySubcommandIsAReservedFirstArgument() {
+        for subcommand in SyftSandboxRun.configuration.subcommands {
+            let name = subcommand.configuration.commandName ?? ""
+            #expect(csb_reserved_first_argument(name), "\(name)")
+            #expect(oneShotCommand([name, "job"]) == nil, "\(name)")
+        }
+        for name in ["help", "-h", "--help", "--version"] { #expect(csb_reserved_first_argument(name), "\(name)") }
+        for name in ["job", "./run", "runs", "--json"] { #expect(!csb_reserved_first_argument(name), "\(name)") }
     }
 }

@@ -12,6 +12,7 @@
 #ifndef CSANDBOX_H
 #define CSANDBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -261,6 +262,11 @@ struct csb_child {
 /// routes, firewall or sysctls. lo is brought up when `loopback` is set.
 /// Needs CAP_SYS_ADMIN (the runner as root). Returns 0 or an errno.
 int csb_netns_create(int loopback, int32_t *_Nonnull out_fd);
+
+/// True when a command line's first argument is not a one-shot run's: a
+/// subcommand of the CLI (run, daemon, jobs), help or version. The one
+/// list, for early.c's constructor and the CLI's main.
+bool csb_reserved_first_argument(const char *_Nonnull argument);
 
 /// The sandbox a one-shot command line had cloned before the Swift runtime
 /// started (early.c), for the first caller that asks with the same network
