@@ -11,15 +11,15 @@ import sys
 from collections import defaultdict
 
 # (label, syft-sandbox-run's span, bwrap's span): each span is a (start
-# event, end event) pair as phases.bt names them ("exec job" and "exec init"
-# being the exec of the job, bash, and of syft-sandbox-run's PID 1), or
+# event, end event) pair as phases.bt names them ("exec job" being the exec
+# of the job, bash; "exec init" that of syft-sandbox-run's PID 1, where it
+# is executed rather than forked), or
 # None where the phase has no counterpart. The indented rows detail the
 # one above them.
 ROWS = [
     ("process start, options, up to the namespaces' clone", ("start", "ns_clone"), ("start", "ns_clone")),
     ("the namespaces' clone to the job's fork", ("ns_clone", "job_fork"), ("ns_clone", "job_fork")),
-    ("  clone + PID 1's exec", ("ns_clone", "exec init"), None),
-    ("  PID 1's own start (glibc, constructor)", ("exec init", "init_recv"), None),
+    ("  clone, PID 1's start and namespaces, up to its wait", ("ns_clone", "init_recv"), None),
     ("  waiting for the go-ahead", ("init_recv", "init_received"), None),
     ("  root assembled, up to pivot_root", ("init_received", "pivot"), ("ns_clone", "pivot")),
     ("  after pivot_root, up to the fork (ours: the cgroup placement)", ("pivot", "job_fork"), ("pivot", "job_fork")),

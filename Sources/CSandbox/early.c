@@ -1,14 +1,17 @@
 // early.c — a one-shot run's sandbox, cloned before the Swift runtime starts.
 //
-// The clone into the namespaces (about a millisecond, most of it the
-// kernel making the network namespace) and the init's exec need nothing of
-// the job's configuration. A constructor, run once glibc is initialized
-// and before the Swift runtime's own (image registration,
-// CoreFoundation, the backtracer) and main, recognizes the one-shot form
-// on the command line and starts that clone on a thread of its own; the
-// first Sandbox.start of the process takes the child (csb_early_take)
-// instead of cloning one. What it does not take is closed with the
-// process: PID 1 sees its socket's EOF before its go-ahead and exits.
+// The clone into the namespaces and PID 1's start need nothing of the
+// job's configuration. A constructor, run once glibc is initialized and
+// before the Swift runtime's own (image registration, CoreFoundation, the
+// backtracer) and main, recognizes the one-shot form on the command line
+// and clones PID 1 there and then: the process is still single-threaded
+// and small, so PID 1 is a fork (csb_start_config.fork_init: a few page
+// tables copied, no exec, no second run of glibc's start), and it makes
+// its mount, IPC, UTS and network namespaces itself (0.4 ms) while the
+// runtime starts here. The first Sandbox.start of the process takes the
+// child (csb_early_take) instead of cloning one. What it does not take is
+// closed with the process: PID 1 sees its socket's EOF before its go-ahead
+// and exits.
 //
 // Not where the job's cgroup has to exist before the clone (a unified
 // cgroup2 hierarchy at /sys/fs/cgroup: CLONE_INTO_CGROUP), nor for a
@@ -17,18 +20,16 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
-#include <pthread.h>
 #include <string.h>
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
-/// The early start: set by the constructor, read by whoever takes it
-/// (after joining the thread, which orders the two).
+/// The early start: set by the constructor, before main, read by whoever
+/// takes it.
 static struct {
-    bool started;          // the thread was started
+    bool started;          // the constructor cloned (or tried to)
     bool taken;            // csb_early_take ran (it takes at most once)
-    pthread_t thread;
     uint32_t network;
     int result;            // csb_spawn_start's
     int64_t nanoseconds;   // how long it took
@@ -36,21 +37,19 @@ static struct {
     struct csb_error error;
 } early;
 
-static pthread_mutex_t early_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void *_Nullable early_clone(void *_Nullable unused) {
-    (void)unused;
+static void early_clone(void) {
     struct csb_start_config start;
     memset(&start, 0, sizeof start);
     start.network = early.network;
     start.netns_fd = -1;
     start.cgroup_fd = -1;
+    start.fork_init = true;
     struct timespec began, ended;
     clock_gettime(CLOCK_MONOTONIC, &began);
     early.result = csb_spawn_start(&start, &early.child, &early.error);
     clock_gettime(CLOCK_MONOTONIC, &ended);
     early.nanoseconds = (int64_t)(ended.tv_sec - began.tv_sec) * 1000000000 + (ended.tv_nsec - began.tv_nsec);
-    return NULL;
+    early.started = true;
 }
 
 /// First arguments that are not a one-shot run's: the CLI's subcommands,
@@ -108,17 +107,13 @@ __attribute__((constructor(1001))) static void early_start(int argc, char **argv
     struct statfs cgroups;
     if (statfs("/sys/fs/cgroup", &cgroups) == 0 && cgroups.f_type == CGROUP2_SUPER_MAGIC) return;
     early.network = network;
-    early.started = pthread_create(&early.thread, NULL, early_clone, NULL) == 0;
+    early_clone();
 }
 
 int csb_early_take(uint32_t network, struct csb_child *_Nonnull child, struct csb_error *_Nonnull error,
                    int64_t *_Nonnull nanoseconds) {
-    pthread_mutex_lock(&early_lock);
-    bool available = early.started && !early.taken;
-    early.taken = true;
-    pthread_mutex_unlock(&early_lock);
+    bool available = !__atomic_exchange_n(&early.taken, true, __ATOMIC_ACQ_REL) && early.started;
     if (!available) return -1;
-    pthread_join(early.thread, NULL);
     if (early.network != network) {
         // Started for another policy (a command line read otherwise after
         // all): this one is given up, and the caller clones its own.

@@ -28,6 +28,17 @@ struct csb_child_ctx {
     cap_t _Nonnull empty_caps; // prepared by the parent: libcap allocates
     int cap_last;       // highest capability number the kernel knows (parent side: the ambient raise)
     bool parent_is_root;
+    /// The namespaces PID 1 makes itself, first thing (unshare): mount,
+    /// IPC, UTS and, unless joined or the host's, network. The clone makes
+    /// only the user, PID and cgroup ones, so the kernel's work for the
+    /// others (0.4 ms, most of it the network namespace) runs in PID 1's
+    /// address space: in the parent's, every copy-on-write fault of the
+    /// parent's other threads meanwhile waits for a TLB-shootdown IPI to
+    /// the CPU doing it.
+    uint64_t unshare_flags;
+    /// PID 1 is a fork of the parent (csb_start_config.fork_init): it
+    /// holds a copy of the parent's memory, which it scrubs (forget_parent).
+    bool forked_init;
     // Idmapped trees received from the parent, indexed by CSB_BIND_IDMAP bind order.
     int idmapped_fds[CSB_MAX_IDMAPPED];
     // O_PATH fds of the mount sources, by plan index, opened while the

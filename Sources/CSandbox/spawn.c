@@ -53,6 +53,61 @@ static int keep_own_descriptors(struct csb_child_ctx *_Nonnull ctx) {
     return error;
 }
 
+/// Makes the namespaces the clone left to PID 1 (ctx->unshare_flags).
+static int make_namespaces(struct csb_child_ctx *_Nonnull ctx) {
+    if (ctx->unshare_flags == 0 || unshare((int)ctx->unshare_flags) == 0) return 0;
+    csb_msg(ctx->message, sizeof ctx->message, "make the sandbox's mount, IPC, UTS and network namespaces", NULL);
+    return errno;
+}
+
+/// A forked PID 1 (ctx->forked_init) holds a copy of the parent's memory
+/// as it was at the fork: before the runtime started, but with the command
+/// line and the environment, which may hold the caller's secrets. Zeroes
+/// its copy of both (arg_start to env_end, from /proc/self/stat: back to
+/// back at the top of the stack), so that not even PID 1's memory has them.
+static int forget_parent(struct csb_child_ctx *_Nonnull ctx) {
+    if (!ctx->forked_init) return 0;
+    char text[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof text - 1);
+    int error = n < 0 ? errno : 0;
+    if (fd >= 0) close(fd);
+    if (n <= 0) {
+        csb_msg(ctx->message, sizeof ctx->message, "read /proc/self/stat to forget the caller's environment", NULL);
+        return n < 0 ? error : EIO;
+    }
+    text[n] = '\0';
+    // The last five fields: arg_start arg_end env_start env_end exit_code.
+    uint64_t fields[5] = {0};
+    int found = 0;
+    for (char *p = text + n; p > text && found < 5;) {
+        while (p > text && (p[-1] == ' ' || p[-1] == '\n')) *--p = '\0';
+        char *start = p;
+        while (start > text && start[-1] != ' ') start--;
+        uint64_t value = 0;
+        for (char *digit = start; *digit >= '0' && *digit <= '9'; digit++) value = value * 10 + (uint64_t)(*digit - '0');
+        fields[4 - found++] = value;
+        p = start;
+    }
+    uint64_t begin = fields[0], end = fields[3];
+    if (found < 5 || begin == 0 || end <= begin || end - begin > 64 * 1024 * 1024) {
+        csb_msg(ctx->message, sizeof ctx->message, "find the caller's environment in /proc/self/stat", NULL);
+        return EPROTO;
+    }
+    memset((void *)(uintptr_t)begin, 0, end - begin);
+    return 0;
+}
+
+/// Once the parent has written the id maps and opened what it needed of
+/// /proc/PID: a forked PID 1 becomes non-dumpable, so that nothing in the
+/// sandbox (whose mm belongs to the parent's user namespace) can read or
+/// trace it. An exec'd init has nothing of the parent's.
+static int stay_private(struct csb_child_ctx *_Nonnull ctx) {
+    if (!ctx->forked_init || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0) return 0;
+    csb_msg(ctx->message, sizeof ctx->message, "make PID 1 non-dumpable", NULL);
+    return errno;
+}
+
 /// Closes the descriptors of a go-ahead that cannot be used.
 static void close_all(const int *_Nonnull fds, size_t count) {
     for (size_t i = 0; i < count; i++) close(fds[i]);
@@ -328,7 +383,10 @@ static int start_job(struct csb_child_ctx *_Nonnull ctx) {
 /// fills ctx->message; the first failure is reported and ends the child.
 static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     STEP(ctx, CSB_STAGE_PREPARE, keep_own_descriptors(ctx));
+    STEP(ctx, CSB_STAGE_PREPARE, forget_parent(ctx));
+    STEP(ctx, CSB_STAGE_CLONE, make_namespaces(ctx));
     STEP(ctx, CSB_STAGE_SYNC, wait_for_parent(ctx));
+    STEP(ctx, CSB_STAGE_PREPARE, stay_private(ctx));
     STEP(ctx, CSB_STAGE_MOUNT, csb_child_open_sources(ctx));
     STEP(ctx, CSB_STAGE_ID_MAP, csb_child_become_root(ctx));
     STEP(ctx, CSB_STAGE_HOSTNAME, set_hostname(ctx));
@@ -360,7 +418,8 @@ struct exec_init {
     int cap_last;
     char sync_text[24];
     char error_text[24];
-    char *_Nullable argv[4];
+    char unshare_text[24];
+    char *_Nullable argv[5];
     char *_Nullable envp[1];
     struct csb_error failure;
 };
@@ -464,6 +523,8 @@ static pid_t clone_exec_init(struct csb_child_ctx *_Nonnull ctx, uint64_t flags,
     e->argv[0] = CSB_INIT_NAME;
     e->argv[1] = e->sync_text;
     e->argv[2] = e->error_text;
+    csb_format_u64(e->unshare_text, sizeof e->unshare_text, ctx->unshare_flags, 16);
+    e->argv[3] = e->unshare_text;
     char *stack = (char *)mapped + sizeof *e;
     // Every signal blocked until the init restores the mask the plan
     // carries: no handler of the parent's may run in the child that shares
@@ -490,18 +551,31 @@ static int parse_fd(const char *_Nonnull text) {
     return *text == '\0' ? value : -1;
 }
 
+/// The namespaces to unshare, in hex; false for anything else.
+static bool parse_flags(const char *_Nonnull text, uint64_t *_Nonnull flags) {
+    uint64_t value = 0;
+    int digits = 0;
+    for (; digits < 16; text++, digits++) {
+        if (*text >= '0' && *text <= '9') value = value << 4 | (uint64_t)(*text - '0');
+        else if (*text >= 'a' && *text <= 'f') value = value << 4 | (uint64_t)(*text - 'a' + 10);
+        else break;
+    }
+    *flags = value;
+    return digits > 0 && *text == '\0';
+}
+
 /// The init's entry, before anything else of the binary runs (the Swift
 /// runtime included) and instead of it: argv is {CSB_INIT_NAME, socket fd,
-/// error fd}. Before libcap's own initializer (default priority): nothing
+/// error fd, namespaces to unshare (hex)}. Before libcap's own initializer (default priority): nothing
 /// here needs it (cap_init asks the kernel for its version itself).
 __attribute__((constructor(1000))) static void exec_init_entry(int argc, char **argv, char **envp) {
     (void)envp;
-    if (argc != 3 || argv[0] == NULL || strcmp(argv[0], CSB_INIT_NAME) != 0) return;
+    if (argc != 4 || argv[0] == NULL || strcmp(argv[0], CSB_INIT_NAME) != 0) return;
     static struct csb_child_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.sync_fd = parse_fd(argv[1]);
     ctx.error_fd = parse_fd(argv[2]);
-    if (ctx.sync_fd < 0 || ctx.error_fd < 0) _exit(127);
+    if (ctx.sync_fd < 0 || ctx.error_fd < 0 || !parse_flags(argv[3], &ctx.unshare_flags)) _exit(127);
     // Close-on-exec again, as in the parent; no ambient capabilities left
     // (the permitted and effective sets stay, for the setup).
     (void)fcntl(ctx.sync_fd, F_SETFD, FD_CLOEXEC);
@@ -686,7 +760,10 @@ int csb_spawn_start(const struct csb_start_config *_Nonnull start, struct csb_ch
     ctx.error_fd = error_pipe[1];
     ctx.sync_fd = sync[1];
 
-    uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
+    // The clone makes the user, PID and cgroup namespaces; PID 1 the
+    // others, in its own address space (see ctx.unshare_flags).
+    uint64_t flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWCGROUP;
+    ctx.unshare_flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
     // A prepared network namespace is joined by this thread for the clone
     // (a child inherits it), then left.
     int home_netns = -1;
@@ -702,20 +779,23 @@ int csb_spawn_start(const struct csb_start_config *_Nonnull start, struct csb_ch
             return error->error;
         }
     } else if (start->network != CSB_NET_HOST) {
-        flags |= CLONE_NEWNET;
+        ctx.unshare_flags |= CLONE_NEWNET;
     }
     int pidfd = -1;
     const char *what = clone_message;
     pid_t pid = -1;
     bool fork_like = true;
 #if CSB_EXEC_INIT
-    pid = clone_exec_init(&ctx, flags, start->cgroup_fd, &pidfd, &child->init_region, &what);
-    // clone3 filtered (container runtimes' seccomp profiles answer ENOSYS):
-    // the fork-like clone(2) below, whose child runs the setup itself.
-    fork_like = pid < 0 && errno == ENOSYS;
+    if (!start->fork_init) {
+        pid = clone_exec_init(&ctx, flags, start->cgroup_fd, &pidfd, &child->init_region, &what);
+        // clone3 filtered (container runtimes' seccomp profiles answer
+        // ENOSYS): the fork-like clone(2) below, whose child runs the setup itself.
+        fork_like = pid < 0 && errno == ENOSYS;
+    }
 #endif
     if (fork_like) {
         what = clone_message;
+        ctx.forked_init = true;
         pid = csb_clone_raw(flags, &pidfd, start->cgroup_fd);
         if (pid == 0) child_main(&ctx);
     }

@@ -112,7 +112,7 @@ final class SandboxLaunch {
     private static func clone(network: NetworkPolicy, networkNamespace: Int32?, into cgroup: JobCgroup?,
                               _ child: inout csb_child) -> SandboxError? {
         var start = csb_start_config(network: network.cValue, netns_fd: networkNamespace ?? -1,
-                                     cgroup_fd: cgroup?.cloneDirectory ?? -1)
+                                     cgroup_fd: cgroup?.cloneDirectory ?? -1, fork_init: false)
         var error = csb_error()
         return csb_spawn_start(&start, &child, &error) == 0 ? nil : Supervisor.setupError(error)
     }

@@ -26,6 +26,34 @@ import Testing
         #expect(job.result("stdout.txt") == "reply\n")
     }
 
+    /// The early PID 1 is a fork of the CLI made before main: its copy of
+    /// the caller's command line and environment is zeroed (read here from
+    /// the host, as root), and nothing in the sandbox can read its memory:
+    /// /proc/1/environ is refused to the job (PID 1 holds capabilities the
+    /// job lacks, and is non-dumpable).
+    @Test func theEarlyPID1KeepsNothingOfTheCallersEnvironment() async throws {
+        let secret = "secret-\(TestSupport.marker())"
+        let job = try JobFixture("""
+            if cat /proc/1/environ > /dev/null 2>&1; then echo readable; else echo unreadable; fi
+            echo ready
+            sleep 30
+            """)
+        let environment = ProcessInfo.processInfo.environment.merging(["SYFT_TEST_SECRET": secret]) { $1 }
+        let process = try await TestSupport.startCLI(job, ["--timeout", "60"], environment: environment)
+        defer { process.terminate() }
+        let children = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/task/\(process.processIdentifier)/children",
+                                    encoding: .utf8)) ?? ""
+        let pid1 = try #require(children.split(separator: " ").first.flatMap { Int32($0) }, "no PID 1: \(children)")
+        let environ = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid1)/environ"))
+        let commandLine = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid1)/cmdline"))
+        #expect(!environ.isEmpty && environ.allSatisfy { $0 == 0 }, "PID 1's environment: \(environ.count) bytes, not zeroed")
+        #expect(!commandLine.isEmpty && commandLine.allSatisfy { $0 == 0 }, "PID 1's command line is not zeroed")
+        let partial = try FileManager.default.contentsOfDirectory(atPath: job.results.path)
+            .first { $0.hasPrefix(".stdout.txt.partial") }
+        let stdout = try String(contentsOfFile: job.results.path + "/" + #require(partial), encoding: .utf8)
+        #expect(stdout.hasPrefix("unreadable\n"), "\(stdout)")
+    }
+
     /// A command line the constructor is not sure of (here the job folder
     /// is not the last argument) starts its sandbox as before.
     @Test func otherwiseTheRunClonesItsOwn() async throws {

@@ -1,8 +1,10 @@
 import Foundation
 import Testing
 
-/// Sandboxes start by executing the binary again as `syft-sandbox-init`,
-/// which waits on a socket for its go-ahead and the plan it carries.
+/// Sandboxes start by executing the binary again as `syft-sandbox-init`
+/// (all but a one-shot run's early one, a fork: EarlyStartTests), which
+/// makes the namespaces it is told to and waits on a socket for its
+/// go-ahead and the plan it carries.
 /// Anything else there (a process that is not the runner, a damaged plan)
 /// gets a failure record on the error descriptor and exit status 127;
 /// nothing runs.
@@ -26,7 +28,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try "G".write(toFile: folder + "/socket", atomically: false, encoding: .utf8)
-        let script = "exec 5<\"$1/socket\" 6>\"$1/error\"; exec -a syft-sandbox-init \"$0\" 5 6"
+        let script = "exec 5<\"$1/socket\" 6>\"$1/error\"; exec -a syft-sandbox-init \"$0\" 5 6 0"
         let run = await TestSupport.run(["/bin/bash", "-c", script, TestSupport.binary, folder])
         #expect(run.status == 127)
         let record = try Data(contentsOf: URL(fileURLWithPath: folder + "/error"))
@@ -34,6 +36,14 @@ import Testing
         #expect(record.count == 8 + 240)
         let message = String(decoding: record.dropFirst(8).prefix { $0 != 0 }, as: UTF8.self)
         #expect(message.contains("receive the parent's go-ahead"), "\(message)")
+    }
+
+    /// Arguments that are not descriptors and namespace flags: the init
+    /// exits 127 at once (it has nowhere to report to).
+    @Test(arguments: ["5 6 zz", "5 6 12345678123456789", "x 6 0"])
+    func anInitGivenOtherArgumentsExits(arguments: String) async {
+        let run = await TestSupport.run(["/bin/bash", "-c", "exec -a syft-sandbox-init \"$0\" \(arguments)", TestSupport.binary])
+        #expect(run.status == 127, "\(run.stderr)")
     }
 
     /// The same binary under any other name is the CLI, whatever it is given.
@@ -53,10 +63,12 @@ import Testing
     /// The child that executes the init shares the runner's memory while
     /// the runner goes on: when its exec fails, the failure still arrives as
     /// a record (what failed, the errno) and the run fails as a setup
-    /// failure; nothing is left and no results are written.
+    /// failure; nothing is left and no results are written. (The job folder
+    /// first: a command line the constructor leaves to main, whose sandbox
+    /// executes its init.)
     @Test func anInitThatCannotBeExecutedIsReported() async throws {
         let job = try JobFixture("echo started")
-        let run = await TestSupport.run([TestSupport.probe, "noexecveat", TestSupport.binary, "--results", job.results.path, job.path])
+        let run = await TestSupport.run([TestSupport.probe, "noexecveat", TestSupport.binary, job.path, "--results", job.results.path])
         #expect(run.status == 125, "\(run.stderr)")
         #expect(run.stderr.contains("execute the sandbox's init"), "\(run.stderr)")
         #expect(run.stderr.contains("EACCES"), "\(run.stderr)")

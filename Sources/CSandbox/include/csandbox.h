@@ -27,7 +27,7 @@ extern "C" {
 enum csb_stage {
     CSB_STAGE_NONE = 0,
     CSB_STAGE_PREPARE = 1,     // parent: preparing fds, capabilities, pipes
-    CSB_STAGE_CLONE = 2,       // parent: clone3/clone into the namespaces
+    CSB_STAGE_CLONE = 2,       // clone3/clone into the namespaces (parent), PID 1's unshare of the rest
     CSB_STAGE_ID_MAP = 3,      // parent: writing uid_map / setgroups / gid_map
     CSB_STAGE_IDMAP_MOUNT = 4, // parent: creating an idmapped bind mount
     CSB_STAGE_SYNC = 5,        // child: waiting for the parent's go-ahead
@@ -234,6 +234,12 @@ struct csb_start_config {
     /// cgroup v2: the job's cgroup directory, entered at clone time
     /// (CLONE_INTO_CGROUP), so nothing runs outside it (-1: none).
     int32_t cgroup_fd;
+    /// PID 1 as a fork of this process that runs the setup itself, rather
+    /// than an exec of this binary (false). Only for a caller that is
+    /// single-threaded and small: early.c's constructor, before the Swift
+    /// runtime starts, where a fork copies a few page tables and the exec
+    /// would run glibc's start again (0.3 ms of CPUID traps on a VM).
+    bool fork_init;
 };
 
 /// At most this many cgroup files for PID 1 to write itself into, and as
@@ -272,7 +278,7 @@ bool csb_reserved_first_argument(const char *_Nonnull argument);
 /// started (early.c), for the first caller that asks with the same network
 /// policy: 0 and `child` filled, an errno and `error` filled when that
 /// clone failed, -1 when there is none (then clone one: csb_spawn_start).
-/// Blocks until the early clone has returned. `nanoseconds`: how long it took.
+/// `nanoseconds`: how long the early clone took.
 int csb_early_take(uint32_t network, struct csb_child *_Nonnull child, struct csb_error *_Nonnull error,
                    int64_t *_Nonnull nanoseconds);
 

@@ -307,7 +307,7 @@ static int init_plan(const char *plan_path, const char *binary) {
         char sync_text[16], error_text[16];
         snprintf(sync_text, sizeof sync_text, "%d", child_sync);
         snprintf(error_text, sizeof error_text, "%d", child_error);
-        char *args[] = {"syft-sandbox-init", sync_text, error_text, NULL};
+        char *args[] = {"syft-sandbox-init", sync_text, error_text, "0", NULL}; // no namespaces to make
         execv(binary, args);
         _exit(3);
     }

@@ -114,10 +114,12 @@ enum TestSupport {
     /// Starts the CLI on `job` (its output to /dev/null) and waits until
     /// the job's stdout, which grows in the results folder's hidden partial
     /// file, says "ready". The process is running then; the caller ends it.
-    static func startCLI(_ job: JobFixture, _ options: [String]) async throws -> Process {
+    static func startCLI(_ job: JobFixture, _ options: [String], environment: [String: String]? = nil) async throws
+        -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestSupport.binary)
         process.arguments = ["--results", job.results.path] + options + [job.path]
+        if let environment { process.environment = environment }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
