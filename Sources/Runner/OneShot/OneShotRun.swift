@@ -79,6 +79,10 @@ final class OneShotRun {
         guard let outputs = result.exported.first(where: { $0.target == OneShotRunner.outputsTarget }) else {
             throw SandboxError(.setupFailed, "the sandbox did not hand back its outputs folder")
         }
+        // Closed once collected: the last reference to the outputs
+        // filesystem, whose teardown otherwise came with the process's exit
+        // (and, in the daemon, never: one descriptor per job).
+        defer { for exported in result.exported { try? exported.descriptor.close() } }
         if OutputsVolume.isFull(outputs.descriptor) {
             warnings.append("the outputs folder filled up (\(ByteSize.describe(options.outputsBytes))); the job got ENOSPC")
             if result.limitHit == .none, !result.succeeded { result.limitHit = .outputsSize }
