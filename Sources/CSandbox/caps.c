@@ -1,8 +1,8 @@
 // caps.c — dropping every capability for good.
 //
 // Order matters: the securebits and the bounding set need CAP_SETPCAP, so
-// they go first (csb_limit_capabilities: the exec'd init does it as it
-// starts, and PID 1 and the job inherit it); the empty permitted/effective/
+// they go first (csb_limit_capabilities: PID 1 does it before its go-ahead,
+// and the job inherits it); the empty permitted/effective/
 // inheritable sets go last.
 // With SECBIT_NOROOT locked, an execve by uid 0 (the job's id inside) no
 // longer grants capabilities, and the empty bounding set would cap them anyway.

@@ -98,6 +98,13 @@ static int forget_parent(struct csb_child_ctx *_Nonnull ctx) {
     return 0;
 }
 
+/// The bounding set emptied and the securebits locked while the go-ahead
+/// is on its way, rather than in the job on its way to exec (the exec'd
+/// init did it as it started).
+static int limit_capabilities(struct csb_child_ctx *_Nonnull ctx) {
+    return ctx->bounding_set_dropped ? 0 : csb_limit_capabilities(ctx);
+}
+
 /// Once the parent has written the id maps and opened what it needed of
 /// /proc/PID: a forked PID 1 becomes non-dumpable, so that nothing in the
 /// sandbox (whose mm belongs to the parent's user namespace) can read or
@@ -385,6 +392,7 @@ static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     STEP(ctx, CSB_STAGE_PREPARE, keep_own_descriptors(ctx));
     STEP(ctx, CSB_STAGE_PREPARE, forget_parent(ctx));
     STEP(ctx, CSB_STAGE_CLONE, make_namespaces(ctx));
+    STEP(ctx, CSB_STAGE_CAPS, limit_capabilities(ctx));
     STEP(ctx, CSB_STAGE_SYNC, wait_for_parent(ctx));
     STEP(ctx, CSB_STAGE_PREPARE, stay_private(ctx));
     STEP(ctx, CSB_STAGE_MOUNT, csb_child_open_sources(ctx));
