@@ -98,6 +98,32 @@ static int forget_parent(struct csb_child_ctx *_Nonnull ctx) {
     return 0;
 }
 
+/// Every signal's disposition the default, as a fresh process has them:
+/// ignored signals stay ignored across fork and exec, and the caller may
+/// ignore SIGPIPE (the Swift runtime does). PID 1 catches none (it reads
+/// the forwarded ones from a signalfd), so the job, its child, inherits
+/// them: done here while the go-ahead is on its way, rather than one
+/// sigaction per signal on the job's way to exec.
+static int default_dispositions(struct csb_child_ctx *_Nonnull ctx) {
+    // The kernel's struct sigaction, through the raw call: glibc's
+    // sigaction refuses its own two real-time signals (32, 33), which a
+    // caller may ignore too.
+    struct {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        uint64_t mask;
+    } default_action = {.handler = SIG_DFL, .flags = 0, .restorer = NULL, .mask = 0};
+    for (int sig = 1; sig <= 64; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        if (syscall(SYS_rt_sigaction, sig, &default_action, NULL, sizeof default_action.mask) != 0) {
+            csb_msg(ctx->message, sizeof ctx->message, "reset the signal dispositions", NULL);
+            return errno;
+        }
+    }
+    return 0;
+}
+
 /// The bounding set emptied and the securebits locked while the go-ahead
 /// is on its way, rather than in the job on its way to exec (the exec'd
 /// init did it as it started).
@@ -272,16 +298,10 @@ static int job_session(struct csb_child_ctx *_Nonnull ctx) {
     return 0;
 }
 
-/// Signal dispositions and mask as a fresh process has them (the Swift
-/// parent may ignore SIGPIPE; PID 1 blocked the forwarded signals).
+/// The signal mask of a fresh process (PID 1 blocked the forwarded
+/// signals). The dispositions are PID 1's, reset before its go-ahead
+/// (default_dispositions).
 static int job_reset_signals(struct csb_child_ctx *_Nonnull ctx) {
-    struct sigaction default_action;
-    memset(&default_action, 0, sizeof default_action);
-    default_action.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++) {
-        if (sig == SIGKILL || sig == SIGSTOP) continue;
-        sigaction(sig, &default_action, NULL); // EINVAL for glibc-reserved signals is fine
-    }
     sigset_t none;
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) {
@@ -393,6 +413,7 @@ static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     STEP(ctx, CSB_STAGE_PREPARE, forget_parent(ctx));
     STEP(ctx, CSB_STAGE_CLONE, make_namespaces(ctx));
     STEP(ctx, CSB_STAGE_CAPS, limit_capabilities(ctx));
+    STEP(ctx, CSB_STAGE_PREPARE, default_dispositions(ctx));
     STEP(ctx, CSB_STAGE_SYNC, wait_for_parent(ctx));
     STEP(ctx, CSB_STAGE_PREPARE, stay_private(ctx));
     STEP(ctx, CSB_STAGE_MOUNT, csb_child_open_sources(ctx));

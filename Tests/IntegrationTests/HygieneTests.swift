@@ -31,6 +31,21 @@ import Testing
         for fd in 3...9 { #expect(lines["fd\(fd)"] == "closed", "fd \(fd) is open inside") }
     }
 
+    /// A caller that ignores SIGPIPE and SIGINT (the shell's `trap ''`,
+    /// kept across exec, as the runner's Swift runtime ignores SIGPIPE):
+    /// the job still starts with every disposition the default and nothing
+    /// blocked, whether PID 1 was forked early or executed (the job folder
+    /// first: the constructor leaves that line to main).
+    @Test(arguments: [true, false])
+    func theJobStartsWithTheSignalsOfAFreshProcess(early: Bool) async throws {
+        let job = try JobFixture("grep -E '^Sig(Blk|Ign):' /proc/self/status")
+        let arguments = early ? "--results \"$1\" \"$2\"" : "\"$2\" --results \"$1\""
+        let command = "trap '' PIPE INT; exec \"$0\" " + arguments
+        let run = await TestSupport.run(["/bin/sh", "-c", command, TestSupport.binary, job.results.path, job.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(job.result("stdout.txt") == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n")
+    }
+
     @Test func stdinIsDevNullAndThereIsNoControllingTerminal() async throws {
         let job = try JobFixture("readlink /proc/self/fd/0; cat; (exec 3</dev/tty) 2>/dev/null && echo has-tty; echo done")
         let run = await job.run()
