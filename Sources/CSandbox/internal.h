@@ -56,6 +56,21 @@ struct csb_child_ctx {
     // The bounding set is empty and the securebits locked (inherited by the job).
     bool bounding_set_dropped;
     size_t placed_rlimit_count;
+    // The root's assembly, which may come in two parts (the plan sent ahead,
+    // 'A', then the go-ahead): the plan's mounts whose sources are open,
+    // those made so far and how far the current part goes, and the
+    // descriptors and counts it keeps between the two.
+    size_t mounts_opened;
+    size_t mounts_made;
+    size_t mounts_limit;
+    bool root_begun;
+    int staging_fd, root_fd, layers_fd;
+    unsigned layer_count, idmapped_used;
+    // After 'A': its plan, whose mounts the go-ahead's must be; `ahead`
+    // until the go-ahead came.
+    const struct csb_spawn_config *_Nullable ahead_config;
+    bool ahead;
+    bool became_root; // csb_child_become_root ran (ahead, or after the go-ahead)
     // Roots of CSB_TMPFS_EXPORT filesystems, sent to the parent before exec.
     int exported_fds[CSB_MAX_EXPORTS];
     int exported_count;

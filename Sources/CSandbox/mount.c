@@ -518,14 +518,15 @@ static bool opens_source(const struct csb_mount *_Nonnull m) {
 
 /// Opens every source path (O_PATH, no symlink anywhere on the path) in
 /// the child's own mount namespace, as open_tree requires, and before the
-/// child takes the sandbox's unprivileged id.
+/// child takes the sandbox's unprivileged id (and mounts its staging tmpfs,
+/// which may hide them): those of the plan's mounts not opened yet.
 int csb_child_open_sources(struct csb_child_ctx *_Nonnull ctx) {
     const struct csb_spawn_config *config = ctx->config;
     if (config->mount_count > CSB_MAX_MOUNTS) {
         csb_msg(ctx->message, sizeof ctx->message, "too many mount operations", NULL);
         return E2BIG;
     }
-    for (size_t i = 0; i < config->mount_count; i++) {
+    for (size_t i = ctx->mounts_opened; i < config->mount_count; i++) {
         const struct csb_mount *m = &config->mounts[i];
         ctx->source_fds[i] = -EINVAL;
         if (!opens_source(m)) continue;
@@ -542,11 +543,13 @@ int csb_child_open_sources(struct csb_child_ctx *_Nonnull ctx) {
         int fd = csb_openat2(AT_FDCWD, m->source, O_PATH | O_CLOEXEC, NO_LINKS);
         ctx->source_fds[i] = fd >= 0 ? fd : -errno;
     }
+    ctx->mounts_opened = config->mount_count;
     return 0;
 }
 
-/// Builds the whole new root under <staging>/root from the mount plan.
-int csb_child_assemble_root(struct csb_child_ctx *_Nonnull ctx) {
+/// The staging tmpfs and, in it, the root's own small tmpfs.
+static int begin_root(struct csb_child_ctx *_Nonnull ctx, struct assembly *_Nonnull assembly) {
+    struct assembly a = *assembly;
     const struct csb_spawn_config *config = ctx->config;
     // Nothing we mount may propagate back to the host.
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
@@ -557,7 +560,6 @@ int csb_child_assemble_root(struct csb_child_ctx *_Nonnull ctx) {
         csb_msg(ctx->message, sizeof ctx->message, "mount the staging tmpfs on ", config->staging_dir, NULL);
         return errno;
     }
-    struct assembly a = {.ctx = ctx, .staging_fd = -1, .root_fd = -1, .layers_fd = -1};
     int error = 0;
     a.staging_fd = open(config->staging_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (a.staging_fd < 0) error = errno;
@@ -578,17 +580,46 @@ int csb_child_assemble_root(struct csb_child_ctx *_Nonnull ctx) {
     if (root_target >= 0) close(root_target);
     if (error == 0) a.root_fd = openat(a.staging_fd, "root", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (error == 0 && a.root_fd < 0) error = errno;
+    *assembly = a;
     if (error != 0) {
         csb_msg(ctx->message, sizeof ctx->message, "mount the root tmpfs", NULL);
         return error;
     }
-    for (size_t i = 0; i < config->mount_count && error == 0; i++) {
+    return 0;
+}
+
+/// Builds the new root under <staging>/root from the mount plan: the
+/// plan's mounts not made yet, up to `mounts_limit` when set (the plan sent
+/// ahead: up to its first idmapped bind). The assembly's descriptors stay
+/// open in `ctx` until the pivot.
+int csb_child_assemble_root(struct csb_child_ctx *_Nonnull ctx) {
+    const struct csb_spawn_config *config = ctx->config;
+    struct assembly a = {.ctx = ctx, .staging_fd = -1, .root_fd = -1, .layers_fd = -1};
+    if (ctx->root_begun) {
+        a.staging_fd = ctx->staging_fd;
+        a.root_fd = ctx->root_fd;
+        a.layers_fd = ctx->layers_fd;
+        a.layer_count = ctx->layer_count;
+        a.idmapped_used = ctx->idmapped_used;
+    } else {
+        int error = begin_root(ctx, &a);
+        if (error != 0) return error;
+        ctx->root_begun = true;
+    }
+    int error = 0;
+    size_t i = ctx->mounts_made;
+    size_t end = ctx->mounts_limit > 0 && ctx->mounts_limit < config->mount_count ? ctx->mounts_limit
+                                                                                  : config->mount_count;
+    for (; i < end && error == 0; i++) {
         a.index = i;
         error = run_operation(&a, &config->mounts[i]);
     }
-    close(a.root_fd);
-    close(a.layers_fd);
-    close(a.staging_fd);
+    ctx->mounts_made = i;
+    ctx->staging_fd = a.staging_fd;
+    ctx->root_fd = a.root_fd;
+    ctx->layers_fd = a.layers_fd;
+    ctx->layer_count = a.layer_count;
+    ctx->idmapped_used = a.idmapped_used;
     return error;
 }
 
@@ -596,6 +627,12 @@ int csb_child_assemble_root(struct csb_child_ctx *_Nonnull ctx) {
 /// do, so no directory for the old root is needed), detaches the old root
 /// and makes the new root mount read-only.
 int csb_child_pivot_root(struct csb_child_ctx *_Nonnull ctx) {
+    if (ctx->root_begun) {
+        close(ctx->root_fd);
+        close(ctx->layers_fd);
+        close(ctx->staging_fd);
+        ctx->root_begun = false;
+    }
     char path[CSB_PATH_MAX];
     csb_msg(path, sizeof path, ctx->config->staging_dir, "/root", NULL);
     int new_root = open(path, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

@@ -146,11 +146,13 @@ static void close_all(const int *_Nonnull fds, size_t count) {
     for (size_t i = 0; i < count; i++) close(fds[i]);
 }
 
-/// Waits for the parent's go-ahead: the id maps are written, and the
+/// Waits for the parent's message with a plan: 'A', the plan sent ahead
+/// (csb_spawn_ahead: the plan alone, whose mounts the go-ahead's will
+/// be), or 'G', the go-ahead: the id maps are written, and the
 /// message carries the plan (a memfd), stdout, stderr and the idmapped
-/// trees (if any), in that order, as SCM_RIGHTS.
-/// Rebuilds the configuration from the plan and restores the signal mask.
-static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
+/// trees (if any), in that order, as SCM_RIGHTS. Rebuilds the
+/// configuration from the plan; the go-ahead restores the signal mask.
+static int receive_plan(struct csb_child_ctx *_Nonnull ctx, bool ahead_allowed) {
     uint8_t present[CSB_MAX_IDMAPPED + 1] = {0};
     int received[CSB_MAX_GO_AHEAD_FDS];
     size_t count;
@@ -158,7 +160,8 @@ static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
     ssize_t n = csb_recv_with_fds(ctx->sync_fd, present, sizeof present, 0, received, CSB_MAX_GO_AHEAD_FDS, &count,
                                   &truncated);
     if (n == 0) _exit(1); // the parent is gone: nobody to report to
-    if (n < 1 || present[0] != 'G' || truncated || count < 3) {
+    bool ahead = n >= 1 && present[0] == 'A' && ahead_allowed;
+    if (n < 1 || (present[0] != 'G' && !ahead) || truncated || count < (ahead ? 1u : 3u)) {
         close_all(received, count);
         csb_msg(ctx->message, sizeof ctx->message, "receive the parent's go-ahead", NULL);
         return n < 0 ? errno : EPROTO;
@@ -173,6 +176,12 @@ static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
         csb_msg(ctx->message, sizeof ctx->message, "read the sandbox's plan", NULL);
         return error;
     }
+    if (ahead) {
+        close_all(received + 1, count - 1);
+        ctx->ahead_config = ctx->config;
+        ctx->ahead = true;
+        return 0;
+    }
     struct csb_spawn_config *config = (struct csb_spawn_config *)ctx->config;
     config->stdout_fd = received[1];
     config->stderr_fd = received[2];
@@ -180,6 +189,66 @@ static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
     for (size_t i = 0; i < CSB_MAX_IDMAPPED; i++)
         ctx->idmapped_fds[i] = i + 1 < (size_t)n && present[i + 1] && next < count ? received[next++] : -1;
     sigprocmask(SIG_SETMASK, &mask, NULL);
+    ctx->ahead = false;
+    return 0;
+}
+
+static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
+    return receive_plan(ctx, true);
+}
+
+/// After the plan sent ahead, while the go-ahead is on its way: every
+/// mount's source opened (with the caller's ids, and before the staging
+/// tmpfs may hide one), the sandbox's ids taken, and the mounts made up to
+/// the first idmapped bind (which needs the go-ahead's trees).
+static int assemble_ahead(struct csb_child_ctx *_Nonnull ctx) {
+    if (!ctx->ahead) return 0;
+    int error = csb_child_open_sources(ctx);
+    if (error == 0) error = csb_child_become_root(ctx);
+    if (error != 0) {
+        csb_child_fail(ctx, ctx->mounts_opened < ctx->config->mount_count ? CSB_STAGE_MOUNT : CSB_STAGE_ID_MAP, error);
+    }
+    const struct csb_spawn_config *config = ctx->config;
+    size_t limit = 0;
+    while (limit < config->mount_count && (config->mounts[limit].flags & CSB_BIND_IDMAP) == 0) limit++;
+    if (limit == 0) return 0;
+    ctx->mounts_limit = limit;
+    error = csb_child_assemble_root(ctx);
+    ctx->mounts_limit = 0;
+    return error;
+}
+
+static bool same_text(const char *_Nullable a, const char *_Nullable b) {
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/// True when `plan`'s mounts are `ahead`'s, field by field.
+static bool same_mounts(const struct csb_spawn_config *_Nonnull plan, const struct csb_spawn_config *_Nonnull root) {
+    if (plan->mount_count != root->mount_count || strcmp(plan->staging_dir, root->staging_dir) != 0) return false;
+    for (size_t i = 0; i < root->mount_count; i++) {
+        const struct csb_mount *m = &plan->mounts[i], *r = &root->mounts[i];
+        if (m->kind != r->kind || m->flags != r->flags || m->attr != r->attr || m->mode != r->mode ||
+            m->size != r->size || m->data_length != r->data_length || m->mount_point_count != r->mount_point_count ||
+            !same_text(m->source, r->source) || !same_text(m->target, r->target) || !same_text(m->link, r->link) ||
+            (m->data_length > 0 && memcmp(m->data, r->data, m->data_length) != 0))
+            return false;
+        for (size_t p = 0; p < r->mount_point_count; p++)
+            if (!same_text(m->mount_points[p], r->mount_points[p])) return false;
+    }
+    return true;
+}
+
+/// After the plan sent ahead: the go-ahead, whose plan must have the same
+/// mounts (some made already, and not again).
+static int wait_for_go(struct csb_child_ctx *_Nonnull ctx) {
+    if (!ctx->ahead) return 0;
+    int error = receive_plan(ctx, false);
+    if (error != 0) return error;
+    if (!same_mounts(ctx->config, ctx->ahead_config)) {
+        csb_msg(ctx->message, sizeof ctx->message, "use the go-ahead: its mounts are not those of the plan sent ahead",
+                NULL);
+        return EPROTO;
+    }
     return 0;
 }
 
@@ -414,10 +483,12 @@ static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     STEP(ctx, CSB_STAGE_CLONE, make_namespaces(ctx));
     STEP(ctx, CSB_STAGE_CAPS, limit_capabilities(ctx));
     STEP(ctx, CSB_STAGE_PREPARE, default_dispositions(ctx));
-    STEP(ctx, CSB_STAGE_SYNC, wait_for_parent(ctx));
+    STEP(ctx, CSB_STAGE_SYNC, wait_for_parent(ctx));         // the plan sent ahead, or the go-ahead
+    STEP(ctx, CSB_STAGE_MOUNT, assemble_ahead(ctx));         // after the plan: sources, ids, first mounts
+    STEP(ctx, CSB_STAGE_SYNC, wait_for_go(ctx));             // after the plan: the go-ahead
     STEP(ctx, CSB_STAGE_PREPARE, stay_private(ctx));
-    STEP(ctx, CSB_STAGE_MOUNT, csb_child_open_sources(ctx));
-    STEP(ctx, CSB_STAGE_ID_MAP, csb_child_become_root(ctx));
+    STEP(ctx, CSB_STAGE_MOUNT, csb_child_open_sources(ctx)); // (opened ahead: none left)
+    STEP(ctx, CSB_STAGE_ID_MAP, csb_child_become_root(ctx)); // (taken ahead: none)
     STEP(ctx, CSB_STAGE_HOSTNAME, set_hostname(ctx));
     STEP(ctx, CSB_STAGE_NETWORK, csb_child_configure_network(ctx));
     STEP(ctx, CSB_STAGE_MOUNT, csb_child_assemble_root(ctx));
@@ -874,16 +945,57 @@ static bool is_started(const struct csb_child *_Nonnull child, struct csb_error 
     return false;
 }
 
-int csb_spawn_go(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
-                 struct csb_error *_Nonnull error) {
-    if (!is_started(child, error)) return error->error;
-    bool parent_is_root = geteuid() == 0;
+/// The id maps, unless written already.
+static int map_ids(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
+                   bool parent_is_root, struct csb_error *_Nonnull error) {
+    if (child->ids_mapped) return 0;
     int rc = csb_write_id_maps(child->pid, config->host_uid, config->host_gid, !parent_is_root,
                                error->message, sizeof error->message);
     if (rc != 0) {
         error->stage = CSB_STAGE_ID_MAP;
         error->error = rc;
+        return rc;
     }
+    child->ids_mapped = true;
+    return 0;
+}
+
+int csb_spawn_ahead(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
+                    struct csb_error *_Nonnull error) {
+    if (!is_started(child, error)) return error->error;
+    if (child->plan_ahead || child->ids_mapped) {
+        parent_fail(error, CSB_STAGE_PREPARE, EINVAL, "send the plan ahead: it was sent, or the go-ahead was");
+        return EINVAL;
+    }
+    bool parent_is_root = geteuid() == 0;
+    int rc = map_ids(config, child, parent_is_root, error);
+    if (rc == 0) {
+        sigset_t mask;
+        pthread_sigmask(SIG_SETMASK, NULL, &mask);
+        int plan_fd = -1;
+        rc = csb_plan_write(config, parent_is_root, &mask, &plan_fd);
+        if (rc != 0) {
+            parent_fail(error, CSB_STAGE_PREPARE, rc, "write the sandbox's plan");
+        } else {
+            uint8_t tag = 'A';
+            rc = csb_send_with_fds(child->status_fd, &tag, 1, &plan_fd, 1);
+            close(plan_fd);
+            if (rc != 0) parent_fail(error, CSB_STAGE_SYNC, rc, "send the plan ahead to the sandbox");
+        }
+    }
+    if (rc != 0) {
+        fail_started(child, error);
+        return rc;
+    }
+    child->plan_ahead = true;
+    return 0;
+}
+
+int csb_spawn_go(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
+                 struct csb_error *_Nonnull error) {
+    if (!is_started(child, error)) return error->error;
+    bool parent_is_root = geteuid() == 0;
+    int rc = map_ids(config, child, parent_is_root, error);
     if (rc == 0) {
         // The init restores this thread's mask (the job resets its own).
         sigset_t mask;

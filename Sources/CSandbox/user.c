@@ -86,6 +86,7 @@ int csb_make_idmapped_tree(const char *_Nonnull source, int userns_fd, uint32_t 
 /// believes multithreaded signal every other thread to change their ids
 /// too, and wait for them; in the cloned child those threads do not exist.
 int csb_child_become_root(struct csb_child_ctx *_Nonnull ctx) {
+    if (ctx->became_root) return 0;
     if (ctx->parent_is_root && syscall(SYS_setgroups, 0, NULL) != 0) {
         csb_msg(ctx->message, sizeof ctx->message, "setgroups(0) inside the user namespace", NULL);
         return errno;
@@ -98,5 +99,6 @@ int csb_child_become_root(struct csb_child_ctx *_Nonnull ctx) {
         csb_msg(ctx->message, sizeof ctx->message, "setresuid(0) inside the user namespace", NULL);
         return errno;
     }
+    ctx->became_root = true;
     return 0;
 }

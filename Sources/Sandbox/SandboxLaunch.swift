@@ -68,6 +68,23 @@ final class SandboxLaunch {
         duration = began.duration(to: .now) - detecting
     }
 
+    /// The configuration sent ahead (`sendAhead`), whose mounts the run's
+    /// must be; nil when none went.
+    private(set) var sentAhead: SandboxConfiguration?
+
+    /// Sends the plan ahead of the go-ahead (`csb_spawn_ahead`). A failure
+    /// stops PID 1, and the run fails with it.
+    func sendAhead(_ configuration: SandboxConfiguration, prepared: PreparedStart) {
+        guard failure == nil, sentAhead == nil else { return }
+        let plan = prepared.plan
+        var error = csb_error()
+        let sent = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
+            var config = plan.config(seccomp: bpf, networkNamespace: networkNamespace ?? -1)
+            return csb_spawn_ahead(&config, &child, &error)
+        }
+        if sent == 0 { sentAhead = configuration } else { failure = Supervisor.setupError(error) }
+    }
+
     /// The clone a one-shot command line started before the runtime did
     /// (`csb_early_take`), when there is one for `network`.
     private static func takeEarlyClone(network: NetworkPolicy, _ child: inout csb_child)

@@ -53,6 +53,17 @@ final class SpawnPlan {
             rlimits: limits, rlimit_count: limitCount, seccomp: seccomp, netns_fd: networkNamespace)
     }
 
+    /// True when the two configurations make the same plan: every field
+    /// the plan reads is equal (the seccomp program: the same object).
+    static func same(_ a: SandboxConfiguration, _ b: SandboxConfiguration) -> Bool {
+        a.mounts == b.mounts && a.executable == b.executable && a.arguments == b.arguments
+            && a.environment.count == b.environment.count
+            && zip(a.environment, b.environment).allSatisfy { $0.name == $1.name && $0.value == $1.value }
+            && a.workingDirectory == b.workingDirectory && a.identity == b.identity && a.network == b.network
+            && a.seccomp === b.seccomp && a.limits == b.limits && a.hostname == b.hostname
+            && a.stagingDirectory == b.stagingDirectory
+    }
+
     /// Refuses what the shim cannot take safely.
     static func validate(_ configuration: SandboxConfiguration) throws {
         let staging = configuration.stagingDirectory.string

@@ -12,7 +12,12 @@ public final class StartedSandbox: Sendable {
         let failure = DedicatedThread.start {
             let launch = SandboxLaunch(network: network, cgroups: cgroups, pool: pool)
             handoff.started(pid: launch.child.pid)
-            guard let (supervisor, untilEnded, reply) = handoff.take() else {
+            var taken = handoff.take()
+            while case let .ahead(configuration, prepared) = taken {
+                launch.sendAhead(configuration, prepared: prepared)
+                taken = handoff.take()
+            }
+            guard case let .run(supervisor, untilEnded, reply) = taken else {
                 launch.stop()
                 launch.end()
                 handoff.markEnded()
@@ -78,7 +83,8 @@ public final class StartedSandbox: Sendable {
     /// resumption of the calling task, not two).
     func run(_ configuration: SandboxConfiguration, output: OutputCapture, control: SandboxControl?,
              untilEnded: Bool) async throws -> SandboxResult {
-        let supervisor = try Supervisor(configuration: configuration, output: output, control: control)
+        let supervisor = try Supervisor(configuration: configuration, output: output, control: control,
+                                        prepared: handoff.preparedAhead(for: configuration))
         let outcome = await withTaskCancellationHandler {
             // Unsafe: the handoff resumes it exactly once; a checked
             // continuation's generic metadata costs a conformance scan of
@@ -98,11 +104,28 @@ public final class StartedSandbox: Sendable {
     /// of the cooperative pool's threads for the whole job.
     public func runBlocking(_ configuration: SandboxConfiguration, output: OutputCapture,
                             control: SandboxControl? = nil) throws -> SandboxResult {
-        let supervisor = try Supervisor(configuration: configuration, output: output, control: control)
+        let supervisor = try Supervisor(configuration: configuration, output: output, control: control,
+                                        prepared: handoff.preparedAhead(for: configuration))
         let reply = Latch()
         handoff.give(supervisor, untilEnded: false) { reply.open(with: $0) }
         guard let outcome = reply.wait() else { fatalError("the sandbox's thread ended the run without an outcome") }
         return try outcome.result()
+    }
+
+    /// Sends the run's configuration ahead of the run, while the caller
+    /// prepares the rest (the output files): the sandbox's thread writes the
+    /// id maps and hands PID 1 the plan, and PID 1 opens every mount's
+    /// source, takes the sandbox's ids and makes the mounts up to the first
+    /// idmapped bind (the rest needs the go-ahead's trees). The run's
+    /// configuration must have the same mounts, ids, network and staging
+    /// directory (the run fails otherwise: invalidInput). Before the run, at
+    /// most once.
+    ///
+    /// Its plan and output pipes are made here, on the calling thread, and
+    /// the run with the same configuration uses them.
+    public func sendAhead(_ configuration: SandboxConfiguration) {
+        guard let prepared = try? PreparedStart(configuration) else { return }
+        handoff.offerAhead(configuration, prepared: prepared)
     }
 
     /// As `ended`, blocking the calling thread (see `runBlocking`).
@@ -172,8 +195,17 @@ private final class Handoff: @unchecked Sendable {
         case unavailable(SandboxError)
     }
 
+    /// What the sandbox's thread takes: a configuration to send ahead, or the run.
+    enum Taken {
+        case ahead(SandboxConfiguration, PreparedStart)
+        case run(Supervisor, untilEnded: Bool, Reply)
+    }
+
     private let monitor = Monitor()
     private var state = State.waiting
+    private var ahead: (SandboxConfiguration, PreparedStart)?
+    /// What was offered ahead, for the run with the same configuration.
+    private var offered: (SandboxConfiguration, PreparedStart)?
     private var pid: Int32 = 0
     private var isEnded = false
     private var endWaiters: [@Sendable () -> Void] = []
@@ -246,17 +278,43 @@ private final class Handoff: @unchecked Sendable {
         monitor.unlock()
     }
 
-    /// The sandbox's thread: blocks until a run or the abandonment.
-    func take() -> (Supervisor, untilEnded: Bool, Reply)? {
+    /// The caller's side: the configuration to send ahead, once, before the run.
+    func offerAhead(_ configuration: SandboxConfiguration, prepared: PreparedStart) {
+        monitor.lock()
+        if case .waiting = state, offered == nil {
+            offered = (configuration, prepared)
+            ahead = (configuration, prepared)
+            monitor.signal()
+        }
+        monitor.unlock()
+    }
+
+    /// The caller's side: the plan and pipes made ahead, when `configuration`
+    /// makes the same plan as the one offered (else the run makes its own;
+    /// the sandbox's thread checks that its mounts are those PID 1 used).
+    func preparedAhead(for configuration: SandboxConfiguration) -> PreparedStart? {
+        monitor.lock()
+        defer { monitor.unlock() }
+        guard let (sent, prepared) = offered, SpawnPlan.same(configuration, sent) else { return nil }
+        return prepared
+    }
+
+    /// The sandbox's thread: blocks until a configuration to send ahead, a
+    /// run or the abandonment (nil).
+    func take() -> Taken? {
         monitor.lock()
         defer { monitor.unlock() }
         while true {
+            if let (configuration, prepared) = ahead {
+                ahead = nil
+                return .ahead(configuration, prepared)
+            }
             switch state {
             case .waiting:
                 monitor.wait()
             case let .given(supervisor, untilEnded, reply):
                 state = .taken
-                return (supervisor, untilEnded, reply)
+                return .run(supervisor, untilEnded: untilEnded, reply)
             case .taken, .abandoned, .unavailable:
                 return nil
             }

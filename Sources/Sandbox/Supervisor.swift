@@ -23,11 +23,13 @@ final class Supervisor: @unchecked Sendable {
     /// the handoff (the sandbox's thread may still be in the clone).
     let prepared: PreparedStart
 
-    init(configuration: SandboxConfiguration, output: OutputCapture, control: SandboxControl?) throws {
+    /// `prepared`: made already for this configuration (`StartedSandbox.sendAhead`).
+    init(configuration: SandboxConfiguration, output: OutputCapture, control: SandboxControl?,
+         prepared: PreparedStart? = nil) throws {
         self.configuration = configuration
         self.output = output
         self.control = control
-        prepared = try PreparedStart(configuration)
+        self.prepared = try prepared ?? PreparedStart(configuration)
         cancelFD = csb_eventfd()
         guard cancelFD >= 0 else {
             throw SandboxError(.setupFailed, "create the cancellation eventfd", errno: Errno(rawValue: errno))
@@ -65,6 +67,12 @@ final class Supervisor: @unchecked Sendable {
     func run(from launch: SandboxLaunch) -> RunOutcome {
         let received = ContinuousClock.now
         if let failure = launch.failure { return .failed(failure) }
+        if let ahead = launch.sentAhead, !Self.matches(configuration, ahead) {
+            launch.stop()
+            return .failed(SandboxError(
+                .invalidInput, "the configuration is not the one sent ahead of the run",
+                hint: "run the sandbox with the mounts, ids, network and staging directory given to sendAhead"))
+        }
         guard configuration.network == launch.network else {
             launch.stop()
             return .failed(SandboxError(
@@ -206,6 +214,13 @@ final class Supervisor: @unchecked Sendable {
         // launch's `finish` does them after this returns.
         outcome.teardownTime = endedAt.duration(to: .now)
         return .finished(outcome)
+    }
+
+    /// True when `configuration` has the mounts, ids, network and staging
+    /// directory of the one sent ahead (what PID 1 used of it).
+    static func matches(_ configuration: SandboxConfiguration, _ ahead: SandboxConfiguration) -> Bool {
+        configuration.mounts == ahead.mounts && configuration.identity == ahead.identity
+            && configuration.network == ahead.network && configuration.stagingDirectory == ahead.stagingDirectory
     }
 
     /// Takes ownership of the exported roots from the C record.

@@ -125,6 +125,62 @@ import Testing
         } throws: { ($0 as? SandboxError)?.code == .invalidInput }
     }
 
+    /// The configuration sent ahead of the run (the one-shot CLI's way):
+    /// PID 1 builds the root while the caller prepares the rest, and the
+    /// run with it runs. A run with another command but the same mounts
+    /// runs that command (the go-ahead's plan is the one PID 1 follows).
+    @Test(arguments: [false, true])
+    func aConfigurationSentAheadRuns(otherCommand: Bool) async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let started = Sandbox.start(network: .none)
+        let ahead = try configuration("echo ahead")
+        started.sendAhead(ahead)
+        var config = ahead
+        if otherCommand { config.arguments = ["sh", "-c", "echo other"] }
+        let result = try await started.run(config, output: files.output())
+        #expect(result.termination == .exited(0))
+        #expect(files.text() == (otherCommand ? "other\n" : "ahead\n"))
+        await started.ended()
+    }
+
+    /// A run whose mounts (or ids, network, staging directory) are not
+    /// those sent ahead, which PID 1 made already, is refused as bad input,
+    /// and nothing runs.
+    @Test func aRunWithOtherMountsThanThoseSentAheadIsRefused() async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let started = Sandbox.start(network: .none)
+        let ahead = try configuration("echo ahead")
+        started.sendAhead(ahead)
+        var other = ahead
+        other.mounts.append(Mount(.tmpfs(sizeBytes: 1 << 20, mode: 0o755), at: "/extra"))
+        await #expect {
+            _ = try await started.run(other, output: files.output())
+        } throws: { ($0 as? SandboxError)?.code == .invalidInput }
+        #expect(files.text() == "")
+        await started.ended()
+    }
+
+    /// A mount that fails among those made ahead fails the run with what
+    /// failed, as it would after the go-ahead.
+    @Test func aFailingMountMadeAheadFailsTheRun() async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let started = Sandbox.start(network: .none)
+        var config = try configuration("echo never")
+        config.mounts.insert(.bind(FilePath("/no/such/source/\(UUID().uuidString)"), at: "/missing"), at: 1)
+        started.sendAhead(config)
+        await #expect {
+            _ = try await started.run(config, output: files.output())
+        } throws: { error in
+            let failure = error as? SandboxError
+            return failure?.code == .setupFailed && "\(failure!)".contains("/no/such/source")
+        }
+        #expect(files.text() == "")
+        await started.ended()
+    }
+
     /// RLIMIT_AS and RLIMIT_NPROC come with the cgroup placement: set when
     /// no group holds the job, left alone when one does.
     @Test func rlimitsStandInForAMissingCgroupOnly() async throws {

@@ -259,6 +259,10 @@ struct csb_child {
     /// What the child that executes PID 1's init ran on (spawn.c), mapped
     /// until csb_child_close, when PID 1 has executed or is gone.
     void *_Nullable init_region;
+    /// The id maps are written (csb_spawn_ahead or csb_spawn_go).
+    bool ids_mapped;
+    /// The plan went ahead (csb_spawn_ahead).
+    bool plan_ahead;
 };
 
 /// Makes a network namespace sandboxes can join (`netns_fd`), on a
@@ -290,6 +294,18 @@ int csb_early_take(uint32_t network, struct csb_child *_Nonnull child, struct cs
 int csb_spawn_start(const struct csb_start_config *_Nonnull start,
                     struct csb_child *_Nonnull child,
                     struct csb_error *_Nonnull error);
+
+/// Sends the plan ahead of the go-ahead: writes the id maps and hands PID 1
+/// `config` (its stdout and stderr are not used; the go-ahead's plan must
+/// have the same mounts and staging directory). PID 1 opens every mount's
+/// source, takes the sandbox's ids and makes the mounts up to the first
+/// idmapped bind (which needs the go-ahead's trees) at once, while the
+/// caller prepares the rest. At most once, before csb_spawn_go. On failure
+/// `error` holds the record and the sandbox is already killed, reaped and
+/// closed.
+int csb_spawn_ahead(const struct csb_spawn_config *_Nonnull config,
+                   struct csb_child *_Nonnull child,
+                   struct csb_error *_Nonnull error);
 
 /// Writes the started sandbox's id maps and sends it the go-ahead with the
 /// configuration: PID 1 builds the root, then waits for csb_spawn_place.

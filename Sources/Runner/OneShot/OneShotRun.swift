@@ -6,11 +6,12 @@ import Foundation
 import Logging
 import Sandbox
 
-/// One run of `OneShotRunner`, around the sandbox's own run: the job and
-/// results folders opened, the partial logs created and the sandbox's
-/// configuration made (`init`); then, once the job ended, its results
-/// written (`writeResults`). Until they are committed, `abandon` removes
-/// the partial logs, and nothing of the run is left in the results folder.
+/// One run of `OneShotRunner`, around the sandbox's own run: the job
+/// folder opened, the sandbox's configuration made, the results folder
+/// opened and the partial logs created (`init`); then, once the job ended,
+/// its results written (`writeResults`). Until they are committed,
+/// `abandon` removes the partial logs, and nothing of the run is left in
+/// the results folder.
 final class OneShotRun {
     let options: OneShotOptions
     let job: JobFolder
@@ -22,19 +23,18 @@ final class OneShotRun {
     private let clock: ContinuousClock.Instant
     private var committed = false
 
-    init(_ options: OneShotOptions, logger: Logger) throws {
+    /// `ahead`: the started sandbox that will run it, which gets the
+    /// configuration as soon as it is made (`StartedSandbox.sendAhead`):
+    /// its PID 1 builds the root while the results folder is prepared.
+    init(_ options: OneShotOptions, logger: Logger, ahead: StartedSandbox? = nil) throws {
         self.options = options
         self.logger = logger
         job = try JobFolder.open(options.jobFolder)
         for warning in job.warnings { logger.warning("\(warning)") }
+        configuration = try OneShotRunner.sandboxConfiguration(options, job: job)
+        ahead?.sendAhead(configuration)
         results = try ResultsFolder(options.resultsFolder ?? job.path, runID: options.jobID)
         files = try results.createPartialLogs()
-        do {
-            configuration = try OneShotRunner.sandboxConfiguration(options, job: job)
-        } catch {
-            results.discard(files)
-            throw error
-        }
         started = Date()
         clock = ContinuousClock.now
         logger.debug("starting the sandbox", metadata: ["job": "\(job.path)", "id": "\(options.jobID)"])

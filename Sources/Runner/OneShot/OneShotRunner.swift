@@ -162,7 +162,7 @@ public enum OneShotRunner {
     public static func runBlocking(_ options: OneShotOptions, logger: Logger, control: SandboxControl? = nil,
                                    sandbox: StartedSandbox? = nil) throws -> OneShotOutcome {
         precondition(options.sandboxEnded == nil, "runBlocking does not call sandboxEnded; use run")
-        let run = try OneShotRun(options, logger: logger)
+        let run = try OneShotRun(options, logger: logger, ahead: sandbox)
         let launched = sandbox ?? run.startSandbox()
         defer { run.abandon() }
         let result = try launched.runBlocking(run.configuration, output: run.output, control: control)
