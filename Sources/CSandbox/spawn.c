@@ -960,6 +960,36 @@ static int map_ids(const struct csb_spawn_config *_Nonnull config, struct csb_ch
     return 0;
 }
 
+/// The id maps (unless written already), then the plan in a memfd, sent
+/// ahead ('A': the plan alone) or as the go-ahead (send_go_ahead).
+static int send_plan(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child, bool ahead,
+                     struct csb_error *_Nonnull error) {
+    bool parent_is_root = geteuid() == 0;
+    int rc = map_ids(config, child, parent_is_root, error);
+    if (rc != 0) return rc;
+    // The init restores this thread's mask (the job resets its own).
+    sigset_t mask;
+    pthread_sigmask(SIG_SETMASK, NULL, &mask);
+    int plan_fd = -1;
+    rc = csb_plan_write(config, parent_is_root, &mask, &plan_fd);
+    if (rc != 0) {
+        parent_fail(error, CSB_STAGE_PREPARE, rc, "write the sandbox's plan");
+        return rc;
+    }
+    if (ahead) {
+        uint8_t tag = 'A';
+        rc = csb_send_with_fds(child->status_fd, &tag, 1, &plan_fd, 1);
+    } else {
+        rc = send_go_ahead(config, child->pid, child->status_fd, plan_fd, parent_is_root, &child->idmap_fallbacks);
+    }
+    close(plan_fd);
+    if (rc != 0) {
+        parent_fail(error, CSB_STAGE_SYNC, rc,
+                    ahead ? "send the plan ahead to the sandbox" : "send the go-ahead to the sandbox");
+    }
+    return rc;
+}
+
 int csb_spawn_ahead(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
                     struct csb_error *_Nonnull error) {
     if (!is_started(child, error)) return error->error;
@@ -967,22 +997,7 @@ int csb_spawn_ahead(const struct csb_spawn_config *_Nonnull config, struct csb_c
         parent_fail(error, CSB_STAGE_PREPARE, EINVAL, "send the plan ahead: it was sent, or the go-ahead was");
         return EINVAL;
     }
-    bool parent_is_root = geteuid() == 0;
-    int rc = map_ids(config, child, parent_is_root, error);
-    if (rc == 0) {
-        sigset_t mask;
-        pthread_sigmask(SIG_SETMASK, NULL, &mask);
-        int plan_fd = -1;
-        rc = csb_plan_write(config, parent_is_root, &mask, &plan_fd);
-        if (rc != 0) {
-            parent_fail(error, CSB_STAGE_PREPARE, rc, "write the sandbox's plan");
-        } else {
-            uint8_t tag = 'A';
-            rc = csb_send_with_fds(child->status_fd, &tag, 1, &plan_fd, 1);
-            close(plan_fd);
-            if (rc != 0) parent_fail(error, CSB_STAGE_SYNC, rc, "send the plan ahead to the sandbox");
-        }
-    }
+    int rc = send_plan(config, child, true, error);
     if (rc != 0) {
         fail_started(child, error);
         return rc;
@@ -994,23 +1009,7 @@ int csb_spawn_ahead(const struct csb_spawn_config *_Nonnull config, struct csb_c
 int csb_spawn_go(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
                  struct csb_error *_Nonnull error) {
     if (!is_started(child, error)) return error->error;
-    bool parent_is_root = geteuid() == 0;
-    int rc = map_ids(config, child, parent_is_root, error);
-    if (rc == 0) {
-        // The init restores this thread's mask (the job resets its own).
-        sigset_t mask;
-        pthread_sigmask(SIG_SETMASK, NULL, &mask);
-        int plan_fd = -1;
-        rc = csb_plan_write(config, parent_is_root, &mask, &plan_fd);
-        if (rc != 0) {
-            parent_fail(error, CSB_STAGE_PREPARE, rc, "write the sandbox's plan");
-        } else {
-            rc = send_go_ahead(config, child->pid, child->status_fd, plan_fd, parent_is_root,
-                               &child->idmap_fallbacks);
-            close(plan_fd);
-            if (rc != 0) parent_fail(error, CSB_STAGE_SYNC, rc, "send the go-ahead to the sandbox");
-        }
-    }
+    int rc = send_plan(config, child, false, error);
     if (rc != 0) fail_started(child, error);
     return rc;
 }

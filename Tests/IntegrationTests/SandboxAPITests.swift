@@ -144,41 +144,41 @@ import Testing
         await started.ended()
     }
 
+    /// Sends `ahead`, runs `run` and expects it to fail as `failed` says,
+    /// with nothing of the job run.
+    func expectFailure(ahead: SandboxConfiguration, run: SandboxConfiguration,
+                       _ failed: @escaping (SandboxError) -> Bool) async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let started = Sandbox.start(network: .none)
+        started.sendAhead(ahead)
+        await #expect {
+            _ = try await started.run(run, output: files.output())
+        } throws: { error in
+            (error as? SandboxError).map(failed) ?? false
+        }
+        #expect(files.text() == "")
+        await started.ended()
+    }
+
     /// A run whose mounts (or ids, network, staging directory) are not
     /// those sent ahead, which PID 1 made already, is refused as bad input,
     /// and nothing runs.
     @Test func aRunWithOtherMountsThanThoseSentAheadIsRefused() async throws {
-        let files = try CaptureFiles()
-        defer { files.remove() }
-        let started = Sandbox.start(network: .none)
         let ahead = try configuration("echo ahead")
-        started.sendAhead(ahead)
         var other = ahead
         other.mounts.append(Mount(.tmpfs(sizeBytes: 1 << 20, mode: 0o755), at: "/extra"))
-        await #expect {
-            _ = try await started.run(other, output: files.output())
-        } throws: { ($0 as? SandboxError)?.code == .invalidInput }
-        #expect(files.text() == "")
-        await started.ended()
+        try await expectFailure(ahead: ahead, run: other) { $0.code == .invalidInput }
     }
 
     /// A mount that fails among those made ahead fails the run with what
     /// failed, as it would after the go-ahead.
     @Test func aFailingMountMadeAheadFailsTheRun() async throws {
-        let files = try CaptureFiles()
-        defer { files.remove() }
-        let started = Sandbox.start(network: .none)
         var config = try configuration("echo never")
         config.mounts.insert(.bind(FilePath("/no/such/source/\(UUID().uuidString)"), at: "/missing"), at: 1)
-        started.sendAhead(config)
-        await #expect {
-            _ = try await started.run(config, output: files.output())
-        } throws: { error in
-            let failure = error as? SandboxError
-            return failure?.code == .setupFailed && "\(failure!)".contains("/no/such/source")
+        try await expectFailure(ahead: config, run: config) { failure in
+            failure.code == .setupFailed && "\(failure)".contains("/no/such/source")
         }
-        #expect(files.text() == "")
-        await started.ended()
     }
 
     /// RLIMIT_AS and RLIMIT_NPROC come with the cgroup placement: set when
