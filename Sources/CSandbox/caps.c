@@ -20,8 +20,8 @@ int csb_limit_capabilities(struct csb_child_ctx *_Nonnull ctx) {
         csb_msg(ctx->message, sizeof ctx->message, "lock the securebits", NULL);
         return errno;
     }
-    // Up to the kernel's last capability: EINVAL past it (the exec'd init
-    // limits itself before the plan, which carries cap_last, arrives).
+    // Up to the kernel's last capability: EINVAL past it (PID 1 limits
+    // itself before the plan arrives).
     for (int cap = 0; cap < 64; cap++) {
         if (prctl(PR_CAPBSET_DROP, (unsigned long)cap, 0, 0, 0) == 0) continue;
         if (errno == EINVAL) break;

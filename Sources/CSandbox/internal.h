@@ -20,6 +20,23 @@
 
 /// What the child knows: the caller's configuration plus the descriptors and
 /// state the parent prepared before clone().
+struct csb_child_ctx;
+
+/// The new root's assembly under <staging>/root (mount.c). Its descriptors
+/// and counts stay from one part of the plan to the next, until the pivot.
+struct csb_assembly {
+    struct csb_child_ctx *_Nullable ctx;
+    bool begun;       // the staging and root tmpfs are mounted, the descriptors open
+    size_t index;     // of the operation being run
+    size_t made;      // the plan's mounts made so far
+    size_t limit;     // where the current part ends (0: the plan's end)
+    int staging_fd;   // <staging>
+    int root_fd;      // <staging>/root, reopened after a mount on the root itself
+    int layers_fd;    // <staging>/.layers
+    unsigned layer_count;
+    unsigned idmapped_used;
+};
+
 struct csb_child_ctx {
     /// The configuration: in the child, from the go-ahead on (NULL before).
     const struct csb_spawn_config *_Nullable config;
@@ -56,20 +73,14 @@ struct csb_child_ctx {
     // The bounding set is empty and the securebits locked (inherited by the job).
     bool bounding_set_dropped;
     size_t placed_rlimit_count;
-    // The root's assembly, which may come in two parts (the plan sent ahead,
-    // 'A', then the go-ahead): the plan's mounts whose sources are open,
-    // those made so far and how far the current part goes, and the
-    // descriptors and counts it keeps between the two.
+    // The plan's mounts whose sources are open (csb_child_open_sources),
+    // and the root's assembly: both may come in two parts (the plan sent
+    // ahead, 'A', then the go-ahead).
     size_t mounts_opened;
-    size_t mounts_made;
-    size_t mounts_limit;
-    bool root_begun;
-    int staging_fd, root_fd, layers_fd;
-    unsigned layer_count, idmapped_used;
-    // After 'A': its plan, whose mounts the go-ahead's must be; `ahead`
-    // until the go-ahead came.
+    struct csb_assembly assembly;
+    // After 'A': its plan, whose mounts the go-ahead's must be (`config`
+    // too, until the go-ahead came).
     const struct csb_spawn_config *_Nullable ahead_config;
-    bool ahead;
     bool became_root; // csb_child_become_root ran (ahead, or after the go-ahead)
     // Roots of CSB_TMPFS_EXPORT filesystems, sent to the parent before exec.
     int exported_fds[CSB_MAX_EXPORTS];
@@ -103,8 +114,8 @@ int csb_job_set_rlimits(struct csb_child_ctx *_Nonnull ctx);
 
 // caps.c
 /// Locks the securebits and empties the bounding set: no later execve can
-/// grant a capability. The process keeps its effective ones (the exec'd init
-/// does this first thing, while it waits for its plan anyway).
+/// grant a capability. The process keeps its effective ones (PID 1 does
+/// this before its plan arrives, while it would wait anyway).
 int csb_limit_capabilities(struct csb_child_ctx *_Nonnull ctx);
 int csb_drop_capabilities(struct csb_child_ctx *_Nonnull ctx);
 /// The kernel's highest capability number, probed once (not libcap's

@@ -24,16 +24,6 @@
 #define BENEATH (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
 #define NO_LINKS (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
 
-struct assembly {
-    struct csb_child_ctx *_Nonnull ctx;
-    size_t index;     // of the operation being run
-    int staging_fd;   // <staging>
-    int root_fd;      // <staging>/root, reopened after a mount on the root itself
-    int layers_fd;    // <staging>/.layers
-    unsigned layer_count;
-    unsigned idmapped_used;
-};
-
 // MARK: - Paths
 
 static const char *_Nonnull display(const char *_Nonnull target, char *_Nonnull buffer, size_t size) {
@@ -41,7 +31,7 @@ static const char *_Nonnull display(const char *_Nonnull target, char *_Nonnull 
     return buffer;
 }
 
-static void set_message(struct assembly *_Nonnull a, const char *_Nonnull what, const char *_Nonnull target) {
+static void set_message(struct csb_assembly *_Nonnull a, const char *_Nonnull what, const char *_Nonnull target) {
     char shown[CSB_PATH_MAX];
     csb_msg(a->ctx->message, sizeof a->ctx->message, what, display(target, shown, sizeof shown), NULL);
 }
@@ -173,7 +163,7 @@ static int set_attributes(int tree_fd, uint32_t attr, bool recursive) {
 }
 
 /// Appends the kernel's own explanation (fsopen's log) to the message.
-static void append_fs_log(struct assembly *_Nonnull a, int fs_fd) {
+static void append_fs_log(struct csb_assembly *_Nonnull a, int fs_fd) {
     char log[160];
     ssize_t length = read(fs_fd, log, sizeof log - 1);
     if (length <= 0) return;
@@ -186,7 +176,7 @@ static void append_fs_log(struct assembly *_Nonnull a, int fs_fd) {
 
 /// A new filesystem instance, configured with key/value pairs (a NULL
 /// value sets a flag), returned as a detached mount with `attr`.
-static int new_filesystem(struct assembly *_Nonnull a, const char *_Nonnull type,
+static int new_filesystem(struct csb_assembly *_Nonnull a, const char *_Nonnull type,
                           const char *_Nullable const *_Nonnull options, uint32_t attr, int *_Nonnull out) {
     int fs_fd = fsopen(type, FSOPEN_CLOEXEC);
     if (fs_fd < 0) return errno;
@@ -211,7 +201,7 @@ static int new_filesystem(struct assembly *_Nonnull a, const char *_Nonnull type
 
 /// A detached copy of the current operation's source, opened earlier by
 /// csb_child_open_sources.
-static int clone_source(struct assembly *_Nonnull a, bool recursive, int *_Nonnull out) {
+static int clone_source(struct csb_assembly *_Nonnull a, bool recursive, int *_Nonnull out) {
     int source_fd = a->ctx->source_fds[a->index];
     if (source_fd < 0) return -source_fd;
     int tree = open_tree(source_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
@@ -235,7 +225,7 @@ static bool has_all_mount_points(int tree_fd, const struct csb_mount *_Nonnull m
 /// Replaces `*tree_fd` by a read-only overlay: the tree as the lower layer
 /// under a layer holding the mount points as empty directories. No upper
 /// layer: nothing can be written through it, and the source is untouched.
-static int overlay_mount_points(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m,
+static int overlay_mount_points(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m,
                                 int *_Nonnull tree_fd) {
     char index[16], base[64], lower[80], points[80], lowerdir[200];
     csb_format_u64(index, sizeof index, a->layer_count++, 10);
@@ -269,7 +259,7 @@ static int overlay_mount_points(struct assembly *_Nonnull a, const struct csb_mo
 
 // MARK: - The operations
 
-static int do_bind(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+static int do_bind(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
     bool recursive = (m->flags & CSB_BIND_RECURSIVE) != 0;
     int tree = -1, error = 0;
     if ((m->flags & CSB_BIND_IDMAP) != 0 && a->idmapped_used < CSB_MAX_IDMAPPED &&
@@ -311,7 +301,7 @@ static int do_bind(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull
     return error;
 }
 
-static int mount_new_filesystem(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m,
+static int mount_new_filesystem(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m,
                                 const char *_Nonnull type, const char *_Nullable const *_Nonnull options) {
     int tree = -1, target = -1;
     int error = open_target(a->root_fd, m->target, true, &target);
@@ -333,7 +323,7 @@ static int mount_new_filesystem(struct assembly *_Nonnull a, const struct csb_mo
     return error;
 }
 
-static int do_tmpfs(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+static int do_tmpfs(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
     char size[24], mode[16];
     csb_format_u64(size, sizeof size, m->size, 10);
     csb_format_u64(mode, sizeof mode, m->mode & 07777, 8);
@@ -359,7 +349,7 @@ static int do_tmpfs(struct assembly *_Nonnull a, const struct csb_mount *_Nonnul
 
 /// Binds a path of the new root (e.g. a filesystem mounted earlier in the
 /// plan) at a second place.
-static int do_rebind(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+static int do_rebind(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
     const char *source = m->source != NULL ? m->source : "";
     while (*source == '/') source++;
     int from = csb_openat2(a->root_fd, source, O_PATH | O_CLOEXEC, BENEATH), target = -1, tree = -1, error = 0;
@@ -384,7 +374,7 @@ static int do_rebind(struct assembly *_Nonnull a, const struct csb_mount *_Nonnu
     return error;
 }
 
-static int do_write_file(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+static int do_write_file(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
     char buffer[CSB_PATH_MAX];
     const char *parent, *name;
     split_parent(m->target, buffer, sizeof buffer, &parent, &name);
@@ -412,7 +402,7 @@ static int do_write_file(struct assembly *_Nonnull a, const struct csb_mount *_N
     return error;
 }
 
-static int do_symlink(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+static int do_symlink(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
     char buffer[CSB_PATH_MAX];
     const char *parent, *name;
     split_parent(m->target, buffer, sizeof buffer, &parent, &name);
@@ -425,7 +415,7 @@ static int do_symlink(struct assembly *_Nonnull a, const struct csb_mount *_Nonn
     return error;
 }
 
-static int do_directory(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+static int do_directory(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
     int fd, error = open_dirs(a->root_fd, m->target, m->mode & 07777, &fd);
     if (error == 0) close(fd);
     else set_message(a, "create directory ", m->target);
@@ -434,7 +424,7 @@ static int do_directory(struct assembly *_Nonnull a, const struct csb_mount *_No
 
 /// Hides an existing path: an empty read-only tmpfs over a directory, the
 /// mask source (/dev/null) over anything else. A missing path is fine.
-static int do_mask(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+static int do_mask(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
     int target = csb_openat2(a->root_fd, m->target, O_PATH | O_CLOEXEC, BENEATH);
     if (target < 0) {
         int error = errno;
@@ -461,7 +451,7 @@ static int do_mask(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull
 
 /// Makes `target` (a path inside an existing mount, e.g. /proc/sys) a
 /// read-only mount of its own: bind it onto itself with new attributes.
-static int do_read_only(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+static int do_read_only(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
     int target = csb_openat2(a->root_fd, m->target, O_PATH | O_CLOEXEC, BENEATH);
     if (target < 0) {
         int error = errno;
@@ -480,7 +470,7 @@ static int do_read_only(struct assembly *_Nonnull a, const struct csb_mount *_No
     return error;
 }
 
-static int run_operation(struct assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+static int run_operation(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
     a->ctx->message[0] = '\0';
     switch (m->kind) {
     case CSB_MOUNT_BIND: return do_bind(a, m);
@@ -548,8 +538,7 @@ int csb_child_open_sources(struct csb_child_ctx *_Nonnull ctx) {
 }
 
 /// The staging tmpfs and, in it, the root's own small tmpfs.
-static int begin_root(struct csb_child_ctx *_Nonnull ctx, struct assembly *_Nonnull assembly) {
-    struct assembly a = *assembly;
+static int begin_root(struct csb_child_ctx *_Nonnull ctx, struct csb_assembly *_Nonnull a) {
     const struct csb_spawn_config *config = ctx->config;
     // Nothing we mount may propagate back to the host.
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
@@ -561,26 +550,25 @@ static int begin_root(struct csb_child_ctx *_Nonnull ctx, struct assembly *_Nonn
         return errno;
     }
     int error = 0;
-    a.staging_fd = open(config->staging_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (a.staging_fd < 0) error = errno;
-    if (error == 0 && (mkdirat(a.staging_fd, "root", 0755) != 0 || mkdirat(a.staging_fd, ".layers", 0700) != 0))
+    a->staging_fd = open(config->staging_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (a->staging_fd < 0) error = errno;
+    if (error == 0 && (mkdirat(a->staging_fd, "root", 0755) != 0 || mkdirat(a->staging_fd, ".layers", 0700) != 0))
         error = errno;
-    if (error == 0) a.layers_fd = openat(a.staging_fd, ".layers", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (error == 0 && a.layers_fd < 0) error = errno;
+    if (error == 0) a->layers_fd = openat(a->staging_fd, ".layers", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (error == 0 && a->layers_fd < 0) error = errno;
     if (error != 0) {
         csb_msg(ctx->message, sizeof ctx->message, "prepare staging directories in ", config->staging_dir, NULL);
         return error;
     }
     // The root itself: a small tmpfs, made read-only after the pivot.
-    int root_target = openat(a.staging_fd, "root", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), root_tree = -1;
+    int root_target = openat(a->staging_fd, "root", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), root_tree = -1;
     const char *root_options[] = {"mode", "0755", "size", "16777216", NULL, NULL};
-    error = root_target < 0 ? errno : new_filesystem(&a, "tmpfs", root_options, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, &root_tree);
+    error = root_target < 0 ? errno : new_filesystem(a, "tmpfs", root_options, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, &root_tree);
     if (error == 0) error = attach(root_tree, root_target);
     if (root_tree >= 0) close(root_tree);
     if (root_target >= 0) close(root_target);
-    if (error == 0) a.root_fd = openat(a.staging_fd, "root", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (error == 0 && a.root_fd < 0) error = errno;
-    *assembly = a;
+    if (error == 0) a->root_fd = openat(a->staging_fd, "root", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (error == 0 && a->root_fd < 0) error = errno;
     if (error != 0) {
         csb_msg(ctx->message, sizeof ctx->message, "mount the root tmpfs", NULL);
         return error;
@@ -589,37 +577,25 @@ static int begin_root(struct csb_child_ctx *_Nonnull ctx, struct assembly *_Nonn
 }
 
 /// Builds the new root under <staging>/root from the mount plan: the
-/// plan's mounts not made yet, up to `mounts_limit` when set (the plan sent
-/// ahead: up to its first idmapped bind). The assembly's descriptors stay
-/// open in `ctx` until the pivot.
+/// plan's mounts not made yet, up to `assembly.limit` when set (the plan
+/// sent ahead: up to its first idmapped bind). The assembly's descriptors
+/// stay open in `ctx` until the pivot.
 int csb_child_assemble_root(struct csb_child_ctx *_Nonnull ctx) {
     const struct csb_spawn_config *config = ctx->config;
-    struct assembly a = {.ctx = ctx, .staging_fd = -1, .root_fd = -1, .layers_fd = -1};
-    if (ctx->root_begun) {
-        a.staging_fd = ctx->staging_fd;
-        a.root_fd = ctx->root_fd;
-        a.layers_fd = ctx->layers_fd;
-        a.layer_count = ctx->layer_count;
-        a.idmapped_used = ctx->idmapped_used;
-    } else {
-        int error = begin_root(ctx, &a);
+    struct csb_assembly *a = &ctx->assembly;
+    a->ctx = ctx;
+    if (!a->begun) {
+        a->staging_fd = a->root_fd = a->layers_fd = -1;
+        int error = begin_root(ctx, a);
         if (error != 0) return error;
-        ctx->root_begun = true;
+        a->begun = true;
     }
+    size_t end = a->limit > 0 && a->limit < config->mount_count ? a->limit : config->mount_count;
     int error = 0;
-    size_t i = ctx->mounts_made;
-    size_t end = ctx->mounts_limit > 0 && ctx->mounts_limit < config->mount_count ? ctx->mounts_limit
-                                                                                  : config->mount_count;
-    for (; i < end && error == 0; i++) {
-        a.index = i;
-        error = run_operation(&a, &config->mounts[i]);
+    for (; a->made < end && error == 0; a->made++) {
+        a->index = a->made;
+        error = run_operation(a, &config->mounts[a->made]);
     }
-    ctx->mounts_made = i;
-    ctx->staging_fd = a.staging_fd;
-    ctx->root_fd = a.root_fd;
-    ctx->layers_fd = a.layers_fd;
-    ctx->layer_count = a.layer_count;
-    ctx->idmapped_used = a.idmapped_used;
     return error;
 }
 
@@ -627,11 +603,12 @@ int csb_child_assemble_root(struct csb_child_ctx *_Nonnull ctx) {
 /// do, so no directory for the old root is needed), detaches the old root
 /// and makes the new root mount read-only.
 int csb_child_pivot_root(struct csb_child_ctx *_Nonnull ctx) {
-    if (ctx->root_begun) {
-        close(ctx->root_fd);
-        close(ctx->layers_fd);
-        close(ctx->staging_fd);
-        ctx->root_begun = false;
+    struct csb_assembly *assembly = &ctx->assembly;
+    if (assembly->begun) {
+        close(assembly->root_fd);
+        close(assembly->layers_fd);
+        close(assembly->staging_fd);
+        assembly->begun = false;
     }
     char path[CSB_PATH_MAX];
     csb_msg(path, sizeof path, ctx->config->staging_dir, "/root", NULL);

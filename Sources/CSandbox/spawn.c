@@ -114,7 +114,7 @@ static int default_dispositions(struct csb_child_ctx *_Nonnull ctx) {
         void *restorer;
         uint64_t mask;
     } default_action = {.handler = SIG_DFL, .flags = 0, .restorer = NULL, .mask = 0};
-    for (int sig = 1; sig <= 64; sig++) {
+    for (int sig = 1; sig < NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
         if (syscall(SYS_rt_sigaction, sig, &default_action, NULL, sizeof default_action.mask) != 0) {
             csb_msg(ctx->message, sizeof ctx->message, "reset the signal dispositions", NULL);
@@ -122,13 +122,6 @@ static int default_dispositions(struct csb_child_ctx *_Nonnull ctx) {
         }
     }
     return 0;
-}
-
-/// The bounding set emptied and the securebits locked while the go-ahead
-/// is on its way, rather than in the job on its way to exec (the exec'd
-/// init did it as it started).
-static int limit_capabilities(struct csb_child_ctx *_Nonnull ctx) {
-    return ctx->bounding_set_dropped ? 0 : csb_limit_capabilities(ctx);
 }
 
 /// Once the parent has written the id maps and opened what it needed of
@@ -179,7 +172,6 @@ static int receive_plan(struct csb_child_ctx *_Nonnull ctx, bool ahead_allowed) 
     if (ahead) {
         close_all(received + 1, count - 1);
         ctx->ahead_config = ctx->config;
-        ctx->ahead = true;
         return 0;
     }
     struct csb_spawn_config *config = (struct csb_spawn_config *)ctx->config;
@@ -189,7 +181,6 @@ static int receive_plan(struct csb_child_ctx *_Nonnull ctx, bool ahead_allowed) 
     for (size_t i = 0; i < CSB_MAX_IDMAPPED; i++)
         ctx->idmapped_fds[i] = i + 1 < (size_t)n && present[i + 1] && next < count ? received[next++] : -1;
     sigprocmask(SIG_SETMASK, &mask, NULL);
-    ctx->ahead = false;
     return 0;
 }
 
@@ -197,24 +188,28 @@ static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
     return receive_plan(ctx, true);
 }
 
+/// True between the plan sent ahead and the go-ahead.
+static bool plan_ahead(const struct csb_child_ctx *_Nonnull ctx) {
+    return ctx->ahead_config != NULL && ctx->config == ctx->ahead_config;
+}
+
 /// After the plan sent ahead, while the go-ahead is on its way: every
 /// mount's source opened (with the caller's ids, and before the staging
 /// tmpfs may hide one), the sandbox's ids taken, and the mounts made up to
 /// the first idmapped bind (which needs the go-ahead's trees).
 static int assemble_ahead(struct csb_child_ctx *_Nonnull ctx) {
-    if (!ctx->ahead) return 0;
+    if (!plan_ahead(ctx)) return 0;
     int error = csb_child_open_sources(ctx);
-    if (error == 0) error = csb_child_become_root(ctx);
-    if (error != 0) {
-        csb_child_fail(ctx, ctx->mounts_opened < ctx->config->mount_count ? CSB_STAGE_MOUNT : CSB_STAGE_ID_MAP, error);
-    }
+    if (error != 0) return error;
+    error = csb_child_become_root(ctx);
+    if (error != 0) csb_child_fail(ctx, CSB_STAGE_ID_MAP, error);
     const struct csb_spawn_config *config = ctx->config;
     size_t limit = 0;
     while (limit < config->mount_count && (config->mounts[limit].flags & CSB_BIND_IDMAP) == 0) limit++;
     if (limit == 0) return 0;
-    ctx->mounts_limit = limit;
+    ctx->assembly.limit = limit;
     error = csb_child_assemble_root(ctx);
-    ctx->mounts_limit = 0;
+    ctx->assembly.limit = 0;
     return error;
 }
 
@@ -222,11 +217,11 @@ static bool same_text(const char *_Nullable a, const char *_Nullable b) {
     return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-/// True when `plan`'s mounts are `ahead`'s, field by field.
-static bool same_mounts(const struct csb_spawn_config *_Nonnull plan, const struct csb_spawn_config *_Nonnull root) {
-    if (plan->mount_count != root->mount_count || strcmp(plan->staging_dir, root->staging_dir) != 0) return false;
-    for (size_t i = 0; i < root->mount_count; i++) {
-        const struct csb_mount *m = &plan->mounts[i], *r = &root->mounts[i];
+/// True when `plan`'s mounts (and staging directory) are `ahead`'s, field by field.
+static bool same_mounts(const struct csb_spawn_config *_Nonnull plan, const struct csb_spawn_config *_Nonnull ahead) {
+    if (plan->mount_count != ahead->mount_count || strcmp(plan->staging_dir, ahead->staging_dir) != 0) return false;
+    for (size_t i = 0; i < ahead->mount_count; i++) {
+        const struct csb_mount *m = &plan->mounts[i], *r = &ahead->mounts[i];
         if (m->kind != r->kind || m->flags != r->flags || m->attr != r->attr || m->mode != r->mode ||
             m->size != r->size || m->data_length != r->data_length || m->mount_point_count != r->mount_point_count ||
             !same_text(m->source, r->source) || !same_text(m->target, r->target) || !same_text(m->link, r->link) ||
@@ -241,7 +236,7 @@ static bool same_mounts(const struct csb_spawn_config *_Nonnull plan, const stru
 /// After the plan sent ahead: the go-ahead, whose plan must have the same
 /// mounts (some made already, and not again).
 static int wait_for_go(struct csb_child_ctx *_Nonnull ctx) {
-    if (!ctx->ahead) return 0;
+    if (!plan_ahead(ctx)) return 0;
     int error = receive_plan(ctx, false);
     if (error != 0) return error;
     if (!same_mounts(ctx->config, ctx->ahead_config)) {
@@ -481,7 +476,7 @@ static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     STEP(ctx, CSB_STAGE_PREPARE, keep_own_descriptors(ctx));
     STEP(ctx, CSB_STAGE_PREPARE, forget_parent(ctx));
     STEP(ctx, CSB_STAGE_CLONE, make_namespaces(ctx));
-    STEP(ctx, CSB_STAGE_CAPS, limit_capabilities(ctx));
+    STEP(ctx, CSB_STAGE_CAPS, csb_limit_capabilities(ctx)); // bounding set, securebits: off the job's way
     STEP(ctx, CSB_STAGE_PREPARE, default_dispositions(ctx));
     STEP(ctx, CSB_STAGE_SYNC, wait_for_parent(ctx));         // the plan sent ahead, or the go-ahead
     STEP(ctx, CSB_STAGE_MOUNT, assemble_ahead(ctx));         // after the plan: sources, ids, first mounts
@@ -689,10 +684,6 @@ __attribute__((constructor(1000))) static void exec_init_entry(int argc, char **
         csb_msg(ctx.message, sizeof ctx.message, "prepare an empty capability set", NULL);
         csb_child_fail(&ctx, CSB_STAGE_PREPARE, ENOMEM);
     }
-    // Now, while the go-ahead is still on its way, rather than in PID 1 and
-    // again in the job, on the way to its exec.
-    int limited = csb_limit_capabilities(&ctx);
-    if (limited != 0) csb_child_fail(&ctx, CSB_STAGE_CAPS, limited);
     child_main(&ctx);
 }
 #endif
