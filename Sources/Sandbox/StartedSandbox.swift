@@ -203,9 +203,10 @@ private final class Handoff: @unchecked Sendable {
 
     private let monitor = Monitor()
     private var state = State.waiting
-    private var ahead: (SandboxConfiguration, PreparedStart)?
-    /// What was offered ahead, for the run with the same configuration.
+    /// What was offered ahead, for the run with the same configuration;
+    /// `aheadPending` until the sandbox's thread took it.
     private var offered: (SandboxConfiguration, PreparedStart)?
+    private var aheadPending = false
     private var pid: Int32 = 0
     private var isEnded = false
     private var endWaiters: [@Sendable () -> Void] = []
@@ -283,7 +284,7 @@ private final class Handoff: @unchecked Sendable {
         monitor.lock()
         if case .waiting = state, offered == nil {
             offered = (configuration, prepared)
-            ahead = (configuration, prepared)
+            aheadPending = true
             monitor.signal()
         }
         monitor.unlock()
@@ -305,8 +306,8 @@ private final class Handoff: @unchecked Sendable {
         monitor.lock()
         defer { monitor.unlock() }
         while true {
-            if let (configuration, prepared) = ahead {
-                ahead = nil
+            if aheadPending, let (configuration, prepared) = offered {
+                aheadPending = false
                 return .ahead(configuration, prepared)
             }
             switch state {

@@ -128,14 +128,10 @@ public enum OneShotRunner {
     public static func run(_ options: OneShotOptions, logger: Logger, control: SandboxControl? = nil,
                            sandbox: StartedSandbox? = nil) async throws -> OneShotOutcome {
         let run = try OneShotRun(options, logger: logger)
+        // Nothing of the run is left in the results folder unless committed.
+        defer { run.abandon() }
         let launched = sandbox ?? run.startSandbox()
-        let result: SandboxResult
-        do {
-            result = try await launched.run(run.configuration, output: run.output, control: control)
-        } catch {
-            run.abandon()
-            throw error
-        }
+        let result = try await launched.run(run.configuration, output: run.output, control: control)
         let finished = Date()
         if let sandboxEnded = options.sandboxEnded {
             // The daemon: the job's concurrency slot goes on once the sandbox is gone.
@@ -144,7 +140,6 @@ public enum OneShotRunner {
         }
         // Written while the kernel tears the sandbox down; nothing of the
         // sandbox outlives the run, whatever happens here.
-        defer { run.abandon() }
         do {
             let outcome = try run.writeResults(result, finished: finished)
             await launched.ended()
