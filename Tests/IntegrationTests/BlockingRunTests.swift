@@ -1,0 +1,157 @@
+import Foundation
+import Runner
+@testable import Sandbox
+import SystemPackage
+import Testing
+
+/// The one-shot CLI's way to run a started sandbox: `runBlocking` on a
+/// plain thread, which runs the job itself with the launch the sandbox's
+/// thread parked (and sends the plan ahead itself when it is parked), then
+/// gives it back for the cgroup's removal and PID 1's reap.
+@Suite struct BlockingRunTests {
+    func configuration(_ script: String) throws -> SandboxConfiguration {
+        SandboxConfiguration(
+            mounts: try RootFilesystem.assembled(skeleton: BuiltinPolicies.skeleton, network: .none, tmpBytes: 16 << 20),
+            executable: "/bin/sh", arguments: ["sh", "-c", script],
+            environment: [("PATH", "/usr/bin:/bin")], workingDirectory: "/",
+            seccomp: try BuiltinPolicies.seccompProgram(), limits: ResourceLimits(wallTime: .seconds(30)))
+    }
+
+    /// `body` on a thread of its own, as the CLI's main thread runs it (not
+    /// on the cooperative pool, which a blocked test would starve).
+    func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+
+    /// Waits until PID 1 is cloned and the sandbox's thread has had time to
+    /// park the launch (the plan then goes ahead from the caller's thread).
+    func waitUntilParked(_ started: StartedSandbox) async throws {
+        _ = try await TestSupport.waitUntil { started.initPID != nil }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+
+    /// Sent ahead at once (the sandbox's thread may still be starting: it
+    /// sends the plan) or once the launch is parked (the caller sends it);
+    /// either way the job runs, and once `waitUntilEnded` returns its group
+    /// is gone; PID 1 is reaped soon after.
+    @Test(arguments: [false, true])
+    func aBlockingRunAfterThePlanSentAheadRunsAndLeavesNothing(parkedFirst: Bool) async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let started = Sandbox.start(network: .none)
+        if parkedFirst { try await waitUntilParked(started) }
+        let config = try configuration("echo ran; cat /proc/self/cgroup")
+        let output = files.output()
+        let result = try await onThread {
+            started.sendAhead(config)
+            let result = try started.runBlocking(config, output: output)
+            started.waitUntilEnded()
+            return result
+        }
+        #expect(result.termination == .exited(0))
+        #expect(files.text().hasPrefix("ran\n"), "\(files.text())")
+        let initPID = try #require(started.initPID)
+        if let name = files.text().split(whereSeparator: { $0 == "/" || $0 == "\n" }).first(where: { $0.hasPrefix("job-") }) {
+            for parent in CgroupProbe.parents {
+                #expect(!FileManager.default.fileExists(atPath: parent.path + "/" + name),
+                        "the job's group \(parent.path)/\(name) outlived waitUntilEnded")
+            }
+        } else {
+            #expect(CgroupProbe.parents.isEmpty, "the job was in no job group: \(files.text())")
+        }
+        let reaped = try await TestSupport.waitUntil { kill(initPID, 0) != 0 && errno == ESRCH }
+        #expect(reaped, "PID 1 was not reaped after the blocking run")
+    }
+
+    /// A blocking run without a plan sent ahead runs too.
+    @Test func aBlockingRunWithoutAPlanAheadRuns() async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let started = Sandbox.start(network: .none)
+        try await waitUntilParked(started)
+        let config = try configuration("echo plain")
+        let output = files.output()
+        let result = try await onThread { try started.runBlocking(config, output: output) }
+        #expect(result.termination == .exited(0))
+        #expect(files.text() == "plain\n")
+        try await onThread { started.waitUntilEnded() }
+    }
+
+    /// A failed blocking run throws only once nothing of it is left: PID 1
+    /// is reaped when the error arrives (the CLI exits right after), and a
+    /// second run of the same sandbox is refused. Failed before the
+    /// go-ahead (mounts other than those sent ahead) or after it (a mount
+    /// source that does not exist, found by PID 1).
+    @Test(arguments: [false, true])
+    func aFailedBlockingRunLeavesNothingAndASecondIsRefused(failingMount: Bool) async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let started = Sandbox.start(network: .none)
+        try await waitUntilParked(started)
+        let initPID = try #require(started.initPID)
+        var ahead = try configuration("echo ahead")
+        var changed = ahead
+        if failingMount {
+            ahead.mounts.insert(.bind(FilePath("/no/such/source/\(UUID().uuidString)"), at: "/missing"), at: 1)
+            changed = ahead
+        } else {
+            changed.mounts.append(Mount(.tmpfs(sizeBytes: 1 << 20, mode: 0o755), at: "/extra"))
+        }
+        let (sent, run) = (ahead, changed)
+        let output = files.output()
+        let (first, alive, second) = try await onThread { () -> (SandboxError.Code?, Bool, SandboxError.Code?) in
+            started.sendAhead(sent)
+            var codes: [SandboxError.Code?] = []
+            var alive = true
+            for _ in 0..<2 {
+                do {
+                    _ = try started.runBlocking(run, output: output)
+                    codes.append(nil)
+                } catch let error as SandboxError {
+                    codes.append(error.code)
+                }
+                if codes.count == 1 { alive = kill(initPID, 0) == 0 }
+            }
+            return (codes[0], alive, codes[1])
+        }
+        #expect(first == (failingMount ? .setupFailed : .invalidInput))
+        #expect(!alive, "PID 1 was still there (or not reaped) when the failed run threw")
+        #expect(second == .invalidInput)
+        #expect(files.text() == "")
+        try await onThread { started.waitUntilEnded() }
+    }
+
+    /// The job's group of a run that failed once the group was made (the
+    /// job's program does not exist: its exec fails) is gone when the error arrives, not
+    /// later on the sandbox's thread: the CLI exits right after. Its groups
+    /// go under parents of this test's own (v1 here; a v2 parent would need
+    /// its controllers delegated).
+    @Test func aFailedBlockingRunRemovesItsGroupBeforeItThrows() async throws {
+        guard case let .v1(hierarchies) = CgroupSupport.detected else { return }
+        let name = "test-blocking-\(UUID().uuidString)"
+        let own = hierarchies.map { CgroupSupport.Hierarchy(controller: $0.controller, parent: $0.parent.appending(name)) }
+        for hierarchy in own { #expect(mkdir(hierarchy.parent.string, 0o755) == 0) }
+        defer { for hierarchy in own { rmdir(hierarchy.parent.string) } }
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let started = StartedSandbox(network: .none, cgroups: .v1(hierarchies: own), pool: nil)
+        var config = try configuration("echo never")
+        config.executable = "/no/such/program"
+        let (failing, output) = (config, files.output())
+        let left = try await onThread { () -> [String] in
+            started.sendAhead(failing)
+            do {
+                _ = try started.runBlocking(failing, output: output)
+                return ["the run did not fail"]
+            } catch {}
+            return own.flatMap { hierarchy in
+                ((try? FileManager.default.contentsOfDirectory(atPath: hierarchy.parent.string)) ?? [])
+                    .filter { $0.hasPrefix("job-") }.map { "\(hierarchy.parent)/\($0)" }
+            }
+        }
+        #expect(left.isEmpty, "the failed run's groups were still there when it threw: \(left)")
+        try await onThread { started.waitUntilEnded() }
+    }
+}
