@@ -104,12 +104,19 @@ if let oneShot = oneShotCommand(arguments) {
     takeTerminationSignals()
     csb_exit_process(runOneShot(oneShot, sandbox: sandbox))
 }
-// Every other command: the daemon's libraries log through swift-log's
-// global factory, and the work runs on the concurrency runtime's threads;
-// this thread only waits.
-LoggingSystem.bootstrap { label in CLILogHandler(label: label) }
-Task.detached { [arguments] in
-    csb_exit_process(await main(arguments))
+runOtherCommand(arguments)
+
+/// Every other command: the daemon's libraries log through swift-log's
+/// global factory, and the work runs on the concurrency runtime's threads;
+/// this thread only waits. A function of its own, never inlined: in the
+/// top-level code the optimizer hoisted the task's metadata (TaskPriority?)
+/// to the start of the program, where every one-shot run paid for it.
+@inline(never)
+func runOtherCommand(_ arguments: [String]) -> Never {
+    LoggingSystem.bootstrap { label in CLILogHandler(label: label) }
+    Task.detached { [arguments] in
+        csb_exit_process(await main(arguments))
+    }
+    takeTerminationSignals()
+    while true { pause() }
 }
-takeTerminationSignals()
-while true { pause() }
