@@ -12,30 +12,26 @@ public final class StartedSandbox: Sendable {
         let failure = DedicatedThread.start {
             let launch = SandboxLaunch(network: network, cgroups: cgroups, pool: pool)
             handoff.started(pid: launch.child.pid)
-            var taken = handoff.take(parking: launch)
+            var taken = handoff.take()
             while case let .ahead(configuration, prepared) = taken {
                 launch.sendAhead(configuration, prepared: prepared)
-                taken = handoff.take(parking: launch)
+                taken = handoff.take()
             }
-            switch taken {
-            case let .run(supervisor, untilEnded, reply):
-                let outcome = supervisor.run(from: launch)
-                if case .finished = outcome, !untilEnded {
-                    // The result first: the caller writes it out while the
-                    // cgroup goes.
-                    reply(outcome)
-                    launch.release()
-                } else {
-                    launch.release()
-                    reply(outcome)
-                }
-            case let .returned(released):
-                // The caller ran it on its own thread (runBlocking) and
-                // writes the result out while the cgroup goes here.
-                if !released { launch.release() }
-            case .ahead, nil:
+            guard case let .run(supervisor, untilEnded, reply) = taken else {
                 launch.stop()
                 launch.end()
+                handoff.markEnded()
+                return
+            }
+            let outcome = supervisor.run(from: launch)
+            if case .finished = outcome, !untilEnded {
+                // The result first: the caller writes it out while the
+                // cgroup goes.
+                reply(outcome)
+                launch.release()
+            } else {
+                launch.release()
+                reply(outcome)
             }
             handoff.markEnded()
             // PID 1 may still be exiting (its namespaces' teardown): reaped
@@ -110,21 +106,9 @@ public final class StartedSandbox: Sendable {
                             control: SandboxControl? = nil) throws -> SandboxResult {
         let supervisor = try Supervisor(configuration: configuration, output: output, control: control,
                                         prepared: handoff.preparedAhead(for: configuration))
-        // The calling thread runs the job itself: the go-ahead goes out and
-        // the job's end is seen here, not on the sandbox's thread (each
-        // hand-over a wake-up of a sleeping thread, on the launch's path).
-        let launch: SandboxLaunch
-        switch handoff.borrow() {
-        case let .borrowed(borrowed): launch = borrowed
-        case let .refused(error): throw error
-        }
-        let outcome = supervisor.run(from: launch)
-        // A failed run leaves nothing behind when it is thrown (the caller
-        // may exit at once); a finished one's cgroup goes on the sandbox's
-        // thread while the caller writes the result.
-        let failed = if case .failed = outcome { true } else { false }
-        if failed { launch.release() }
-        handoff.giveBack(released: failed)
+        let reply = Latch()
+        handoff.give(supervisor, untilEnded: false) { reply.open(with: $0) }
+        guard let outcome = reply.wait() else { fatalError("the sandbox's thread ended the run without an outcome") }
         return try outcome.result()
     }
 
@@ -205,10 +189,6 @@ private final class Handoff: @unchecked Sendable {
     private enum State {
         case waiting
         case given(Supervisor, untilEnded: Bool, Reply)
-        /// The caller runs the launch on its own thread (`borrow`)...
-        case borrowed
-        /// ...and gave it back: the sandbox's thread releases what is left.
-        case returned(released: Bool)
         case taken
         case abandoned
         /// No thread to start the sandbox on: a run fails with this.
@@ -219,14 +199,6 @@ private final class Handoff: @unchecked Sendable {
     enum Taken {
         case ahead(SandboxConfiguration, PreparedStart)
         case run(Supervisor, untilEnded: Bool, Reply)
-        /// The caller ran it (`released`: and released it already).
-        case returned(released: Bool)
-    }
-
-    /// What `borrow` gets.
-    enum Borrowed {
-        case borrowed(SandboxLaunch)
-        case refused(SandboxError)
     }
 
     private let monitor = Monitor()
@@ -235,12 +207,6 @@ private final class Handoff: @unchecked Sendable {
     /// `aheadPending` until the sandbox's thread took it.
     private var offered: (SandboxConfiguration, PreparedStart)?
     private var aheadPending = false
-    /// The launch while its thread waits in `take` with nothing to do:
-    /// `borrow` can take it without waking that thread.
-    private var parked: SandboxLaunch?
-    /// The caller uses the parked launch (`offerAhead`): the sandbox's
-    /// thread waits until it is parked again, whatever else happened.
-    private var lent = false
     private var pid: Int32 = 0
     private var isEnded = false
     private var endWaiters: [@Sendable () -> Void] = []
@@ -257,7 +223,7 @@ private final class Handoff: @unchecked Sendable {
             return
         }
         state = .given(supervisor, untilEnded: untilEnded, reply)
-        monitor.broadcast()
+        monitor.signal()
         monitor.unlock()
     }
 
@@ -309,31 +275,18 @@ private final class Handoff: @unchecked Sendable {
     func abandon() {
         monitor.lock()
         if case .waiting = state { state = .abandoned }
-        monitor.broadcast()
+        monitor.signal()
         monitor.unlock()
     }
 
-    /// The caller's side: the configuration to send ahead, once, before the
-    /// run. Sent on the calling thread when the launch is parked (its
-    /// thread waits with nothing to do, and is not woken), else by that
-    /// thread once it is.
+    /// The caller's side: the configuration to send ahead, once, before the run.
     func offerAhead(_ configuration: SandboxConfiguration, prepared: PreparedStart) {
         monitor.lock()
-        guard case .waiting = state, offered == nil else { return monitor.unlock() }
-        offered = (configuration, prepared)
-        guard let launch = parked else {
+        if case .waiting = state, offered == nil {
+            offered = (configuration, prepared)
             aheadPending = true
-            monitor.broadcast()
-            return monitor.unlock()
+            monitor.signal()
         }
-        parked = nil
-        lent = true
-        monitor.unlock()
-        launch.sendAhead(configuration, prepared: prepared)
-        monitor.lock()
-        lent = false
-        parked = launch
-        monitor.broadcast()
         monitor.unlock()
     }
 
@@ -347,69 +300,19 @@ private final class Handoff: @unchecked Sendable {
         return prepared
     }
 
-    /// The caller's side, instead of `give`: the launch, once the sandbox's
-    /// thread has nothing left to do with it (the plan sent ahead, if one
-    /// was offered), for the caller to run on its own thread; it must then
-    /// `giveBack`. A second run is refused.
-    func borrow() -> Borrowed {
+    /// The sandbox's thread: blocks until a configuration to send ahead, a
+    /// run or the abandonment (nil).
+    func take() -> Taken? {
         monitor.lock()
         defer { monitor.unlock() }
         while true {
-            switch state {
-            case .waiting:
-                if !aheadPending, let launch = parked {
-                    parked = nil
-                    state = .borrowed
-                    return .borrowed(launch)
-                }
-                monitor.wait()
-            case let .unavailable(error):
-                return .refused(error)
-            case .given, .borrowed, .returned, .taken, .abandoned:
-                return .refused(SandboxError(.invalidInput, "this started sandbox was already run",
-                                             hint: "start a sandbox (Sandbox.start) for each run"))
-            }
-        }
-    }
-
-    /// The caller's side, after a borrowed run: the sandbox's thread takes
-    /// the launch back (`released`: the caller released it already).
-    func giveBack(released: Bool) {
-        monitor.lock()
-        if case .borrowed = state { state = .returned(released: released) }
-        monitor.broadcast()
-        monitor.unlock()
-    }
-
-    /// The sandbox's thread: blocks until a configuration to send ahead, a
-    /// run, a borrowed run's return or the abandonment (nil). While it
-    /// waits with nothing to do, `launch` is parked for `borrow`.
-    func take(parking launch: SandboxLaunch) -> Taken? {
-        monitor.lock()
-        defer {
-            parked = nil
-            monitor.unlock()
-        }
-        while true {
-            if lent {
-                monitor.wait()
-                continue
-            }
             if aheadPending, let (configuration, prepared) = offered {
                 aheadPending = false
                 return .ahead(configuration, prepared)
             }
             switch state {
             case .waiting:
-                parked = launch
-                // A caller waiting to borrow (the plan ahead was pending).
-                monitor.broadcast()
                 monitor.wait()
-            case .borrowed:
-                monitor.wait()
-            case let .returned(released):
-                state = .taken
-                return .returned(released: released)
             case let .given(supervisor, untilEnded, reply):
                 state = .taken
                 return .run(supervisor, untilEnded: untilEnded, reply)
@@ -443,6 +346,4 @@ private final class Monitor: @unchecked Sendable {
     /// With the lock held: releases it until signalled, then holds it again.
     func wait() { pthread_cond_wait(condition, mutex) }
     func signal() { pthread_cond_signal(condition) }
-    /// Wakes every waiter (the handoff's two sides may both wait on it).
-    func broadcast() { pthread_cond_broadcast(condition) }
 }

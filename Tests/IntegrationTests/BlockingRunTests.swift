@@ -4,10 +4,9 @@ import Runner
 import SystemPackage
 import Testing
 
-/// The one-shot CLI's way to run a started sandbox: `runBlocking` on a
-/// plain thread, which runs the job itself with the launch the sandbox's
-/// thread parked (and sends the plan ahead itself when it is parked), then
-/// gives it back for the cgroup's removal and PID 1's reap.
+/// The one-shot CLI's way to run a started sandbox: `sendAhead`, then
+/// `runBlocking` and `waitUntilEnded` on a plain thread (the CLI's main
+/// thread), not a task.
 @Suite struct BlockingRunTests {
     func configuration(_ script: String) throws -> SandboxConfiguration {
         SandboxConfiguration(
@@ -26,22 +25,21 @@ import Testing
     }
 
     /// Waits until PID 1 is cloned and the sandbox's thread has had time to
-    /// park the launch (the plan then goes ahead from the caller's thread).
-    func waitUntilParked(_ started: StartedSandbox) async throws {
+    /// wait for its work (the plan ahead, the run).
+    func waitUntilStarted(_ started: StartedSandbox) async throws {
         _ = try await TestSupport.waitUntil { started.initPID != nil }
         try await Task.sleep(for: .milliseconds(50))
     }
 
-    /// Sent ahead at once (the sandbox's thread may still be starting: it
-    /// sends the plan) or once the launch is parked (the caller sends it);
-    /// either way the job runs, and once `waitUntilEnded` returns its group
-    /// is gone; PID 1 is reaped soon after.
+    /// Sent ahead at once (the sandbox's thread may still be starting) or
+    /// once it waits; either way the job runs, and once `waitUntilEnded`
+    /// returns its group is gone; PID 1 is reaped soon after.
     @Test(arguments: [false, true])
-    func aBlockingRunAfterThePlanSentAheadRunsAndLeavesNothing(parkedFirst: Bool) async throws {
+    func aBlockingRunAfterThePlanSentAheadRunsAndLeavesNothing(startedFirst: Bool) async throws {
         let files = try CaptureFiles()
         defer { files.remove() }
         let started = Sandbox.start(network: .none)
-        if parkedFirst { try await waitUntilParked(started) }
+        if startedFirst { try await waitUntilStarted(started) }
         let config = try configuration("echo ran; cat /proc/self/cgroup")
         let output = files.output()
         let result = try await onThread {
@@ -70,7 +68,7 @@ import Testing
         let files = try CaptureFiles()
         defer { files.remove() }
         let started = Sandbox.start(network: .none)
-        try await waitUntilParked(started)
+        try await waitUntilStarted(started)
         let config = try configuration("echo plain")
         let output = files.output()
         let result = try await onThread { try started.runBlocking(config, output: output) }
@@ -89,7 +87,7 @@ import Testing
         let files = try CaptureFiles()
         defer { files.remove() }
         let started = Sandbox.start(network: .none)
-        try await waitUntilParked(started)
+        try await waitUntilStarted(started)
         let initPID = try #require(started.initPID)
         var ahead = try configuration("echo ahead")
         var changed = ahead
@@ -124,8 +122,8 @@ import Testing
     }
 
     /// The job's group of a run that failed once the group was made (the
-    /// job's program does not exist: its exec fails) is gone when the error arrives, not
-    /// later on the sandbox's thread: the CLI exits right after. Its groups
+    /// job's program does not exist: its exec fails) is gone when the
+    /// error arrives: the CLI exits right after. Its groups
     /// go under parents of this test's own (v1 here; a v2 parent would need
     /// its controllers delegated).
     @Test func aFailedBlockingRunRemovesItsGroupBeforeItThrows() async throws {
