@@ -96,7 +96,8 @@ public enum RootFilesystem {
     }
 
     /// The same thing at `target`: a symlink is recreated with its content,
-    /// a directory or file is bound read-only; a missing path adds nothing.
+    /// a small file (up to `copiedFileLimit`) is copied in, a directory or
+    /// larger file is bound read-only; a missing path adds nothing.
     static func mirror(_ hostPath: FilePath, at target: String) throws -> [Mount] {
         var info = stat()
         guard lstat(hostPath.string, &info) == 0 else { return [] }
@@ -108,12 +109,23 @@ public enum RootFilesystem {
             return [Mount(.symlink(destination: String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)), at: target)]
         case S_IFDIR:
             return [.bind(hostPath, at: target, options: [.recursive])]
+        case S_IFREG where info.st_size <= copiedFileLimit:
+            // Small files by content, into the root's own tmpfs: a write in
+            // PID 1's assembly instead of a bind mount (clone, attach).
+            // One the runner cannot read (a bind needs no read access), or
+            // that grew meanwhile, is bound as before.
+            guard let contents = try? readSmallFile(hostPath, limit: copiedFileLimit + 1),
+                  contents.count <= copiedFileLimit else { return [.bind(hostPath, at: target)] }
+            return [Mount(.file(contents: contents, mode: UInt32(info.st_mode & 0o755)), at: target)]
         case S_IFREG:
             return [.bind(hostPath, at: target)]
         default:
             return []
         }
     }
+
+    /// Host files up to this size are copied in rather than bound.
+    static let copiedFileLimit = 64 << 10
 
     static func readSmallFile(_ path: FilePath, limit: Int) throws -> [UInt8] {
         let fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])

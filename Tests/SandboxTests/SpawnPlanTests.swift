@@ -1,3 +1,4 @@
+import Foundation
 @testable import Sandbox
 import SystemPackage
 import Testing
@@ -24,6 +25,31 @@ import Testing
         #expect(isolated.filter { $0.target == "/etc/resolv.conf" }.count == 1)
         #expect(host.filter { $0.target == "/etc/resolv.conf" }.count == 1)
         #expect(isolated.first { $0.target == "/etc/resolv.conf" }?.kind == .file(contents: Array("# none\n".utf8), mode: 0o644))
+    }
+
+    /// The host's small /etc files come in by content (written into the
+    /// root's tmpfs, no bind mount in PID 1's assembly), with their mode;
+    /// a larger one, a directory or an unreadable one stays a read-only bind.
+    @Test func smallHostEtcFilesAreCopiedLargerOnesBound() throws {
+        let host = FilePath("/tmp/syft-root-test-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        defer { _ = try? FileManager.default.removeItem(atPath: host.string) }
+        try FileManager.default.createDirectory(atPath: host.string + "/etc/ssl", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: host.string + "/usr", withIntermediateDirectories: true)
+        let services = Array("http 80/tcp\n".utf8)
+        FileManager.default.createFile(atPath: host.string + "/etc/services", contents: Data(services),
+                                       attributes: [.posixPermissions: 0o640])
+        let large = [UInt8](repeating: 7, count: RootFilesystem.copiedFileLimit + 1)
+        FileManager.default.createFile(atPath: host.string + "/etc/ld.so.cache", contents: Data(large))
+        let plan = try RootFilesystem.assembled(skeleton: RootSkeleton(files: []), network: .none, tmpBytes: 1 << 20,
+                                                hostRoot: host)
+        #expect(plan.first { $0.target == "/etc/services" }?.kind == .file(contents: services, mode: 0o640))
+        let cache = plan.first { $0.target == "/etc/ld.so.cache" }
+        if case let .bind(source, _, _) = cache?.kind { #expect(source == host.appending("etc/ld.so.cache")) } else {
+            Issue.record("a file over the limit was not bound: \(String(describing: cache?.kind))")
+        }
+        #expect(cache?.attributes.contains(.readOnly) == true)
+        let ssl = plan.first { $0.target == "/etc/ssl" }
+        if case .bind = ssl?.kind {} else { Issue.record("a directory was not bound: \(String(describing: ssl?.kind))") }
     }
 
     @Test func preparedRootAsksForItsMountPoints() {
