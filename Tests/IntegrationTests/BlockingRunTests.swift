@@ -9,11 +9,7 @@ import Testing
 /// thread), not a task.
 @Suite struct BlockingRunTests {
     func configuration(_ script: String) throws -> SandboxConfiguration {
-        SandboxConfiguration(
-            mounts: try RootFilesystem.assembled(skeleton: BuiltinPolicies.skeleton, network: .none, tmpBytes: 16 << 20),
-            executable: "/bin/sh", arguments: ["sh", "-c", script],
-            environment: [("PATH", "/usr/bin:/bin")], workingDirectory: "/",
-            seccomp: try BuiltinPolicies.seccompProgram(), limits: ResourceLimits(wallTime: .seconds(30)))
+        try TestSupport.shellConfiguration(script)
     }
 
     /// `body` on a thread of its own, as the CLI's main thread runs it (not
@@ -80,8 +76,9 @@ import Testing
     /// A failed blocking run throws only once nothing of it is left: PID 1
     /// is reaped when the error arrives (the CLI exits right after), and a
     /// second run of the same sandbox is refused. Failed before the
-    /// go-ahead (mounts other than those sent ahead) or after it (a mount
-    /// source that does not exist, found by PID 1).
+    /// go-ahead (mounts other than those sent ahead) or at it (a mount
+    /// source that does not exist, found by PID 1 while it built the root
+    /// ahead).
     @Test(arguments: [false, true])
     func aFailedBlockingRunLeavesNothingAndASecondIsRefused(failingMount: Bool) async throws {
         let files = try CaptureFiles()

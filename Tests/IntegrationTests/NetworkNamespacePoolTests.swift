@@ -9,12 +9,8 @@ import Testing
 @Suite struct NetworkNamespacePoolTests {
     func configuration(_ script: String, network: NetworkPolicy, pool: NetworkNamespacePool?,
                        extra: [Mount] = []) throws -> SandboxConfiguration {
-        var configuration = SandboxConfiguration(
-            mounts: try RootFilesystem.assembled(skeleton: BuiltinPolicies.skeleton, network: network, tmpBytes: 16 << 20)
-                + [.bind(FilePath(TestSupport.probe), at: "/probe")] + extra,
-            executable: "/bin/sh", arguments: ["sh", "-c", script],
-            environment: [("PATH", "/usr/bin:/bin")], workingDirectory: "/", network: network,
-            seccomp: try BuiltinPolicies.seccompProgram(), limits: ResourceLimits(wallTime: .seconds(30)))
+        var configuration = try TestSupport.shellConfiguration(script, network: network)
+        configuration.mounts += [.bind(FilePath(TestSupport.probe), at: "/probe")] + extra
         configuration.networkNamespaces = pool
         return configuration
     }

@@ -18,11 +18,7 @@ import Testing
     }
 
     func configuration(_ script: String, wallTime: Duration = .seconds(30)) throws -> SandboxConfiguration {
-        SandboxConfiguration(
-            mounts: try RootFilesystem.assembled(skeleton: BuiltinPolicies.skeleton, network: .none, tmpBytes: 16 << 20),
-            executable: "/bin/sh", arguments: ["sh", "-c", script],
-            environment: [("PATH", "/usr/bin:/bin")], workingDirectory: "/",
-            seccomp: try BuiltinPolicies.seccompProgram(), limits: ResourceLimits(wallTime: wallTime))
+        try TestSupport.shellConfiguration(script, wallTime: wallTime)
     }
 
     @Test func outputReachesFilesAndTheLiveSink() async throws {

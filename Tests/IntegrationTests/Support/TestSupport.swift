@@ -1,4 +1,5 @@
 import Foundation
+import Runner
 import Sandbox
 import SystemPackage
 import Testing
@@ -73,6 +74,18 @@ enum TestSupport {
         return CLIRun(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start),
                       pid: process.processIdentifier)
+    }
+
+    /// A sandbox configuration that runs `script` with `sh -c` in the
+    /// assembled root (the built-in skeleton and seccomp profile), PATH
+    /// only, in `/`: what the Swift API's tests run.
+    static func shellConfiguration(_ script: String, network: NetworkPolicy = .none,
+                                   wallTime: Duration = .seconds(30)) throws -> SandboxConfiguration {
+        SandboxConfiguration(
+            mounts: try RootFilesystem.assembled(skeleton: BuiltinPolicies.skeleton, network: network, tmpBytes: 16 << 20),
+            executable: "/bin/sh", arguments: ["sh", "-c", script],
+            environment: [("PATH", "/usr/bin:/bin")], workingDirectory: "/", network: network,
+            seccomp: try BuiltinPolicies.seccompProgram(), limits: ResourceLimits(wallTime: wallTime))
     }
 
     /// Runs a program on a thread of its own and waits without holding a
