@@ -29,7 +29,9 @@ import Testing
 
     /// The host's small /etc files come in by content (written into the
     /// root's tmpfs, no bind mount in PID 1's assembly), with their mode;
-    /// a larger one, a directory or an unreadable one stays a read-only bind.
+    /// a larger one stays a read-only bind, and so does a directory. (The
+    /// fallback for a file the runner cannot read is not covered here: as
+    /// root, the test can read every file.)
     @Test func smallHostEtcFilesAreCopiedLargerOnesBound() throws {
         let host = FilePath("/tmp/syft-root-test-\(getpid())-\(UInt32.random(in: 0 ... .max))")
         defer { _ = try? FileManager.default.removeItem(atPath: host.string) }
