@@ -127,6 +127,11 @@ int csb_last_capability(void);
 int csb_job_set_no_new_privs(struct csb_child_ctx *_Nonnull ctx);
 int csb_job_load_seccomp(struct csb_child_ctx *_Nonnull ctx);
 
+// cpus.c — PID 1, just cloned, moved off the calling thread's CPU (best
+// effort); the caller's affinity given back with the plan (0 or an errno).
+void csb_cpus_start_elsewhere(struct csb_child *_Nonnull child);
+int csb_cpus_give_back(struct csb_child *_Nonnull child);
+
 // plan.c — the configuration, sent to the started sandbox.
 int csb_plan_write(const struct csb_spawn_config *_Nonnull config, bool parent_is_root,
                    const sigset_t *_Nonnull signal_mask, int *_Nonnull plan_fd);

@@ -905,6 +905,7 @@ int csb_spawn_start(const struct csb_start_config *_Nonnull start, struct csb_ch
     child->pidfd = pidfd;
     child->status_fd = sync[0];
     child->error_fd = error_pipe[0];
+    csb_cpus_start_elsewhere(child);
     return 0;
 }
 
@@ -958,6 +959,12 @@ static int send_plan(const struct csb_spawn_config *_Nonnull config, struct csb_
     bool parent_is_root = geteuid() == 0;
     int rc = map_ids(config, child, parent_is_root, error);
     if (rc != 0) return rc;
+    // Before PID 1 has a plan, so before the job exists.
+    rc = csb_cpus_give_back(child);
+    if (rc != 0) {
+        parent_fail(error, CSB_STAGE_PREPARE, rc, "give the sandbox the CPUs the caller may use");
+        return rc;
+    }
     // The init restores this thread's mask (the job resets its own).
     sigset_t mask;
     pthread_sigmask(SIG_SETMASK, NULL, &mask);

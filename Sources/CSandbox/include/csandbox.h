@@ -263,6 +263,10 @@ struct csb_child {
     bool ids_mapped;
     /// The plan went ahead (csb_spawn_ahead).
     bool plan_ahead;
+    /// PID 1 was started off the caller's CPU (cpus.c) and gets the
+    /// caller's affinity, `start_cpus` (a cpu_set_t), back with its plan.
+    bool cpus_moved;
+    uint64_t start_cpus[16];
 };
 
 /// Makes a network namespace sandboxes can join (`netns_fd`), on a

@@ -1,0 +1,49 @@
+import Foundation
+import Sandbox
+import Testing
+
+/// PID 1 starts on a CPU other than its caller's (cpus.c: on a small
+/// machine the caller's CPU is the busy one), and gets the caller's
+/// affinity back with its plan, before the job exists: the job may run on
+/// the CPUs its caller may, no fewer and no others.
+@Suite struct CPUAffinityTests {
+    static let script = "grep Cpus_allowed_list /proc/self/status"
+
+    /// This process's allowed CPUs, the line the job prints.
+    static func callersLine() throws -> String {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
+        return String(line) + "\n"
+    }
+
+    /// The one-shot CLI, whose PID 1 is cloned by its constructor (early.c).
+    @Test func theOneShotJobMayRunWhereItsCallerMay() async throws {
+        let job = try JobFixture(Self.script)
+        let run = await job.run()
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(job.result("stdout.txt") == (try Self.callersLine()))
+    }
+
+    /// The Swift API, whose PID 1 is cloned by the sandbox's thread.
+    @Test func theSwiftAPIsJobMayRunWhereItsCallerMay() async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let result = try await Sandbox.run(try TestSupport.shellConfiguration(Self.script), output: files.output())
+        #expect(result.termination == .exited(0), "\(files.text(.stderr))")
+        #expect(files.text() == (try Self.callersLine()))
+    }
+
+    /// A caller held to one CPU: PID 1 is not moved (there is nowhere
+    /// else), and the job stays on that CPU too.
+    @Test func aCallerHeldToOneCPUKeepsItsJobThere() async throws {
+        // The highest CPU this process may use: the list's last number ("0-1", "0,2-3").
+        let list = try Self.callersLine().split(separator: "\t").last ?? ""
+        let last = try #require(list.split(whereSeparator: { $0 == "," || $0 == "-" }).last
+            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        let job = try JobFixture(Self.script)
+        let run = await TestSupport.run(["/usr/bin/taskset", "-c", "\(last)", TestSupport.binary,
+                                         "--results", job.results.path, job.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(job.result("stdout.txt") == "Cpus_allowed_list:\t\(last)\n")
+    }
+}
