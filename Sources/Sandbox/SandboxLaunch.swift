@@ -4,7 +4,9 @@ import Glibc
 /// The part of a sandbox's start that needs none of its configuration, made
 /// on the sandbox's own thread: a network namespace from the pool and PID 1
 /// cloned into its namespaces, where it waits for the go-ahead
-/// (`csb_spawn_go`), and the job's cgroup.
+/// (`csb_spawn_go`), and the job's cgroup. (A PID 1 the one-shot command
+/// line's constructor cloned is taken on the caller's thread instead,
+/// `takeEarly`, and the launch handed to the sandbox's thread later.)
 ///
 /// The order keeps the clone, and then the go-ahead, early. cgroup v2
 /// places PID 1 at the clone (CLONE_INTO_CGROUP), so where /sys/fs/cgroup
@@ -66,6 +68,34 @@ final class SandboxLaunch {
         failure = Self.clone(network: network, networkNamespace: networkNamespace, into: cgroup, &child)
         clonedIntoCgroup = failure == nil && cgroup != nil
         duration = began.duration(to: .now) - detecting
+    }
+
+    /// PID 1 as the one-shot command line's constructor cloned it (early.c),
+    /// taken on the calling thread; nil when there is none for `network`, or
+    /// when this launch needs what it lacks: a pooled network namespace to
+    /// clone into, or a cgroup made before the clone (a unified hierarchy).
+    /// Such launches are made by `init`, on the sandbox's thread.
+    static func takeEarly(network: NetworkPolicy, cgroups given: CgroupSupport?,
+                          pool offered: NetworkNamespacePool?) -> SandboxLaunch? {
+        if let offered, offered.policy == network { return nil }
+        let v2Given = if case .v2 = given { true } else { false }
+        if v2Given || given == nil && CgroupSupport.unifiedHierarchyMounted { return nil }
+        var child = csb_child()
+        guard let early = takeEarlyClone(network: network, &child) else { return nil }
+        return SandboxLaunch(network: network, cgroups: given, early: child, failure: early.failure,
+                             duration: early.duration)
+    }
+
+    private init(network: NetworkPolicy, cgroups given: CgroupSupport?, early: csb_child, failure: SandboxError?,
+                 duration: Duration) {
+        self.network = network
+        support = given
+        pool = nil
+        networkNamespace = nil
+        child = early
+        self.failure = failure
+        self.duration = duration
+        startedEarly = true
     }
 
     /// The configuration sent ahead (`sendAhead`), whose mounts the run's

@@ -6,11 +6,30 @@ import Glibc
 /// is killed and reaped, and its cgroup removed.
 public final class StartedSandbox: Sendable {
     private let handoff = Handoff()
+    /// The launch of the PID 1 the constructor cloned (early.c), until the
+    /// sandbox's thread starts with it: at the plan sent ahead, the run, the
+    /// release or a wait for the end, whichever comes first. The plan then
+    /// goes from the caller's thread, without waking another; the thread's
+    /// start (its stack, its clone: ~0.1 ms) comes after it, while PID 1
+    /// builds the root.
+    private let waiting: WaitingLaunch?
 
     init(network: NetworkPolicy, cgroups: CgroupSupport?, pool: NetworkNamespacePool?) {
-        let handoff = handoff
+        if let launch = SandboxLaunch.takeEarly(network: network, cgroups: cgroups, pool: pool) {
+            handoff.started(pid: launch.child.pid)
+            waiting = WaitingLaunch(launch)
+            return
+        }
+        waiting = nil
+        Self.startThread(handoff) { SandboxLaunch(network: network, cgroups: cgroups, pool: pool) }
+    }
+
+    /// The sandbox's thread: the launch `make` returns (PID 1 started, or
+    /// why not), the plan sent ahead when one comes, then the run, or PID 1
+    /// stopped when none will.
+    private static func startThread(_ handoff: Handoff, make: @escaping @Sendable () -> SandboxLaunch) {
         let failure = DedicatedThread.start {
-            let launch = SandboxLaunch(network: network, cgroups: cgroups, pool: pool)
+            let launch = make()
             handoff.started(pid: launch.child.pid)
             var taken = handoff.take()
             while case let .ahead(configuration, prepared) = taken {
@@ -45,6 +64,22 @@ public final class StartedSandbox: Sendable {
         }
     }
 
+    /// Starts the sandbox's thread with the waiting launch, unless it was.
+    private func startWaitingThread() {
+        if let launch = waiting?.take() { start(launch) }
+    }
+
+    /// The sandbox's thread, with a launch made here. Without a thread,
+    /// PID 1 is stopped here, and runs fail.
+    private func start(_ launch: SandboxLaunch) {
+        let handed = HandedLaunch(launch)
+        Self.startThread(handoff) { handed.launch }
+        if handoff.isUnavailable {
+            launch.stop()
+            launch.end()
+        }
+    }
+
     /// Returns once nothing of the sandbox's job is left: every process of
     /// it gone and its cgroup removed. PID 1 itself may still be exiting,
     /// its namespaces torn down by the kernel (no process of the job is in
@@ -52,12 +87,16 @@ public final class StartedSandbox: Sendable {
     /// reaps it then and gives a pooled network namespace back. `run`
     /// returns at the job's end, before the cgroup's removal.
     public func ended() async {
+        startWaitingThread()
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             handoff.whenEnded { continuation.resume() }
         }
     }
 
-    deinit { handoff.abandon() }
+    deinit {
+        handoff.abandon()
+        startWaitingThread()
+    }
 
     /// For a caller that will not run it after all (its own preparation
     /// failed): PID 1 is killed and reaped and its cgroup removed before
@@ -85,6 +124,7 @@ public final class StartedSandbox: Sendable {
              untilEnded: Bool) async throws -> SandboxResult {
         let supervisor = try Supervisor(configuration: configuration, output: output, control: control,
                                         prepared: handoff.preparedAhead(for: configuration))
+        startWaitingThread()
         let outcome = await withTaskCancellationHandler {
             // Unsafe: the handoff resumes it exactly once; a checked
             // continuation's generic metadata costs a conformance scan of
@@ -106,6 +146,7 @@ public final class StartedSandbox: Sendable {
                             control: SandboxControl? = nil) throws -> SandboxResult {
         let supervisor = try Supervisor(configuration: configuration, output: output, control: control,
                                         prepared: handoff.preparedAhead(for: configuration))
+        startWaitingThread()
         let reply = Latch()
         handoff.give(supervisor, untilEnded: false) { reply.open(with: $0) }
         guard let outcome = reply.wait() else { fatalError("the sandbox's thread ended the run without an outcome") }
@@ -125,11 +166,20 @@ public final class StartedSandbox: Sendable {
     /// the run with the same configuration uses them.
     public func sendAhead(_ configuration: SandboxConfiguration) {
         guard let prepared = try? PreparedStart(configuration) else { return }
-        handoff.offerAhead(configuration, prepared: prepared)
+        guard let launch = waiting?.take() else {
+            handoff.offerAhead(configuration, prepared: prepared)
+            return
+        }
+        // Sent from here, then the thread starts with the launch.
+        if handoff.recordAhead(configuration, prepared: prepared) {
+            launch.sendAhead(configuration, prepared: prepared)
+        }
+        start(launch)
     }
 
     /// As `ended`, blocking the calling thread (see `runBlocking`).
     public func waitUntilEnded() {
+        startWaitingThread()
         let ended = Latch()
         handoff.whenEnded { ended.open() }
         _ = ended.wait()
@@ -279,6 +329,25 @@ private final class Handoff: @unchecked Sendable {
         monitor.unlock()
     }
 
+    /// True when runs fail for want of the sandbox's thread.
+    var isUnavailable: Bool {
+        monitor.lock()
+        defer { monitor.unlock() }
+        if case .unavailable = state { return true }
+        return false
+    }
+
+    /// The caller's side, sending the plan ahead itself (the launch is not
+    /// the thread's yet): the run with the same configuration takes its
+    /// pipes. False when the plan must not go (abandoned, or sent already).
+    func recordAhead(_ configuration: SandboxConfiguration, prepared: PreparedStart) -> Bool {
+        monitor.lock()
+        defer { monitor.unlock() }
+        guard case .waiting = state, offered == nil else { return false }
+        offered = (configuration, prepared)
+        return true
+    }
+
     /// The caller's side: the configuration to send ahead, once, before the run.
     func offerAhead(_ configuration: SandboxConfiguration, prepared: PreparedStart) {
         monitor.lock()
@@ -321,6 +390,30 @@ private final class Handoff: @unchecked Sendable {
             }
         }
     }
+}
+
+/// A launch made on the caller's thread (`SandboxLaunch.takeEarly`),
+/// until the sandbox's thread takes it over.
+private final class WaitingLaunch: @unchecked Sendable {
+    private let monitor = Monitor()
+    private var launch: SandboxLaunch?
+
+    init(_ launch: SandboxLaunch) { self.launch = launch }
+
+    /// The launch to whoever asks first; nil afterwards.
+    func take() -> SandboxLaunch? {
+        monitor.lock()
+        defer { monitor.unlock() }
+        let taken = launch
+        launch = nil
+        return taken
+    }
+}
+
+/// A launch handed to the sandbox's thread, which is its only user from then on.
+private final class HandedLaunch: @unchecked Sendable {
+    let launch: SandboxLaunch
+    init(_ launch: SandboxLaunch) { self.launch = launch }
 }
 
 /// A mutex and its condition variable, for the threads here that block

@@ -81,4 +81,16 @@ import Testing
         #expect(lines["lingering"] == "0", "\(run.stdout)")
         #expect(job.result("stdout.txt") == nil)
     }
+
+    /// Bad input found once the early PID 1 was taken (the job folder has
+    /// no run.sh): the CLI exits 125, and nothing of the sandbox outlives it.
+    @Test func anEarlySandboxTakenButNeverRunEndsWithTheRun() async throws {
+        let job = try JobFixture("echo hi")
+        try FileManager.default.removeItem(atPath: job.path + "/run.sh")
+        let run = await TestSupport.run([TestSupport.probe, "reaper", TestSupport.binary,
+                                         "--results", job.results.path, job.path])
+        #expect(run.stdout.contains("status=125\n"), "\(run.stdout) \(run.stderr)")
+        #expect(run.stdout.contains("lingering=0\n"), "\(run.stdout)")
+        #expect(run.stderr.contains("no run.sh"), "\(run.stderr)")
+    }
 }
