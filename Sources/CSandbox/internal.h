@@ -81,6 +81,8 @@ struct csb_child_ctx {
     // After 'A': its plan, whose mounts the go-ahead's must be (`config`
     // too, until the go-ahead came).
     const struct csb_spawn_config *_Nullable ahead_config;
+    sigset_t ahead_mask; // the signal mask 'A' carried, for an 'R' go-ahead
+    bool go_received;
     bool became_root; // csb_child_become_root ran (ahead, or after the go-ahead)
     // Roots of CSB_TMPFS_EXPORT filesystems, sent to the parent before exec.
     int exported_fds[CSB_MAX_EXPORTS];

@@ -141,10 +141,11 @@ static void close_all(const int *_Nonnull fds, size_t count) {
 
 /// Waits for the parent's message with a plan: 'A', the plan sent ahead
 /// (csb_spawn_ahead: the plan alone, whose mounts the go-ahead's will
-/// be), or 'G', the go-ahead: the id maps are written, and the
-/// message carries the plan (a memfd), stdout, stderr and the idmapped
-/// trees (if any), in that order, as SCM_RIGHTS. Rebuilds the
-/// configuration from the plan; the go-ahead restores the signal mask.
+/// be), or the go-ahead, after which the id maps are written: 'G', which
+/// carries the plan (a memfd), stdout, stderr and the idmapped trees (if
+/// any), in that order, as SCM_RIGHTS; or, after 'A', 'R', the same
+/// without the plan: the one sent ahead stands. Rebuilds the configuration
+/// from the plan; the go-ahead restores the signal mask.
 static int receive_plan(struct csb_child_ctx *_Nonnull ctx, bool ahead_allowed) {
     uint8_t present[CSB_MAX_IDMAPPED + 1] = {0};
     int received[CSB_MAX_GO_AHEAD_FDS];
@@ -154,32 +155,38 @@ static int receive_plan(struct csb_child_ctx *_Nonnull ctx, bool ahead_allowed) 
                                   &truncated);
     if (n == 0) _exit(1); // the parent is gone: nobody to report to
     bool ahead = n >= 1 && present[0] == 'A' && ahead_allowed;
-    if (n < 1 || (present[0] != 'G' && !ahead) || truncated || count < (ahead ? 1u : 3u)) {
+    bool reused = n >= 1 && present[0] == 'R' && !ahead_allowed && ctx->ahead_config != NULL;
+    size_t plans = reused ? 0 : 1; // the memfd, first
+    if (n < 1 || (present[0] != 'G' && !ahead && !reused) || truncated || count < (ahead ? 1u : plans + 2)) {
         close_all(received, count);
         csb_msg(ctx->message, sizeof ctx->message, "receive the parent's go-ahead", NULL);
         return n < 0 ? errno : EPROTO;
     }
-    sigset_t mask;
-    int error = csb_plan_read(received[0], ctx, &mask);
-    close(received[0]);
-    // The plan is a private, writable mapping: the descriptors' numbers
-    // are this process's now.
-    if (error != 0) {
-        close_all(received + 1, count - 1);
-        csb_msg(ctx->message, sizeof ctx->message, "read the sandbox's plan", NULL);
-        return error;
+    sigset_t mask = ctx->ahead_mask;
+    if (!reused) {
+        int error = csb_plan_read(received[0], ctx, &mask);
+        close(received[0]);
+        // The plan is a private, writable mapping: the descriptors' numbers
+        // are this process's now.
+        if (error != 0) {
+            close_all(received + 1, count - 1);
+            csb_msg(ctx->message, sizeof ctx->message, "read the sandbox's plan", NULL);
+            return error;
+        }
     }
     if (ahead) {
         close_all(received + 1, count - 1);
         ctx->ahead_config = ctx->config;
+        ctx->ahead_mask = mask;
         return 0;
     }
     struct csb_spawn_config *config = (struct csb_spawn_config *)ctx->config;
-    config->stdout_fd = received[1];
-    config->stderr_fd = received[2];
-    size_t next = 3;
+    config->stdout_fd = received[plans];
+    config->stderr_fd = received[plans + 1];
+    size_t next = plans + 2;
     for (size_t i = 0; i < CSB_MAX_IDMAPPED; i++)
         ctx->idmapped_fds[i] = i + 1 < (size_t)n && present[i + 1] && next < count ? received[next++] : -1;
+    ctx->go_received = true;
     sigprocmask(SIG_SETMASK, &mask, NULL);
     return 0;
 }
@@ -190,7 +197,7 @@ static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
 
 /// True between the plan sent ahead and the go-ahead.
 static bool plan_ahead(const struct csb_child_ctx *_Nonnull ctx) {
-    return ctx->ahead_config != NULL && ctx->config == ctx->ahead_config;
+    return ctx->ahead_config != NULL && !ctx->go_received;
 }
 
 /// After the plan sent ahead, while the go-ahead is on its way: every
@@ -697,16 +704,18 @@ static void parent_fail(struct csb_error *_Nonnull error, int stage, int code, c
 }
 
 /// Makes the idmapped trees for CSB_BIND_IDMAP binds, in plan order, and
-/// sends the go-ahead: the plan, stdout, stderr and the trees, in that order. A tree that cannot be idmapped (not root,
-/// or a filesystem without idmap support) falls back to a plain bind.
+/// sends the go-ahead: the plan, stdout, stderr and the trees, in that
+/// order ('G'), or without the plan (`plan_fd` -1: 'R', the one sent ahead
+/// stands). A tree that cannot be idmapped (not root, or a filesystem
+/// without idmap support) falls back to a plain bind.
 static int send_go_ahead(const struct csb_spawn_config *_Nonnull config, pid_t pid, int sync_fd, int plan_fd,
                          bool parent_is_root, int32_t *_Nonnull fallbacks) {
     uint8_t present[CSB_MAX_IDMAPPED + 1];
     memset(present, 0, sizeof present);
-    present[0] = 'G';
+    present[0] = plan_fd >= 0 ? 'G' : 'R';
     int fds[CSB_MAX_GO_AHEAD_FDS];
     size_t fd_count = 0;
-    fds[fd_count++] = plan_fd;
+    if (plan_fd >= 0) fds[fd_count++] = plan_fd;
     fds[fd_count++] = config->stdout_fd;
     fds[fd_count++] = config->stderr_fd;
     size_t first_tree = fd_count, bind_index = 0;
@@ -953,9 +962,10 @@ static int map_ids(const struct csb_spawn_config *_Nonnull config, struct csb_ch
 }
 
 /// The id maps (unless written already), then the plan in a memfd, sent
-/// ahead ('A': the plan alone) or as the go-ahead (send_go_ahead).
+/// ahead ('A': the plan alone) or as the go-ahead (send_go_ahead), which
+/// goes without it when `as_sent_ahead`: PID 1 keeps the plan it has.
 static int send_plan(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child, bool ahead,
-                     struct csb_error *_Nonnull error) {
+                     bool as_sent_ahead, struct csb_error *_Nonnull error) {
     bool parent_is_root = geteuid() == 0;
     int rc = map_ids(config, child, parent_is_root, error);
     if (rc != 0) return rc;
@@ -965,14 +975,16 @@ static int send_plan(const struct csb_spawn_config *_Nonnull config, struct csb_
         parent_fail(error, CSB_STAGE_PREPARE, rc, "give the sandbox the CPUs the caller may use");
         return rc;
     }
-    // The init restores this thread's mask (the job resets its own).
-    sigset_t mask;
-    pthread_sigmask(SIG_SETMASK, NULL, &mask);
     int plan_fd = -1;
-    rc = csb_plan_write(config, parent_is_root, &mask, &plan_fd);
-    if (rc != 0) {
-        parent_fail(error, CSB_STAGE_PREPARE, rc, "write the sandbox's plan");
-        return rc;
+    if (ahead || !as_sent_ahead) {
+        // The init restores this thread's mask (the job resets its own).
+        sigset_t mask;
+        pthread_sigmask(SIG_SETMASK, NULL, &mask);
+        rc = csb_plan_write(config, parent_is_root, &mask, &plan_fd);
+        if (rc != 0) {
+            parent_fail(error, CSB_STAGE_PREPARE, rc, "write the sandbox's plan");
+            return rc;
+        }
     }
     if (ahead) {
         uint8_t tag = 'A';
@@ -980,7 +992,7 @@ static int send_plan(const struct csb_spawn_config *_Nonnull config, struct csb_
     } else {
         rc = send_go_ahead(config, child->pid, child->status_fd, plan_fd, parent_is_root, &child->idmap_fallbacks);
     }
-    close(plan_fd);
+    if (plan_fd >= 0) close(plan_fd);
     if (rc != 0) {
         parent_fail(error, CSB_STAGE_SYNC, rc,
                     ahead ? "send the plan ahead to the sandbox" : "send the go-ahead to the sandbox");
@@ -995,7 +1007,7 @@ int csb_spawn_ahead(const struct csb_spawn_config *_Nonnull config, struct csb_c
         parent_fail(error, CSB_STAGE_PREPARE, EINVAL, "send the plan ahead: it was sent, or the go-ahead was");
         return EINVAL;
     }
-    int rc = send_plan(config, child, true, error);
+    int rc = send_plan(config, child, true, false, error);
     if (rc != 0) {
         fail_started(child, error);
         return rc;
@@ -1004,10 +1016,10 @@ int csb_spawn_ahead(const struct csb_spawn_config *_Nonnull config, struct csb_c
     return 0;
 }
 
-int csb_spawn_go(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child,
+int csb_spawn_go(const struct csb_spawn_config *_Nonnull config, struct csb_child *_Nonnull child, bool as_sent_ahead,
                  struct csb_error *_Nonnull error) {
     if (!is_started(child, error)) return error->error;
-    int rc = send_plan(config, child, false, error);
+    int rc = send_plan(config, child, false, as_sent_ahead && child->plan_ahead, error);
     if (rc != 0) fail_started(child, error);
     return rc;
 }

@@ -101,6 +101,10 @@ final class SandboxLaunch {
     /// The configuration sent ahead (`sendAhead`), whose mounts the run's
     /// must be; nil when none went.
     private(set) var sentAhead: SandboxConfiguration?
+    /// The plan that went ahead: a run with this very one (the caller's
+    /// `preparedAhead`) sends the go-ahead without it, and PID 1 keeps the
+    /// copy it read (`csb_spawn_go`'s `as_sent_ahead`).
+    private(set) var sentAheadPlan: PreparedStart?
 
     /// Sends the plan ahead of the go-ahead (`csb_spawn_ahead`). A failure
     /// stops PID 1, and the run fails with it.
@@ -112,7 +116,11 @@ final class SandboxLaunch {
             var config = plan.config(seccomp: bpf, networkNamespace: networkNamespace ?? -1)
             return csb_spawn_ahead(&config, &child, &error)
         }
-        if sent == 0 { sentAhead = configuration } else { failure = Supervisor.setupError(error) }
+        if sent == 0 {
+            (sentAhead, sentAheadPlan) = (configuration, prepared)
+        } else {
+            failure = Supervisor.setupError(error)
+        }
     }
 
     /// The clone a one-shot command line started before the runtime did

@@ -17,10 +17,11 @@ extension Supervisor {
     func setUp(_ launch: SandboxLaunch) -> SetUp {
         let plan = prepared.plan
         let networkNamespace = launch.networkNamespace ?? -1
+        let asSentAhead = launch.sentAheadPlan === prepared
         var failure = csb_error()
         let went = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
             var config = plan.config(seccomp: bpf, networkNamespace: networkNamespace)
-            return csb_spawn_go(&config, &launch.child, &failure)
+            return csb_spawn_go(&config, &launch.child, asSentAhead, &failure)
         }
         prepared.closeWriteEnds()
         if went != 0 { return .failed(Self.setupError(failure)) }

@@ -313,11 +313,14 @@ int csb_spawn_ahead(const struct csb_spawn_config *_Nonnull config,
 
 /// Writes the started sandbox's id maps and sends it the go-ahead with the
 /// configuration: PID 1 builds the root, then waits for csb_spawn_place.
-/// `config`'s network and netns_fd are those given to csb_spawn_start. On
-/// failure `error` holds the record and the sandbox is already killed,
-/// reaped and closed.
+/// `config`'s network and netns_fd are those given to csb_spawn_start.
+/// `as_sent_ahead`: `config` is the plan csb_spawn_ahead sent, unchanged,
+/// and the go-ahead carries only its descriptors (PID 1 keeps the plan it
+/// read). On failure `error` holds the record and the sandbox is already
+/// killed, reaped and closed.
 int csb_spawn_go(const struct csb_spawn_config *_Nonnull config,
                  struct csb_child *_Nonnull child,
+                 bool as_sent_ahead,
                  struct csb_error *_Nonnull error);
 
 /// Places the sandbox in its cgroup, made while PID 1 built the root: PID 1
