@@ -1,4 +1,4 @@
-// cpus.c — where PID 1 starts running.
+// cpus.c — where PID 1, and the sandbox's thread, start running.
 //
 // A new child is queued where the scheduler puts it, which on a small
 // machine is often the CPU of its parent: and the parent goes on preparing
@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+#include <unistd.h>
 
 _Static_assert(sizeof(cpu_set_t) == sizeof(((struct csb_child *)0)->start_cpus),
                "csb_child.start_cpus holds a cpu_set_t");
@@ -49,4 +50,47 @@ int csb_cpus_give_back(struct csb_child *_Nonnull child) {
     }
     child->cpus_moved = false;
     return 0;
+}
+
+// The sandbox's thread of a one-shot run starts when its caller is about
+// to wait for the job (StartedSandbox), and PID 1 builds the root on
+// another CPU meanwhile. Started where the scheduler puts it, the thread
+// shared PID 1's CPU in a third of the runs measured, and its go-ahead and
+// cgroup work then doubled the root's assembly (0.54 -> 1.05 ms). So it
+// starts on its caller's CPU, which the caller is about to leave, and gets
+// its caller's affinity back once the job runs (csb_thread_release_cpu).
+
+_Static_assert(sizeof(cpu_set_t) == sizeof(((struct csb_cpu_mask *)0)->bits), "csb_cpu_mask holds a cpu_set_t");
+
+int csb_thread_attr_on_this_cpu(pthread_attr_t *_Nonnull attr, struct csb_cpu_mask *_Nonnull caller) {
+    caller->held = false;
+    int error = pthread_attr_init(attr);
+    if (error != 0) return error;
+    cpu_set_t allowed;
+    int current = sched_getcpu();
+    if (pthread_getaffinity_np(pthread_self(), sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2 ||
+        current < 0 || !CPU_ISSET(current, &allowed))
+        return 0;
+    cpu_set_t here;
+    CPU_ZERO(&here);
+    CPU_SET(current, &here);
+    if (pthread_attr_setaffinity_np(attr, sizeof here, &here) != 0) return 0;
+    memcpy(caller->bits, &allowed, sizeof allowed);
+    caller->held = true;
+    return 0;
+}
+
+int csb_thread_release_cpu(struct csb_cpu_mask *_Nonnull mask) {
+    if (!mask->held) return 0;
+    cpu_set_t allowed;
+    memcpy(&allowed, mask->bits, sizeof allowed);
+    int error = pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
+    if (error == EINVAL) {
+        // None of those CPUs is allowed any more (a cpuset shrank): the
+        // main thread's affinity, as it is now.
+        if (sched_getaffinity(getpid(), sizeof allowed, &allowed) != 0) return errno;
+        error = pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
+    }
+    if (error == 0) mask->held = false;
+    return error;
 }

@@ -98,6 +98,11 @@ final class SandboxLaunch {
         startedEarly = true
     }
 
+    /// The sandbox's thread, started by the caller for a launch it took
+    /// (`takeEarly`), is held to the caller's CPU until the job runs
+    /// (cpus.c): `Supervisor.run` lets it go.
+    var heldCPU = csb_cpu_mask()
+
     /// The configuration sent ahead (`sendAhead`), whose mounts the run's
     /// must be; nil when none went.
     private(set) var sentAhead: SandboxConfiguration?

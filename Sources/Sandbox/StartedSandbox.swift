@@ -1,3 +1,4 @@
+import CSandbox
 import Glibc
 
 /// A sandbox whose PID 1 is being started, or waits, in its namespaces (see
@@ -27,8 +28,9 @@ public final class StartedSandbox: Sendable {
     /// The sandbox's thread: the launch `make` returns (PID 1 started, or
     /// why not), the plan sent ahead when one comes, then the run, or PID 1
     /// stopped when none will.
-    private static func startThread(_ handoff: Handoff, make: @escaping @Sendable () -> SandboxLaunch) {
-        let failure = DedicatedThread.start {
+    private static func startThread(_ handoff: Handoff, heldToThisCPU held: UnsafeMutablePointer<csb_cpu_mask>? = nil,
+                                    make: @escaping @Sendable () -> SandboxLaunch) {
+        let failure = DedicatedThread.start(heldToThisCPU: held) {
             let launch = make()
             handoff.started(pid: launch.child.pid)
             var taken = handoff.take()
@@ -73,7 +75,7 @@ public final class StartedSandbox: Sendable {
     /// PID 1 is stopped here, and runs fail.
     private func start(_ launch: SandboxLaunch) {
         let handed = HandedLaunch(launch)
-        Self.startThread(handoff) { handed.launch }
+        Self.startThread(handoff, heldToThisCPU: &launch.heldCPU) { handed.launch }
         if handoff.isUnavailable {
             launch.stop()
             launch.end()

@@ -88,6 +88,9 @@ final class Supervisor: @unchecked Sendable {
         case let .failed(error):
             return .failed(error)
         }
+        // The go-ahead and the cgroup are done: the thread may leave its
+        // caller's CPU (cpus.c). Best effort: held, it still runs.
+        _ = csb_thread_release_cpu(&launch.heldCPU)
         let cgroup = launch.cgroup
         let running = ContinuousClock.now
         // While the job starts: groups a runner that is gone left behind.

@@ -46,4 +46,20 @@ import Testing
         #expect(run.status == 0, "\(run.stderr)")
         #expect(job.result("stdout.txt") == "Cpus_allowed_list:\t\(last)\n")
     }
+
+    /// The one-shot CLI's sandbox thread starts on its caller's CPU (it
+    /// would share PID 1's otherwise) and is let go once the job runs: while
+    /// the job runs, it may run wherever the CLI may.
+    @Test func theSandboxThreadIsLetGoOnceTheJobRuns() async throws {
+        let job = try JobFixture("echo ready; sleep 30")
+        let process = try await TestSupport.startCLI(job, [])
+        defer { process.terminate() }
+        let tasks = "/proc/\(process.processIdentifier)/task"
+        let thread = try #require(try FileManager.default.contentsOfDirectory(atPath: tasks).first { tid in
+            (try? String(contentsOfFile: "\(tasks)/\(tid)/comm", encoding: .utf8)) == "sandbox\n"
+        }, "no thread named sandbox")
+        let status = try String(contentsOfFile: "\(tasks)/\(thread)/status", encoding: .utf8)
+        let line = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }
+        #expect(line.map { String($0) + "\n" } == (try Self.callersLine()))
+    }
 }

@@ -12,6 +12,7 @@
 #ifndef CSANDBOX_H
 #define CSANDBOX_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -456,6 +457,22 @@ int csb_filesystem_type(const char *_Nonnull path, uint64_t *_Nonnull type);
 /// Names the calling thread (at most 15 bytes are kept), as ps, perf and
 /// /proc/PID/task show it.
 void csb_name_thread(const char *_Nonnull name);
+
+/// A thread's CPUs while it is held to its creator's (cpus.c): the mask it
+/// gets back (a cpu_set_t), and whether it is held.
+struct csb_cpu_mask {
+    uint64_t bits[16];
+    bool held;
+};
+
+/// Initializes `attr` for a thread that starts on the calling thread's CPU
+/// only (when the caller may use others), the caller's mask in `caller`
+/// for csb_thread_release_cpu. 0 or an errno (then `attr` is not initialized).
+int csb_thread_attr_on_this_cpu(pthread_attr_t *_Nonnull attr, struct csb_cpu_mask *_Nonnull caller);
+
+/// The calling thread, held by csb_thread_attr_on_this_cpu, may run
+/// wherever its creator could again. 0 or an errno.
+int csb_thread_release_cpu(struct csb_cpu_mask *_Nonnull mask);
 
 /// Name of an errno value ("ENOENT"), or NULL when unknown.
 const char *_Nullable csb_errno_name(int error);
