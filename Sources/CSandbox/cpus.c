@@ -21,35 +21,53 @@
 #include <string.h>
 #include <unistd.h>
 
-_Static_assert(sizeof(cpu_set_t) == sizeof(((struct csb_child *)0)->start_cpus),
-               "csb_child.start_cpus holds a cpu_set_t");
+_Static_assert(sizeof(cpu_set_t) == sizeof(((struct csb_cpu_mask *)0)->bits), "csb_cpu_mask holds a cpu_set_t");
+
+/// The CPUs the calling thread may use, in `saved` (not held yet), and
+/// the one it runs on; -1 when it may use no other (or the kernel would
+/// not say): then nothing is to be moved.
+static int caller_cpu(struct csb_cpu_mask *_Nonnull saved) {
+    saved->held = false;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) return -1;
+    int current = sched_getcpu();
+    if (current < 0 || !CPU_ISSET(current, &allowed)) return -1;
+    memcpy(saved->bits, &allowed, sizeof allowed);
+    return current;
+}
+
+/// Gives task `tid` (0: the calling thread) the CPUs `saved` holds, if it
+/// was held. When none of them is allowed any more (EINVAL: a cpuset
+/// shrank, a CPU went offline), those of task `fallback` as they are now
+/// (0: the calling thread). 0 or an errno.
+static int give_back(pid_t tid, pid_t fallback, struct csb_cpu_mask *_Nonnull saved) {
+    if (!saved->held) return 0;
+    cpu_set_t allowed;
+    memcpy(&allowed, saved->bits, sizeof allowed);
+    if (sched_setaffinity(tid, sizeof allowed, &allowed) != 0) {
+        if (errno != EINVAL || sched_getaffinity(fallback, sizeof allowed, &allowed) != 0 ||
+            sched_setaffinity(tid, sizeof allowed, &allowed) != 0)
+            return errno;
+    }
+    saved->held = false;
+    return 0;
+}
 
 void csb_cpus_start_elsewhere(struct csb_child *_Nonnull child) {
-    child->cpus_moved = false;
-    cpu_set_t allowed;
-    if (child->pid <= 0 || sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) return;
-    int current = sched_getcpu();
-    if (current < 0 || !CPU_ISSET(current, &allowed)) return;
-    cpu_set_t elsewhere = allowed;
+    int current = child->pid > 0 ? caller_cpu(&child->start_cpus) : -1;
+    if (current < 0) {
+        child->start_cpus.held = false;
+        return;
+    }
+    cpu_set_t elsewhere;
+    memcpy(&elsewhere, child->start_cpus.bits, sizeof elsewhere);
     CPU_CLR(current, &elsewhere);
-    if (sched_setaffinity(child->pid, sizeof elsewhere, &elsewhere) != 0) return;
-    memcpy(child->start_cpus, &allowed, sizeof allowed);
-    child->cpus_moved = true;
+    child->start_cpus.held = sched_setaffinity(child->pid, sizeof elsewhere, &elsewhere) == 0;
 }
 
 int csb_cpus_give_back(struct csb_child *_Nonnull child) {
-    if (!child->cpus_moved) return 0;
-    cpu_set_t allowed;
-    memcpy(&allowed, child->start_cpus, sizeof allowed);
-    if (sched_setaffinity(child->pid, sizeof allowed, &allowed) != 0) {
-        // EINVAL: none of those CPUs is allowed any more (a cpuset shrank,
-        // a CPU went offline): the calling thread's affinity, as it is now.
-        if (errno != EINVAL || sched_getaffinity(0, sizeof allowed, &allowed) != 0 ||
-            sched_setaffinity(child->pid, sizeof allowed, &allowed) != 0)
-            return errno;
-    }
-    child->cpus_moved = false;
-    return 0;
+    // The fallback: the sending thread's own CPUs.
+    return give_back(child->pid, 0, &child->start_cpus);
 }
 
 // The sandbox's thread of a one-shot run starts when its caller is about
@@ -60,37 +78,23 @@ int csb_cpus_give_back(struct csb_child *_Nonnull child) {
 // starts on its caller's CPU, which the caller is about to leave, and gets
 // its caller's affinity back once the job runs (csb_thread_release_cpu).
 
-_Static_assert(sizeof(cpu_set_t) == sizeof(((struct csb_cpu_mask *)0)->bits), "csb_cpu_mask holds a cpu_set_t");
-
 int csb_thread_attr_on_this_cpu(pthread_attr_t *_Nonnull attr, struct csb_cpu_mask *_Nonnull caller) {
-    caller->held = false;
     int error = pthread_attr_init(attr);
-    if (error != 0) return error;
-    cpu_set_t allowed;
-    int current = sched_getcpu();
-    if (pthread_getaffinity_np(pthread_self(), sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2 ||
-        current < 0 || !CPU_ISSET(current, &allowed))
-        return 0;
+    if (error != 0) {
+        caller->held = false;
+        return error;
+    }
+    int current = caller_cpu(caller);
+    if (current < 0) return 0;
     cpu_set_t here;
     CPU_ZERO(&here);
     CPU_SET(current, &here);
-    if (pthread_attr_setaffinity_np(attr, sizeof here, &here) != 0) return 0;
-    memcpy(caller->bits, &allowed, sizeof allowed);
-    caller->held = true;
+    caller->held = pthread_attr_setaffinity_np(attr, sizeof here, &here) == 0;
     return 0;
 }
 
 int csb_thread_release_cpu(struct csb_cpu_mask *_Nonnull mask) {
-    if (!mask->held) return 0;
-    cpu_set_t allowed;
-    memcpy(&allowed, mask->bits, sizeof allowed);
-    int error = pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
-    if (error == EINVAL) {
-        // None of those CPUs is allowed any more (a cpuset shrank): the
-        // main thread's affinity, as it is now.
-        if (sched_getaffinity(getpid(), sizeof allowed, &allowed) != 0) return errno;
-        error = pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
-    }
-    if (error == 0) mask->held = false;
-    return error;
+    // The fallback: the main thread's CPUs (this thread's are the one it
+    // is held to).
+    return give_back(0, getpid(), mask);
 }

@@ -247,6 +247,13 @@ struct csb_start_config {
 /// many to leave by (csb_spawn_place).
 #define CSB_MAX_CGROUP_TASKS 12
 
+/// CPUs a task was kept from and gets back (cpus.c): the mask (a
+/// cpu_set_t), and whether the task is held to fewer now.
+struct csb_cpu_mask {
+    uint64_t bits[16];
+    bool held;
+};
+
 struct csb_child {
     int32_t pid;       // host pid of the sandbox's PID 1
     int32_t pidfd;     // pidfd of that process (close-on-exec)
@@ -264,10 +271,9 @@ struct csb_child {
     bool ids_mapped;
     /// The plan went ahead (csb_spawn_ahead).
     bool plan_ahead;
-    /// PID 1 was started off the caller's CPU (cpus.c) and gets the
-    /// caller's affinity, `start_cpus` (a cpu_set_t), back with its plan.
-    bool cpus_moved;
-    uint64_t start_cpus[16];
+    /// The caller's CPUs, held when PID 1 was started off the caller's own
+    /// (cpus.c): PID 1 gets them back with its plan.
+    struct csb_cpu_mask start_cpus;
 };
 
 /// Makes a network namespace sandboxes can join (`netns_fd`), on a
@@ -457,13 +463,6 @@ int csb_filesystem_type(const char *_Nonnull path, uint64_t *_Nonnull type);
 /// Names the calling thread (at most 15 bytes are kept), as ps, perf and
 /// /proc/PID/task show it.
 void csb_name_thread(const char *_Nonnull name);
-
-/// A thread's CPUs while it is held to its creator's (cpus.c): the mask it
-/// gets back (a cpu_set_t), and whether it is held.
-struct csb_cpu_mask {
-    uint64_t bits[16];
-    bool held;
-};
 
 /// Initializes `attr` for a thread that starts on the calling thread's CPU
 /// only (when the caller may use others), the caller's mask in `caller`
