@@ -327,8 +327,12 @@ enum CgroupFiles {
     /// from its start (cgroupfs and procfs make it afresh for a read at
     /// offset 0: the same descriptor can be read again later, and reads at
     /// the offsets where the last one ended go on without starting over);
-    /// nil for -1 or a failed read.
-    static func read(_ fd: Int32) -> String? {
+    /// nil for -1 or a failed read. `oneRecord`: a file that the kernel
+    /// makes in one piece (a cgroup control file: one seq_file record, not
+    /// a line per entry as mountinfo), which a read returns whole or up to
+    /// the buffer's end: a short read is its end, and no second read is
+    /// needed to see it.
+    static func read(_ fd: Int32, oneRecord: Bool = false) -> String? {
         guard fd >= 0 else { return nil }
         var bytes = [UInt8](repeating: 0, count: 4 << 10)
         var length = 0
@@ -337,13 +341,14 @@ enum CgroupFiles {
                 guard bytes.count < 4 << 20 else { break }
                 bytes += [UInt8](repeating: 0, count: bytes.count)
             }
+            let wanted = bytes.count - length
             let n = bytes.withUnsafeMutableBytes { buffer in
-                pread(fd, buffer.baseAddress! + length, buffer.count - length, off_t(length))
+                pread(fd, buffer.baseAddress! + length, wanted, off_t(length))
             }
             if n < 0, errno == EINTR { continue }
             guard n >= 0 else { return nil }
-            if n == 0 { break }
             length += n
+            if n == 0 || (oneRecord && n < wanted) { break }
         }
         return String(decoding: bytes[..<length], as: UTF8.self)
     }

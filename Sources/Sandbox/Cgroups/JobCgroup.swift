@@ -191,23 +191,31 @@ final class JobCgroup {
     /// held), or nil when it is not accounted. One small read: cheap
     /// enough for the supervisor's budget checks.
     func cpuTotal() -> Duration? {
-        guard let cpuFile else { return nil }
+        guard let text = cpuText() else { return nil }
         switch layout {
-        case .v2: return CgroupFiles.keyedValues(cpuFile)["usage_usec"].map { .microseconds($0) }
-        case .v1: return CgroupFiles.number(cpuFile).map { .nanoseconds($0) }
+        case .v2: return CgroupFiles.keyedValues(in: text)["usage_usec"].map { .microseconds($0) }
+        case .v1: return CgroupFiles.leadingNumber(text).map { .nanoseconds($0) }
         }
+    }
+
+    /// cpu.stat or cpuacct.usage, through the descriptor `openUsageFiles`
+    /// opened when there is one.
+    private func cpuText() -> String? {
+        if let fd = usageFiles?.cpu, fd >= 0 { return CgroupFiles.read(fd, oneRecord: true) }
+        guard let cpuFile else { return nil }
+        return try? CgroupFiles.read(cpuFile)
     }
 
     /// The group's CPU time split in user and system time.
     func cpuTime() -> CPUTime? {
-        guard let cpuFile else { return nil }
+        guard let text = cpuText() else { return nil }
         switch layout {
         case .v2:
-            let stat = CgroupFiles.keyedValues(cpuFile)
+            let stat = CgroupFiles.keyedValues(in: text)
             guard let user = stat["user_usec"], let system = stat["system_usec"] else { return nil }
             return CPUTime(user: .microseconds(user), system: .microseconds(system))
         case .v1:
-            guard let total = CgroupFiles.number(cpuFile), let directory = cpuDirectory else { return nil }
+            guard let total = CgroupFiles.leadingNumber(text), let directory = cpuDirectory else { return nil }
             let stat = CgroupFiles.keyedValues(directory.appending("cpuacct.stat"))
             let precise = (CgroupFiles.number(directory.appending("cpuacct.usage_user")),
                            CgroupFiles.number(directory.appending("cpuacct.usage_sys")))
@@ -242,7 +250,9 @@ final class JobCgroup {
         var memoryPeak: Int32 = -1
         var memoryEvents: Int32 = -1
         var pidsEvents: Int32 = -1
-        var all: [Int32] { [memoryPeak, memoryEvents, pidsEvents] }
+        /// cpu.stat (v2) or cpuacct.usage (v1).
+        var cpu: Int32 = -1
+        var all: [Int32] { [memoryPeak, memoryEvents, pidsEvents, cpu] }
     }
 
     private var usageFiles: UsageFiles?
@@ -274,6 +284,7 @@ final class JobCgroup {
                 }
             }
         }
+        if let cpuFile { files.cpu = open(cpuFile) }
         usageFiles = files
         return files
     }
@@ -282,9 +293,9 @@ final class JobCgroup {
     /// files on v1, for a caller that has no exact count of its own).
     func usage(withCPU: Bool = true) -> Usage {
         let files = openUsageFiles()
-        let memoryPeak = CgroupFiles.read(files.memoryPeak).flatMap(CgroupFiles.leadingNumber)
-        let memoryEvents = CgroupFiles.read(files.memoryEvents).map(CgroupFiles.keyedValues(in:))
-        let pidsEvents = CgroupFiles.read(files.pidsEvents).map(CgroupFiles.keyedValues(in:))
+        let memoryPeak = CgroupFiles.read(files.memoryPeak, oneRecord: true).flatMap(CgroupFiles.leadingNumber)
+        let memoryEvents = CgroupFiles.read(files.memoryEvents, oneRecord: true).map(CgroupFiles.keyedValues(in:))
+        let pidsEvents = CgroupFiles.read(files.pidsEvents, oneRecord: true).map(CgroupFiles.keyedValues(in:))
         return Usage(memoryPeakBytes: memoryPeak, oomKills: memoryEvents?["oom_kill"] ?? 0,
                      pidsLimitHits: pidsEvents?["max"] ?? 0, cpu: withCPU ? cpuTime() : nil)
     }
