@@ -5,16 +5,37 @@
 // in exit_group before the process counts as exited: 0.3 ms between the
 // exit and the caller's wait returning. When another process still shares
 // the memory, the exit only drops a reference, and the unmapping happens
-// when that process exits, after the caller was told.
+// when that process exits, after the caller was told. Descriptors handed
+// to csb_exit_close_later stay open in the helper's table and close with
+// it: a file unlinked while one is open is freed at that close, so its
+// blocks and inode are freed after the caller was told, too.
 #include "internal.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/// The descriptors the exit leaves to the helper (csb_exit_close_later).
+static int later[CSB_EXIT_CLOSE_LATER_MAX];
+_Static_assert(CSB_EXIT_CLOSE_LATER_MAX + 1 <= CSB_MAX_IDMAPPED + 8, "csb_close_fds_from_except keeps this many");
+static size_t later_count;
+
+int csb_exit_close_later(int fd) {
+    if (fd < 0) return EBADF;
+    size_t slot = __atomic_fetch_add(&later_count, 1, __ATOMIC_RELAXED);
+    if (slot >= CSB_EXIT_CLOSE_LATER_MAX) {
+        __atomic_fetch_sub(&later_count, 1, __ATOMIC_RELAXED);
+        return ENOSPC;
+    }
+    later[slot] = fd;
+    return 0;
+}
 
 #if defined(__x86_64__)
 /// The helper: waits until the process it shares memory with has exited
@@ -48,9 +69,13 @@ _Noreturn void csb_exit_process(int status) {
 #if defined(__x86_64__)
     int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
     if (pidfd >= 0 && start_holder(pidfd)) {
-        // The descriptor table is shared: closed here, closed for the helper.
-        if (pidfd > 0) (void)syscall(SYS_close_range, 0, pidfd - 1, 0);
-        (void)syscall(SYS_close_range, pidfd + 1, ~0U, 0);
+        // The descriptor table is shared: closed here, closed for the
+        // helper. What it keeps (its pidfd, the later ones) closes with it.
+        int keep[CSB_EXIT_CLOSE_LATER_MAX + 1] = {pidfd};
+        size_t count = 1 + __atomic_load_n(&later_count, __ATOMIC_RELAXED);
+        if (count > CSB_EXIT_CLOSE_LATER_MAX + 1) count = CSB_EXIT_CLOSE_LATER_MAX + 1;
+        memcpy(keep + 1, later, sizeof keep[0] * (count - 1));
+        (void)csb_close_fds_from_except(0, keep, count);
     }
 #endif
     _exit(status);

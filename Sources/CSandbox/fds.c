@@ -26,19 +26,20 @@ static int close_range_raw(unsigned first, unsigned last) {
 #endif
 }
 
-/// Closes every fd >= 3 that is not in `keep` (negative entries ignored).
-int csb_close_fds_except(const int *_Nonnull keep, size_t count) {
+/// Closes every fd >= `first` that is not in `keep` (entries below
+/// `first` ignored).
+int csb_close_fds_from_except(unsigned first, const int *_Nonnull keep, size_t count) {
     // Sort a copy (insertion sort: a handful of entries).
     int sorted[CSB_MAX_IDMAPPED + 8];
     size_t n = 0;
     for (size_t i = 0; i < count; i++) {
-        if (keep[i] < 3) continue;
+        if (keep[i] < 0 || (unsigned)keep[i] < first) continue;
         if (n == sizeof sorted / sizeof sorted[0]) return E2BIG; // never close one that was to be kept
         size_t j = n++;
         while (j > 0 && sorted[j - 1] > keep[i]) { sorted[j] = sorted[j - 1]; j--; }
         sorted[j] = keep[i];
     }
-    unsigned next = 3;
+    unsigned next = first;
     for (size_t i = 0; i < n; i++) {
         unsigned fd = (unsigned)sorted[i];
         if (fd < next) continue; // duplicate
@@ -47,4 +48,9 @@ int csb_close_fds_except(const int *_Nonnull keep, size_t count) {
         next = fd + 1;
     }
     return close_range_raw(next, ~0U);
+}
+
+/// Closes every fd >= 3 that is not in `keep` (negative entries ignored).
+int csb_close_fds_except(const int *_Nonnull keep, size_t count) {
+    return csb_close_fds_from_except(3, keep, count);
 }

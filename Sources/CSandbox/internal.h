@@ -143,6 +143,7 @@ _Noreturn void csb_init_run(struct csb_child_ctx *_Nonnull ctx, pid_t job);
 
 // fds.c
 int csb_close_fds_except(const int *_Nonnull keep, size_t count);
+int csb_close_fds_from_except(unsigned first, const int *_Nonnull keep, size_t count);
 
 // socket.c — messages with descriptors (SCM_RIGHTS) on the parent/child socket.
 // The most of the go-ahead and of the placement (join and leave files).

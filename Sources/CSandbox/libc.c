@@ -9,6 +9,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+_Static_assert(CSB_O_PATH == O_PATH, "CSB_O_PATH is O_PATH");
+
 int csb_pipe(int *_Nonnull ends, int flags) {
     return pipe2(ends, flags) == 0 ? 0 : errno;
 }

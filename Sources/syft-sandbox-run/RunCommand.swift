@@ -154,6 +154,8 @@ extension OneShotArguments {
         options.rootfs = rootfs.map { FilePath($0) }
         if let uid { options.identity = .automatic(rootMapsTo: uid) }
         if let user = getenv("USER") { options.requester = String(cString: user) }
+        // The process ends with the run, through csb_exit_process (main.swift).
+        options.defersFreeingToExit = true
         return options
     }
 

@@ -141,6 +141,25 @@ import Testing
         #expect(gone, "still there: \(TestSupport.processes(matching: job.path))")
     }
 
+    /// A rerun replaces the previous run's results; it frees them (its
+    /// exit helper holds them, unlinked) only once it has exited, and then
+    /// no process holds anything of the results folder.
+    @Test func aRerunFreesWhatItReplacedOnceItHasExited() async throws {
+        let job = try JobFixture("head -c 1M /dev/zero; echo done >&2")
+        let first = await job.run([])
+        #expect(first.status == 0, "\(first.stderr)")
+        var before = stat()
+        #expect(stat(job.results.path + "/stdout.txt", &before) == 0 && before.st_size == 1 << 20)
+        let second = await job.run([])
+        #expect(second.status == 0, "\(second.stderr)")
+        var after = stat()
+        #expect(stat(job.results.path + "/stdout.txt", &after) == 0 && after.st_ino != before.st_ino)
+        let released = try await TestSupport.waitUntil(5) { TestSupport.descriptors(under: job.results.path).isEmpty }
+        #expect(released, "still held: \(TestSupport.descriptors(under: job.results.path))")
+        let names = try FileManager.default.contentsOfDirectory(atPath: job.results.path).sorted()
+        #expect(names == ["outputs", "result.json", "returncode.txt", "stderr.txt", "stdout.txt"], "\(names)")
+    }
+
     /// The one-shot form runs on the main thread, and its sandbox's
     /// supervision on one more: no task, so none of the concurrency
     /// runtime's threads (each one more to start and to end on the two

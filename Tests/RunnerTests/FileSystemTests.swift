@@ -86,6 +86,17 @@ import Testing
         #expect(contents(source) == "out")
     }
 
+    @Test func aPendingFileThatCannotTakeItsPlaceLeavesNoTemporaryFile() throws {
+        defer { try? FileManager.default.removeItem(atPath: root.string) }
+        let target = root.appending("result.json")
+        try FileSystem.makeDirectories(target)
+        let pending = try FileSystem.PendingFile(for: target, suffix: "x")
+        #expect(names(root) == ["result.json", "result.json.tmp-x"])
+        #expect(throws: SandboxError.self) { try pending.finish(writing: Array("new".utf8), durable: false) }
+        #expect(names(root) == ["result.json"])
+        #expect(kind(target) == S_IFDIR)
+    }
+
     @Test func writeAtomicallyOverAnOldFileLeavesOnlyTheNewOne() throws {
         defer { try? FileManager.default.removeItem(atPath: root.string) }
         try FileSystem.makeDirectories(root)

@@ -431,6 +431,17 @@ int csb_eventfd(void);
 /// fails (no pidfd_open, no clone3, no memory), a plain _exit.
 _Noreturn void csb_exit_process(int status);
 
+/// How many descriptors csb_exit_close_later takes.
+#define CSB_EXIT_CLOSE_LATER_MAX 8
+
+/// Leaves `fd` open through csb_exit_process, to the helper, which closes
+/// it with its own exit, once the process has exited. For a file whose
+/// freeing may come after the caller was told: one this process unlinked
+/// while holding it open is freed at that close (its pages, blocks and
+/// inode), not in the unlink. 0, EBADF (a negative fd) or ENOSPC (the
+/// table is full: close it now). Where no helper starts, _exit closes it.
+int csb_exit_close_later(int fd);
+
 // MARK: - GNU and Linux calls Swift's Glibc module does not export
 
 /// pipe2(2): `ends` gets the read and write ends, created atomically with
@@ -441,6 +452,7 @@ int csb_pipe(int *_Nonnull ends, int flags);
 #define CSB_RENAME_EXCHANGE 2u  // swap the two names atomically
 #define CSB_SEEK_DATA 3         // lseek(2): next data at or after the offset
 #define CSB_SEEK_HOLE 4         // lseek(2): next hole at or after the offset
+#define CSB_O_PATH 010000000    // open(2): a descriptor for the path only, no access to the file
 
 /// renameat2(2): 0, or -1 with errno.
 int csb_renameat2(int old_dir, const char *_Nonnull old_name, int new_dir, const char *_Nonnull new_name,

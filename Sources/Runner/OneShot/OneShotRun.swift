@@ -3,20 +3,25 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import CSandbox
 import Logging
 import Sandbox
 
 /// One run of `OneShotRunner`, around the sandbox's own run: the job
 /// folder opened, the sandbox's configuration made, the results folder
-/// opened and the partial logs created (`init`); then, once the job ended,
-/// its results written (`writeResults`). Until they are committed,
-/// `abandon` removes the partial logs, and nothing of the run is left in
-/// the results folder.
+/// opened, the partial logs created and the commit prepared (`init`); then,
+/// once the job ended, its results written (`writeResults`). Until they
+/// are committed, `abandon` removes the partial logs and the prepared
+/// files, and nothing of the run is left in the results folder.
 final class OneShotRun {
     let options: OneShotOptions
     let job: JobFolder
     let results: ResultsFolder
     let files: ResultsFolder.PartialLogs
+    /// The commit's files; nil once `commit` or `discard` took them.
+    private var prepared: ResultsFolder.PreparedCommit?
+    /// The commit taken, whose replaced files are released at deinit.
+    private var replaced: ResultsFolder.PreparedCommit?
     let configuration: SandboxConfiguration
     private let logger: Logger
     private let started: Date
@@ -35,6 +40,12 @@ final class OneShotRun {
         ahead?.sendAhead(configuration)
         results = try ResultsFolder(options.resultsFolder ?? job.path, runID: options.jobID)
         files = try results.createPartialLogs()
+        do {
+            prepared = try results.prepareCommit(writesRecord: options.writesRecord)
+        } catch {
+            results.discard(files, prepared: nil)
+            throw error
+        }
         started = Date()
         clock = ContinuousClock.now
         logger.debug("starting the sandbox", metadata: ["job": "\(job.path)", "id": "\(options.jobID)"])
@@ -51,12 +62,29 @@ final class OneShotRun {
                       networkNamespaces: configuration.networkNamespaces)
     }
 
+    /// The prepared commit, now the caller's; the replaced files it holds
+    /// are released (`OneShotOptions.defersFreeingToExit`) when the
+    /// caller is done with it.
+    private func takePrepared() -> ResultsFolder.PreparedCommit? {
+        guard let taken = prepared else { return nil }
+        prepared = nil
+        replaced = taken
+        return taken
+    }
+
+    /// Closes the replaced files' descriptors (see `PreparedCommit`).
+    deinit {
+        if let held = replaced ?? prepared {
+            ResultsFolder.releaseReplaced(held, afterExit: options.defersFreeingToExit)
+        }
+    }
+
     /// Removes the partial logs, unless the results were committed (or
     /// already given up).
     func abandon() {
         guard !committed else { return }
         committed = true
-        results.discard(files)
+        results.discard(files, prepared: takePrepared())
     }
 
     /// The job's results, into the results folder; `finished`: when the
@@ -80,9 +108,15 @@ final class OneShotRun {
             throw SandboxError(.setupFailed, "the sandbox did not hand back its outputs folder")
         }
         // Closed once collected: the last reference to the outputs
-        // filesystem, whose teardown otherwise came with the process's exit
-        // (and, in the daemon, never: one descriptor per job).
-        defer { for exported in result.exported { try? exported.descriptor.close() } }
+        // filesystem (the daemon would otherwise keep one per job). The
+        // one-shot CLI leaves its teardown (unmounting a tmpfs of up to
+        // --max-outputs) to after its exit: `defersFreeingToExit`.
+        defer {
+            for exported in result.exported
+            where !options.defersFreeingToExit || csb_exit_close_later(exported.descriptor.rawValue) != 0 {
+                try? exported.descriptor.close()
+            }
+        }
         if OutputsVolume.isFull(outputs.descriptor) {
             warnings.append("the outputs folder filled up (\(ByteSize.describe(options.outputsBytes))); the job got ENOSPC")
             if result.limitHit == .none, !result.succeeded { result.limitHit = .outputsSize }
@@ -95,15 +129,19 @@ final class OneShotRun {
             let record = OneShotRunner.makeRecord(options, job: job, result: result, outputs: ArtifactReport(),
                                                   warnings: warnings, started: started, finished: finished)
             committed = true
-            results.discard(files, keepingLogsIn: options.keepLogsIn)
+            results.discard(files, prepared: takePrepared(), keepingLogsIn: options.keepLogsIn)
             return OneShotOutcome(record: record, exitStatus: result.shellStatus)
         }
         let report = try results.collectOutputs(from: outputs.descriptor, withholding: options.withheldOutputNames)
         let collected = ContinuousClock.now
         let record = OneShotRunner.makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,
                                               started: started, finished: finished)
-        try results.commit(files, returncode: record.returncode ?? -1, record: options.writesRecord ? record : nil,
-                           durable: options.durable, keepingLogsIn: options.keepLogsIn)
+        guard let prepared = takePrepared() else {
+            throw SandboxError(.setupFailed, "the results of this run were already written or discarded")
+        }
+        try results.commit(files, prepared: prepared, returncode: record.returncode ?? -1,
+                           record: options.writesRecord ? record : nil, durable: options.durable,
+                           keepingLogsIn: options.keepLogsIn)
         committed = true
         logger.debug("timings", metadata: [
             "sandbox_us": "\(OneShotRunner.microseconds(clock.duration(to: ran)))",

@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import CSandbox
 import Glibc
 import Sandbox
 import SystemPackage
@@ -62,8 +63,53 @@ struct ResultsFolder {
         }
     }
 
-    /// Removes the partial logs; `keep` still gets them first.
-    func discard(_ logs: PartialLogs, keepingLogsIn keep: FilePath? = nil) {
+    /// What `commit` writes and replaces, made ready while the job runs
+    /// (`prepareCommit`), so that the way from the job's end to the caller
+    /// creates no file and frees none: returncode.txt's and result.json's
+    /// temporary files exist, and the files the commit replaces (the
+    /// previous run's stdout.txt, stderr.txt, returncode.txt, result.json)
+    /// are held open (O_PATH). Unlinked while held, a file is freed (its
+    /// pages, blocks and inode: ext4's eviction, 20-40 µs each) when its
+    /// descriptor closes (`releaseReplaced`), not in the commit's unlink.
+    struct PreparedCommit {
+        var returncode: FileSystem.PendingFile
+        var record: FileSystem.PendingFile?
+        var replaced: [CInt]
+    }
+
+    static let replacedNames = ["stdout.txt", "stderr.txt", "returncode.txt", "result.json"]
+
+    func prepareCommit(writesRecord: Bool) throws -> PreparedCommit {
+        let returncode = try FileSystem.PendingFile(for: path.appending("returncode.txt"), suffix: runID)
+        let record: FileSystem.PendingFile?
+        do {
+            record = writesRecord ? try FileSystem.PendingFile(for: path.appending("result.json"), suffix: runID) : nil
+        } catch {
+            returncode.discard()
+            throw error
+        }
+        // A name that is missing (a first run) or changes before the commit
+        // only means that its freeing is not deferred.
+        let replaced = Self.replacedNames.compactMap { name -> CInt? in
+            let fd = open(path.appending(name).string, CSB_O_PATH | O_NOFOLLOW | O_CLOEXEC)
+            return fd >= 0 ? fd : nil
+        }
+        return PreparedCommit(returncode: returncode, record: record, replaced: replaced)
+    }
+
+    /// Closes the descriptors of the replaced files, which frees those the
+    /// commit unlinked; `afterExit` leaves that to the process's end
+    /// (`csb_exit_close_later`: after its caller's wait returned), for a
+    /// process that ends with the run.
+    static func releaseReplaced(_ prepared: PreparedCommit, afterExit: Bool) {
+        for fd in prepared.replaced where !afterExit || csb_exit_close_later(fd) != 0 {
+            close(fd)
+        }
+    }
+
+    /// Removes the partial logs and the prepared files; `keep` still gets
+    /// the logs first.
+    func discard(_ logs: PartialLogs, prepared: PreparedCommit?, keepingLogsIn keep: FilePath? = nil) {
         try? logs.stdout.close()
         try? logs.stderr.close()
         if let keep, (try? FileSystem.makeDirectories(keep, mode: 0o700)) != nil {
@@ -72,6 +118,8 @@ struct ResultsFolder {
         }
         unlink(logs.stdoutPath.string)
         unlink(logs.stderrPath.string)
+        prepared?.returncode.discard()
+        prepared?.record?.discard()
     }
 
     /// What a runner killed mid-run (kill -9) leaves in a results folder:
@@ -101,9 +149,17 @@ struct ResultsFolder {
     /// Every step is an atomic replacement (`FileSystem.replace`), so a
     /// reader never sees a half-written file; `durable` also fsyncs the two
     /// small files (a one-shot run's caller reads them at once and skips
-    /// the two journal commits).
-    func commit(_ logs: PartialLogs, returncode: Int32, record: ResultRecord?, durable: Bool,
-                keepingLogsIn keep: FilePath? = nil) throws {
+    /// the two journal commits). A nil `record` discards its prepared file.
+    /// On failure, what was not moved into place is removed.
+    func commit(_ logs: PartialLogs, prepared: PreparedCommit, returncode: Int32, record: ResultRecord?,
+                durable: Bool, keepingLogsIn keep: FilePath? = nil) throws {
+        var moved = false
+        defer {
+            if !moved {
+                prepared.returncode.discard()
+                prepared.record?.discard()
+            }
+        }
         try logs.stdout.close()
         try logs.stderr.close()
         if let keep {
@@ -113,12 +169,22 @@ struct ResultsFolder {
         }
         try FileSystem.replace(path.appending("stdout.txt"), with: logs.stdoutPath)
         try FileSystem.replace(path.appending("stderr.txt"), with: logs.stderrPath)
-        // No trailing newline: syft-job writes it so and its readers int() it.
-        try FileSystem.writeAtomically(Array(String(returncode).utf8), to: path.appending("returncode.txt"),
-                                       durable: durable)
+        moved = true
+        let recordFile = prepared.record
+        if record == nil { recordFile?.discard() }
+        do {
+            // No trailing newline: syft-job writes it so and its readers int() it.
+            try prepared.returncode.finish(writing: Array(String(returncode).utf8), durable: durable)
+        } catch {
+            if record != nil { recordFile?.discard() }
+            throw error
+        }
         if let record {
-            try FileSystem.writeAtomically(record.fileBytes, to: path.appending("result.json"),
-                                           durable: durable)
+            if let recordFile {
+                try recordFile.finish(writing: record.fileBytes, durable: durable)
+            } else {
+                try FileSystem.writeAtomically(record.fileBytes, to: path.appending("result.json"), durable: durable)
+            }
         }
     }
 }

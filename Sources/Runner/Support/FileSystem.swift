@@ -63,22 +63,55 @@ enum FileSystem {
     /// journal commit each.
     static func writeAtomically(_ bytes: [UInt8], to path: FilePath, mode: mode_t = 0o644,
                                 durable: Bool = true) throws {
-        let temporary = FilePath(path.string + ".tmp-\(UInt32.random(in: .min ... .max))")
-        let fd = try errnoWrapped(temporary) {
-            try FileDescriptor.open(temporary, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec],
-                                    permissions: FilePermissions(rawValue: mode))
-        }
-        do {
-            try errnoWrapped(temporary) { try writeAll(bytes, to: fd) }
-            guard !durable || fsync(fd.rawValue) == 0 else {
-                throw SandboxError(.io, "fsync", path: temporary.string, errno: Errno(rawValue: errno))
+        let pending = try PendingFile(for: path, suffix: String(UInt32.random(in: .min ... .max)), mode: mode)
+        try pending.finish(writing: bytes, durable: durable)
+    }
+
+    /// A file `writeAtomically` is writing: its temporary file, created
+    /// (`init`: possibly well before the bytes are known), then written and
+    /// renamed over the target (`finish`), or removed (`discard`).
+    struct PendingFile {
+        let target: FilePath
+        let temporary: FilePath
+        let descriptor: FileDescriptor
+
+        /// Creates `<target>.tmp-<suffix>`, which must not exist.
+        init(for target: FilePath, suffix: String, mode: mode_t = 0o644) throws {
+            let temporary = FilePath(target.string + ".tmp-" + suffix)
+            descriptor = try errnoWrapped(temporary) {
+                try FileDescriptor.open(temporary, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec],
+                                        permissions: FilePermissions(rawValue: mode))
             }
-            try fd.close()
-            try replace(path, with: temporary)
-        } catch {
-            try? fd.close()
+            self.target = target
+            self.temporary = temporary
+        }
+
+        /// Writes `bytes`, fsyncs them when `durable`, closes the file and
+        /// replaces the target with it. On failure the temporary file is gone.
+        func finish(writing bytes: [UInt8], durable: Bool) throws {
+            do {
+                try errnoWrapped(temporary) { try writeAll(bytes, to: descriptor) }
+                guard !durable || fsync(descriptor.rawValue) == 0 else {
+                    throw SandboxError(.io, "fsync", path: temporary.string, errno: Errno(rawValue: errno))
+                }
+            } catch {
+                discard()
+                throw error
+            }
+            // Closed once, whatever close says (the number may be reused at once).
+            do {
+                try errnoWrapped(temporary) { try descriptor.close() }
+                try replace(target, with: temporary)
+            } catch {
+                unlink(temporary.string)
+                throw error
+            }
+        }
+
+        /// Closes and removes the temporary file.
+        func discard() {
+            try? descriptor.close()
             unlink(temporary.string)
-            throw error
         }
     }
 

@@ -153,6 +153,20 @@ enum TestSupport {
     static func marker() -> String { String(UInt64.random(in: 100_000_000 ... 999_999_999)) }
 
     /// Pids of host processes whose command line contains `marker`.
+    /// "pid: target" for every descriptor of another process whose target
+    /// lies under `folder` (a deleted file's reads "… (deleted)").
+    static func descriptors(under folder: String) -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { $0 != getpid() }.flatMap { pid -> [String] in
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+            return fds.compactMap { fd in
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                      target.hasPrefix(folder + "/") else { return nil }
+                return "\(pid): \(target)"
+            }
+        }
+    }
+
     static func processes(matching marker: String) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in
