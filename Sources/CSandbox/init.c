@@ -5,9 +5,9 @@
 // reaped and whether anything is left (struct csb_report) to the parent and
 // exits when the job's main process ends. Its exit makes the kernel kill
 // every other process of the PID namespace: nothing outlives the job. With
-// nothing left, it first moves itself out of the job's cgroup, so the
-// parent can remove the group while the kernel still tears the namespaces
-// down in this process's exit.
+// nothing left, it then moves itself out of the job's cgroup and says so,
+// so the parent can remove the group while the kernel still tears the
+// namespaces down in this process's exit.
 //
 // Die-with-parent: PR_SET_PDEATHSIG fires when the parent *thread* exits,
 // and the parent here is a thread of a Swift process that may retire it at
@@ -41,7 +41,8 @@ static void add_usage(const struct rusage *_Nonnull usage) {
 /// leave file (v1 `tasks` of the parent groups: no global lock). True when
 /// every move succeeded: the group is empty, and the parent can remove it
 /// without waiting for this process's exit, where the kernel tears the
-/// namespaces down (two RCU grace periods).
+/// namespaces down (two RCU grace periods). After the report (the four
+/// writes took ~40 µs on the way to the caller), with a word when done.
 static bool leave_cgroup(struct csb_child_ctx *_Nonnull ctx) {
     if (ctx->cgroup_leave_count == 0) return false;
     bool left = true;
@@ -55,16 +56,21 @@ static bool leave_cgroup(struct csb_child_ctx *_Nonnull ctx) {
     return left;
 }
 
+static void send_all(int fd, const void *_Nonnull bytes, size_t length) {
+    ssize_t written;
+    do {
+        written = send(fd, bytes, length, MSG_NOSIGNAL);
+    } while (written < 0 && errno == EINTR);
+}
+
 /// Tells the parent how the job ended (and whether anything is left, and
-/// whether it left the job's cgroup), and exits.
+/// whether it leaves the job's cgroup), leaves it, and exits.
 static _Noreturn void report_and_exit(struct csb_child_ctx *_Nonnull ctx, int status, bool alone) {
     totals.wait_status = status;
     totals.alone = alone;
-    totals.left_cgroup = alone && leave_cgroup(ctx);
-    ssize_t written;
-    do {
-        written = send(ctx->sync_fd, &totals, sizeof totals, MSG_NOSIGNAL);
-    } while (written < 0 && errno == EINTR);
+    totals.leaving_cgroup = alone && ctx->cgroup_leave_count > 0;
+    send_all(ctx->sync_fd, &totals, sizeof totals);
+    if (totals.leaving_cgroup && leave_cgroup(ctx)) send_all(ctx->sync_fd, "L", 1);
     if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
     _exit(128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
 }

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <string.h>
@@ -1091,6 +1092,21 @@ int csb_take_report(const struct csb_child *_Nonnull child, struct csb_report *_
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return EAGAIN;
     memset(report, 0, sizeof *report);
     return EPIPE;
+}
+
+int csb_wait_left_cgroup(const struct csb_child *_Nonnull child, int timeout_ms) {
+    struct pollfd ready = {.fd = child->status_fd, .events = POLLIN, .revents = 0};
+    int n;
+    do {
+        n = poll(&ready, 1, timeout_ms);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) return ETIMEDOUT;
+    char word = 0;
+    ssize_t received;
+    do {
+        received = recv(child->status_fd, &word, 1, MSG_DONTWAIT);
+    } while (received < 0 && errno == EINTR);
+    return received == 1 && word == 'L' ? 0 : EPIPE;
 }
 
 int csb_signal(const struct csb_child *_Nonnull child, int signal) {

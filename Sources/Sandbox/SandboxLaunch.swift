@@ -45,7 +45,7 @@ final class SandboxLaunch {
     private var ended = false
     private var isReaped = false
     private var reapedInOrder = false
-    private var initLeftCgroup = false
+    private var initLeavesCgroup = false
 
     /// `cgroups` nil: this process's detected support. `cgroupFirst` nil:
     /// decided as above (tests force either order).
@@ -178,19 +178,20 @@ final class SandboxLaunch {
     }
 
     /// PID 1's report came: when it says that nothing of the job is left
-    /// and that PID 1 moved itself out of the job's cgroup, `release` can
-    /// remove the group without waiting for PID 1's exit.
+    /// and that PID 1 is moving itself out of the job's cgroup, `release`
+    /// can remove the group once it did, without waiting for PID 1's exit.
     func reported(_ report: csb_report) {
-        initLeftCgroup = report.alone == 1 && report.left_cgroup == 1
+        initLeavesCgroup = report.alone == 1 && report.leaving_cgroup == 1
     }
 
     /// After the run: nothing of the job is left once this returns. When
-    /// PID 1 reported that it reaped every process and left the job's
-    /// cgroup, the group goes at once, while the kernel still tears the
-    /// namespaces down in PID 1's exit (two RCU grace periods, ~0.6 ms
+    /// PID 1 reported that it reaped every process and is leaving the
+    /// job's cgroup, the group goes as soon as PID 1 says it left (a few
+    /// writes after its report, 1 s at most), while the kernel still tears
+    /// the namespaces down in PID 1's exit (two RCU grace periods, ~0.6 ms
     /// here); `finish` reaps it afterwards. Otherwise it is `finish`.
     func release() {
-        if initLeftCgroup, !ended, let cgroup, cgroup.removeIfEmpty() {
+        if initLeavesCgroup, !ended, let cgroup, csb_wait_left_cgroup(&child, 1_000) == 0, cgroup.removeIfEmpty() {
             self.cgroup = nil
             return
         }

@@ -336,9 +336,9 @@ int csb_spawn_go(const struct csb_spawn_config *_Nonnull config,
 /// which also sets `rlimits` (those that depend on the cgroup: RLIMIT_AS
 /// and RLIMIT_NPROC without one, RLIMIT_CPU). PID 1 keeps `leave_fds` (v1:
 /// the `tasks` of each hierarchy's parent group) and, once it reaped every
-/// process of the job, writes itself into them before it reports: the
-/// job's group is then empty and can go while PID 1 still exits
-/// (csb_report.left_cgroup). On failure `error` holds the record (the
+/// process of the job, writes itself into them right after its report:
+/// the job's group is then empty and can go while PID 1 still exits
+/// (csb_report.leaving_cgroup, csb_wait_left_cgroup). On failure `error` holds the record (the
 /// child's own, when it failed first) and the sandbox is already killed,
 /// reaped and closed.
 int csb_spawn_place(struct csb_child *_Nonnull child, const int32_t *_Nullable join_fds, size_t join_count,
@@ -378,15 +378,22 @@ struct csb_report {
     int64_t user_usec;
     int64_t system_usec;
     int64_t max_rss_kb;
-    /// 1: alone, and PID 1 moved itself out of the job's cgroup (into every
-    /// one of its leave files): the group is empty, and PID 1's exit (the
-    /// namespaces' teardown) need not be waited for before removing it.
-    int32_t left_cgroup;
+    /// 1: alone, and PID 1 moves itself out of the job's cgroup (into every
+    /// one of its leave files) after this report, not before it: the
+    /// caller hears of the job's end first. csb_wait_left_cgroup says when
+    /// the group is empty, which need not wait for PID 1's exit (the
+    /// namespaces' teardown) to remove it.
+    int32_t leaving_cgroup;
 };
 
 /// Takes PID 1's report (non-blocking): 0, EAGAIN (none yet) or EPIPE (the
 /// socket was closed without one: PID 1 was killed).
 int csb_take_report(const struct csb_child *_Nonnull child, struct csb_report *_Nonnull report);
+
+/// After a report that said leaving_cgroup: waits up to `timeout_ms` for
+/// PID 1's word that it left the job's cgroup. 0, ETIMEDOUT, or EPIPE (a
+/// move failed, or PID 1 ended without saying: wait for its exit).
+int csb_wait_left_cgroup(const struct csb_child *_Nonnull child, int timeout_ms);
 
 /// Sends `signal` to the sandbox's PID 1 through its pidfd. SIGKILL ends the
 /// whole PID namespace; SIGTERM/SIGINT/SIGHUP are forwarded to the job.
