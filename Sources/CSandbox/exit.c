@@ -8,11 +8,14 @@
 // when that process exits, after the caller was told. Descriptors handed
 // to csb_exit_close_later stay open in the helper's table and close with
 // it: a file unlinked while one is open is freed at that close, so its
-// blocks and inode are freed after the caller was told, too.
+// blocks and inode are freed after the caller was told, too. The helper
+// can be started ahead (csb_exit_prepare), while the caller has time.
 #include "internal.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <sys/prctl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,37 +41,86 @@ int csb_exit_close_later(int fd) {
 }
 
 #if defined(__x86_64__)
+/// What a helper waits for: the pidfd of the process it shares memory
+/// with, and for how long (-1: as long as that process lives).
+struct holding {
+    int pidfd;
+    int timeout_ms;
+};
+
 /// The helper: waits until the process it shares memory with has exited
-/// (its pidfd turns readable), at most 10 s, then returns, which exits.
-/// Raw syscalls only: it shares the exiting thread's TLS pointer, so
-/// nothing may write errno there.
+/// (its pidfd turns readable), or its timeout, then returns, which exits.
+/// Raw syscalls only: it shares a thread's TLS pointer, so nothing may
+/// write errno there.
 static int hold_memory(void *_Nonnull arg) {
+    const struct holding *holding = arg;
     static const char name[16] = "syft-exit";
     (void)csb_raw_syscall(SYS_prctl, PR_SET_NAME, (long)name, 0, 0, 0);
-    struct pollfd exited = {.fd = (int)(intptr_t)arg, .events = POLLIN, .revents = 0};
-    (void)csb_raw_syscall(SYS_poll, (long)&exited, 1, 10 * 1000, 0, 0);
+    struct pollfd exited = {.fd = holding->pidfd, .events = POLLIN, .revents = 0};
+    long ready;
+    do {
+        ready = csb_raw_syscall(SYS_poll, (long)&exited, 1, holding->timeout_ms, 0, 0);
+    } while (ready == -EINTR);
     return 0;
 }
 
-/// Starts the helper, or returns false. It gets a pidfd of this process
-/// and every signal blocked (the caller's mask, set here; the process is
-/// ending, so it stays).
-static bool start_holder(int pidfd) {
+/// Starts a helper for `holding` (a static: the helper reads it from the
+/// shared memory), with every signal blocked; the caller's mask is kept.
+/// False when it could not.
+static bool start_holder(struct holding *_Nonnull holding) {
     const size_t stack_size = 16 * 1024;
     void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) return false;
-    sigset_t all;
+    sigset_t all, saved;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, NULL);
-    return csb_clone_sharing(stack, stack_size, hold_memory, (void *)(intptr_t)pidfd) > 0;
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    bool started = csb_clone_sharing(stack, stack_size, hold_memory, holding) > 0;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (!started) munmap(stack, stack_size);
+    return started;
 }
+
+/// The helper started ahead (csb_exit_prepare), and the one started at
+/// the exit otherwise.
+static struct holding ahead = {.pidfd = -1, .timeout_ms = -1};
+static struct holding at_exit = {.pidfd = -1, .timeout_ms = 10 * 1000};
+static bool ahead_started;
 #endif
+
+int csb_exit_prepare(void) {
+#if defined(__x86_64__)
+    if (__atomic_load_n(&ahead_started, __ATOMIC_ACQUIRE)) return 0;
+    int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (pidfd < 0) return errno;
+    ahead.pidfd = pidfd;
+    if (!start_holder(&ahead)) {
+        int error = errno;
+        close(pidfd);
+        ahead.pidfd = -1;
+        return error != 0 ? error : EAGAIN;
+    }
+    __atomic_store_n(&ahead_started, true, __ATOMIC_RELEASE);
+    return 0;
+#else
+    return ENOSYS;
+#endif
+}
 
 _Noreturn void csb_exit_process(int status) {
     fflush(NULL);
 #if defined(__x86_64__)
-    int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-    if (pidfd >= 0 && start_holder(pidfd)) {
+    int pidfd = -1;
+    if (__atomic_load_n(&ahead_started, __ATOMIC_ACQUIRE)) {
+        pidfd = ahead.pidfd;
+    } else {
+        at_exit.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+        if (at_exit.pidfd >= 0 && start_holder(&at_exit)) pidfd = at_exit.pidfd;
+    }
+    if (pidfd >= 0) {
+        // The process is ending: no signal handler runs from here on.
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, NULL);
         // The descriptor table is shared: closed here, closed for the
         // helper. What it keeps (its pidfd, the later ones) closes with it.
         int keep[CSB_EXIT_CLOSE_LATER_MAX + 1] = {pidfd};

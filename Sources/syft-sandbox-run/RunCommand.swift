@@ -155,7 +155,7 @@ extension OneShotArguments {
         if let uid { options.identity = .automatic(rootMapsTo: uid) }
         if let user = getenv("USER") { options.requester = String(cString: user) }
         // The process ends with the run, through csb_exit_process (main.swift).
-        options.defersFreeingToExit = true
+        options.processEndsWithRun = true
         return options
     }
 

@@ -178,4 +178,37 @@ import Testing
         await TestSupport.waitForExit(process)
         #expect(process.terminationStatus == 128 + SIGTERM)
     }
+
+    /// The exit's helper (csb_exit_prepare) starts with the sandbox, off the
+    /// way from the job's end to the caller's wait: a child of the CLI with
+    /// every signal blocked while the job runs, ended once the CLI ended.
+    @Test func theExitHelperWaitsAlongsideTheJobAndEndsWithTheCLI() async throws {
+        func status(_ pid: Int32) -> [String: String] {
+            let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            var fields: [String: String] = [:]
+            for line in text.split(separator: "\n") {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                if parts.count == 2 { fields[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces) }
+            }
+            return fields
+        }
+        let job = try JobFixture("echo ready; sleep 30")
+        let process = try await TestSupport.startCLI(job, ["--timeout", "60"])
+        defer { if process.isRunning { process.terminate() } }
+        let cli = process.processIdentifier
+        let helpers = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
+            .filter { status($0)["PPid"] == "\(cli)" && status($0)["Name"] == "syft-exit" }
+        #expect(helpers.count == 1, "the CLI's children: \(helpers)")
+        let helper = try #require(helpers.first)
+        let blocked = UInt64(status(helper)["SigBlk"] ?? "", radix: 16) ?? 0
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGPIPE] {
+            #expect(blocked & (1 << UInt64(signal - 1)) != 0, "signal \(signal) reaches the helper: \(status(helper))")
+        }
+        kill(cli, SIGTERM)
+        await TestSupport.waitForExit(process)
+        #expect(process.terminationStatus == 128 + SIGTERM)
+        // Gone, or a zombie its new parent has not reaped yet.
+        let ended = try await TestSupport.waitUntil(5) { ["Z (zombie)", nil].contains(status(helper)["State"]) }
+        #expect(ended, "\(status(helper))")
+    }
 }

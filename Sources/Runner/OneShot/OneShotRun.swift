@@ -46,6 +46,8 @@ final class OneShotRun {
             results.discard(files, prepared: nil)
             throw error
         }
+        // Best effort: without it, the exit starts its helper itself.
+        if options.processEndsWithRun { _ = csb_exit_prepare() }
         started = Date()
         clock = ContinuousClock.now
         logger.debug("starting the sandbox", metadata: ["job": "\(job.path)", "id": "\(options.jobID)"])
@@ -63,7 +65,7 @@ final class OneShotRun {
     }
 
     /// The prepared commit, now the caller's; the replaced files it holds
-    /// are released (`OneShotOptions.defersFreeingToExit`) when the
+    /// are released (`OneShotOptions.processEndsWithRun`) when the
     /// caller is done with it.
     private func takePrepared() -> ResultsFolder.PreparedCommit? {
         guard let taken = prepared else { return nil }
@@ -75,7 +77,7 @@ final class OneShotRun {
     /// Closes the replaced files' descriptors (see `PreparedCommit`).
     deinit {
         if let held = replaced ?? prepared {
-            ResultsFolder.releaseReplaced(held, afterExit: options.defersFreeingToExit)
+            ResultsFolder.releaseReplaced(held, afterExit: options.processEndsWithRun)
         }
     }
 
@@ -110,10 +112,10 @@ final class OneShotRun {
         // Closed once collected: the last reference to the outputs
         // filesystem (the daemon would otherwise keep one per job). The
         // one-shot CLI leaves its teardown (unmounting a tmpfs of up to
-        // --max-outputs) to after its exit: `defersFreeingToExit`.
+        // --max-outputs) to after its exit: `processEndsWithRun`.
         defer {
             for exported in result.exported
-            where !options.defersFreeingToExit || csb_exit_close_later(exported.descriptor.rawValue) != 0 {
+            where !options.processEndsWithRun || csb_exit_close_later(exported.descriptor.rawValue) != 0 {
                 try? exported.descriptor.close()
             }
         }

@@ -54,12 +54,13 @@ public struct OneShotOptions: Sendable {
     /// results folder: false leaves it untouched (the daemon: the owner
     /// ended the job meanwhile, and what is there now is theirs).
     public var mayWriteResults: (@Sendable () -> Bool)?
-    /// What the run lets go of once its results are written (the job's
-    /// outputs filesystem; the previous results' files it replaced) is
-    /// freed when the process ends (`csb_exit_process`), after its caller's
-    /// wait, rather than on the way there: for a process that ends with
-    /// the run (the one-shot CLI). False: as soon as the run is done.
-    public var defersFreeingToExit: Bool
+    /// The process ends with this run, through `csb_exit_process` (the
+    /// one-shot CLI): its exit helper is started while the sandbox starts
+    /// (`csb_exit_prepare`), and what the run lets go of once its results
+    /// are written (the job's outputs filesystem; the previous results'
+    /// files it replaced) is freed after the process's exit, rather than
+    /// on the way to its caller's wait. False: as soon as the run is done.
+    public var processEndsWithRun: Bool
     /// Receives output chunks as they are written (live logs).
     public var sink: (@Sendable (OutputChannel, [UInt8]) -> Void)?
     /// Called once the sandbox is gone, before the results are collected
@@ -89,7 +90,7 @@ public struct OneShotOptions: Sendable {
         extraMounts = []
         writesRecord = true
         durable = false
-        defersFreeingToExit = false
+        processEndsWithRun = false
         withheldOutputNames = []
         keepLogsIn = nil
         mayWriteResults = nil
