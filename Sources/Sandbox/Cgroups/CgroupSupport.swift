@@ -183,8 +183,9 @@ public enum CgroupSupport: Sendable, CustomStringConvertible {
 struct CgroupMount: Hashable {
     var point: FilePath
     var isV2: Bool
-    /// v1: the controllers of the hierarchy (from the super options).
-    var controllers: Set<String>
+    /// v1: the controllers of the hierarchy (the super options, in order:
+    /// an array, not a Set, for the reason `CgroupMembership` gives).
+    var controllers: [String]
 
     static func parse(mountinfo: String) -> [CgroupMount] {
         // Over UTF-8 bytes: splitting a String on Characters segments it
@@ -203,7 +204,7 @@ struct CgroupMount: Hashable {
             if type == "cgroup2" { return CgroupMount(point: point, isV2: true, controllers: []) }
             let controllers = fields[dash + 3].split(separator: UInt8(ascii: ","))
                 .map { String(decoding: $0, as: UTF8.self) }
-            return CgroupMount(point: point, isV2: false, controllers: Set(controllers))
+            return CgroupMount(point: point, isV2: false, controllers: controllers)
         }
     }
 
