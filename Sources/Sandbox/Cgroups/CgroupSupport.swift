@@ -188,36 +188,27 @@ struct CgroupMount: Hashable {
     var controllers: [String]
 
     static func parse(mountinfo: String) -> [CgroupMount] {
-        // Over UTF-8 bytes: splitting a String on Characters segments it
-        // into graphemes first, a tenth of a millisecond on the launch path.
-        mountinfo.utf8.split(separator: UInt8(ascii: "\n")).compactMap { line in
-            // ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER_OPTIONS
-            // Fields hold no space (mountinfo escapes it): " - cgroup" is
-            // the separator and a cgroup type, and only those lines are split.
-            guard holds(line, " - cgroup") else { return nil }
-            let fields = line.split(separator: UInt8(ascii: " "))
-            guard let dash = fields.firstIndex(where: { $0.elementsEqual("-".utf8) }), dash >= 5,
-                  fields.count >= dash + 4 else { return nil }
-            let type = String(decoding: fields[dash + 1], as: UTF8.self)
-            guard type == "cgroup" || type == "cgroup2" else { return nil }
-            let point = FilePath(unescape(String(decoding: fields[4], as: UTF8.self)))
-            if type == "cgroup2" { return CgroupMount(point: point, isV2: true, controllers: []) }
-            let controllers = fields[dash + 3].split(separator: UInt8(ascii: ","))
-                .map { String(decoding: $0, as: UTF8.self) }
-            return CgroupMount(point: point, isV2: false, controllers: controllers)
+        // Over the bytes, by index: the generic split and search of a
+        // String's UTF-8 view took 0.07 ms for 21 lines, on the way to the
+        // job's placement.
+        Array(mountinfo.utf8).withUnsafeBufferPointer { bytes in
+            ByteLines.lines(bytes).compactMap { line in parse(line: line, in: bytes) }
         }
     }
 
-    /// Whether `line` holds `needle` (ASCII), byte by byte.
-    static func holds(_ line: Substring.UTF8View, _ needle: StaticString) -> Bool {
-        let pattern = UnsafeBufferPointer(start: needle.utf8Start, count: needle.utf8CodeUnitCount)
-        guard let first = pattern.first else { return true }
-        var rest = line[...]
-        while let found = rest.firstIndex(of: first) {
-            if rest[found...].starts(with: pattern) { return true }
-            rest = rest[rest.index(after: found)...]
-        }
-        return false
+    /// ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER_OPTIONS.
+    /// Fields hold no space (mountinfo escapes it).
+    private static func parse(line: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>) -> CgroupMount? {
+        let fields = ByteLines.fields(of: line, in: bytes, separatedBy: UInt8(ascii: " "))
+        guard let dash = fields.firstIndex(where: { ByteLines.text(bytes, $0) == "-" }), dash >= 5,
+              fields.count >= dash + 4 else { return nil }
+        let type = ByteLines.text(bytes, fields[dash + 1])
+        guard type == "cgroup" || type == "cgroup2" else { return nil }
+        let point = FilePath(unescape(ByteLines.text(bytes, fields[4])))
+        if type == "cgroup2" { return CgroupMount(point: point, isV2: true, controllers: []) }
+        let controllers = ByteLines.fields(of: fields[dash + 3], in: bytes, separatedBy: UInt8(ascii: ","))
+            .map { ByteLines.text(bytes, $0) }
+        return CgroupMount(point: point, isV2: false, controllers: controllers)
     }
 
     /// mountinfo escapes space, tab, newline and backslash as \ooo.
@@ -267,19 +258,50 @@ struct CgroupMembership: Hashable {
 
     static func parse(_ text: String) -> CgroupMembership {
         var result = CgroupMembership(unified: nil)
-        for line in text.utf8.split(separator: UInt8(ascii: "\n")) {
-            let fields = line.split(separator: UInt8(ascii: ":"), maxSplits: 2, omittingEmptySubsequences: false)
-            guard fields.count == 3 else { continue }
-            let path = RelativeGroupPath(String(decoding: fields[2], as: UTF8.self))
-            if fields[0].elementsEqual("0".utf8) && fields[1].isEmpty {
-                result.unified = path
-            } else {
-                for controller in fields[1].split(separator: UInt8(ascii: ",")) {
-                    result.v1[String(decoding: controller, as: UTF8.self)] = path
+        Array(text.utf8).withUnsafeBufferPointer { bytes in
+            for line in ByteLines.lines(bytes) {
+                // "ID:CONTROLLERS:PATH"; the path may hold ':'.
+                guard let first = bytes[line].firstIndex(of: UInt8(ascii: ":")),
+                      let second = bytes[(first + 1)..<line.upperBound].firstIndex(of: UInt8(ascii: ":")) else { continue }
+                let path = RelativeGroupPath(ByteLines.text(bytes, (second + 1)..<line.upperBound))
+                let controllers = (first + 1)..<second
+                if ByteLines.text(bytes, line.lowerBound..<first) == "0" && controllers.isEmpty {
+                    result.unified = path
+                } else {
+                    for controller in ByteLines.fields(of: controllers, in: bytes, separatedBy: UInt8(ascii: ",")) {
+                        result.v1[ByteLines.text(bytes, controller)] = path
+                    }
                 }
             }
         }
         return result
+    }
+}
+
+/// Lines and fields of a small text file by byte offsets (mountinfo,
+/// /proc/self/cgroup), without the generic collection algorithms.
+enum ByteLines {
+    /// The lines, without their newlines; empty ones left out.
+    static func lines(_ bytes: UnsafeBufferPointer<UInt8>) -> [Range<Int>] {
+        fields(of: 0..<bytes.count, in: bytes, separatedBy: UInt8(ascii: "\n"))
+    }
+
+    /// The non-empty runs of `range` between `separator`s.
+    static func fields(of range: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>,
+                       separatedBy separator: UInt8) -> [Range<Int>] {
+        var result: [Range<Int>] = []
+        var index = range.lowerBound
+        while index < range.upperBound {
+            while index < range.upperBound && bytes[index] == separator { index += 1 }
+            let start = index
+            while index < range.upperBound && bytes[index] != separator { index += 1 }
+            if start < index { result.append(start..<index) }
+        }
+        return result
+    }
+
+    static func text(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
     }
 }
 
@@ -288,8 +310,11 @@ struct RelativeGroupPath: Hashable {
     var components: [FilePath.Component]
 
     init(_ text: String) {
-        components = text.split(separator: "/").compactMap { FilePath.Component(String($0)) }
-            .filter { $0.kind == .regular }
+        components = Array(text.utf8).withUnsafeBufferPointer { bytes in
+            ByteLines.fields(of: 0..<bytes.count, in: bytes, separatedBy: UInt8(ascii: "/")).compactMap { range in
+                FilePath.Component(ByteLines.text(bytes, range)).flatMap { $0.kind == .regular ? $0 : nil }
+            }
+        }
     }
 
     /// The group's folder below `mount`. (Spelled out: FilePath's generic
