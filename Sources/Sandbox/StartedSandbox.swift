@@ -144,13 +144,29 @@ public final class StartedSandbox: Sendable {
     /// one-shot CLI's main thread: no task, and none of the concurrency
     /// runtime's threads, are needed). Not from a task: it would hold one
     /// of the cooperative pool's threads for the whole job.
+    ///
+    /// `whileRunning` runs once on the calling thread, as soon as the job
+    /// runs, or the run ended if that came first (a run that failed to
+    /// start included), and before this returns: for the caller's work that
+    /// is not on the job's way to its start, which the sandbox's thread, on
+    /// this thread's CPU until then, would otherwise wait for.
     public func runBlocking(_ configuration: SandboxConfiguration, output: OutputCapture,
-                            control: SandboxControl? = nil) throws -> SandboxResult {
+                            control: SandboxControl? = nil,
+                            whileRunning: (() -> Void)? = nil) throws -> SandboxResult {
         let supervisor = try Supervisor(configuration: configuration, output: output, control: control,
                                         prepared: handoff.preparedAhead(for: configuration))
-        startWaitingThread()
         let reply = Latch()
-        handoff.give(supervisor, untilEnded: false) { reply.open(with: $0) }
+        let started = Latch()
+        if whileRunning != nil { supervisor.jobStarted = { started.open() } }
+        startWaitingThread()
+        handoff.give(supervisor, untilEnded: false) { outcome in
+            reply.open(with: outcome)
+            started.open()
+        }
+        if let whileRunning {
+            _ = started.wait()
+            whileRunning()
+        }
         guard let outcome = reply.wait() else { fatalError("the sandbox's thread ended the run without an outcome") }
         return try outcome.result()
     }
@@ -198,13 +214,13 @@ public final class StartedSandbox: Sendable {
 /// opened once, from another thread, with the run's outcome or without.
 private final class Latch: @unchecked Sendable {
     private let monitor = Monitor()
-    private var isOpen = false
+    private var opened = false
     private var outcome: RunOutcome?
 
     func open(with outcome: RunOutcome? = nil) {
         monitor.lock()
         self.outcome = outcome
-        isOpen = true
+        opened = true
         monitor.signal()
         monitor.unlock()
     }
@@ -212,7 +228,7 @@ private final class Latch: @unchecked Sendable {
     func wait() -> RunOutcome? {
         monitor.lock()
         defer { monitor.unlock() }
-        while !isOpen { monitor.wait() }
+        while !opened { monitor.wait() }
         return outcome
     }
 }

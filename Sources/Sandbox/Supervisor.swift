@@ -22,6 +22,9 @@ final class Supervisor: @unchecked Sendable {
     /// The pipes and the plan, made here, on the caller's thread, before
     /// the handoff (the sandbox's thread may still be in the clone).
     let prepared: PreparedStart
+    /// Called on the sandbox's thread once the job runs (its exec done), or
+    /// not at all when it never does.
+    var jobStarted: (@Sendable () -> Void)?
 
     /// `prepared`: made already for this configuration (`StartedSandbox.sendAhead`).
     init(configuration: SandboxConfiguration, output: OutputCapture, control: SandboxControl?,
@@ -91,6 +94,7 @@ final class Supervisor: @unchecked Sendable {
         // The go-ahead and the cgroup are done: the thread may leave its
         // caller's CPU (cpus.c). Best effort: held, it still runs.
         _ = csb_thread_release_cpu(&launch.heldCPU)
+        jobStarted?()
         let cgroup = launch.cgroup
         let running = ContinuousClock.now
         // While the job starts: groups a runner that is gone left behind.

@@ -149,4 +149,64 @@ import Testing
         #expect(left.isEmpty, "the failed run's groups were still there when it threw: \(left)")
         try await onThread { started.waitUntilEnded() }
     }
+    /// `whileRunning` runs on the calling thread while the job runs: the job
+    /// waits for a FIFO in its folder, which only `whileRunning` writes to.
+    /// Run after the job's end instead, the job would wait out its 5 s and
+    /// fail.
+    @Test func whileRunningRunsOnTheCallerWhileTheJobRuns() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("syft-fifo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let fifo = folder.appendingPathComponent("fifo").path
+        #expect(mkfifo(fifo, 0o666) == 0)
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        var config = try configuration("read -r word < /job/fifo && echo \"got $word\"")
+        config.mounts.append(.bind(FilePath(folder.path), at: "/job"))
+        config.limits.wallTime = .seconds(5)
+        let (job, output) = (config, files.output())
+        let started = Sandbox.start(network: .none)
+        let (result, caller) = try await onThread { () -> (SandboxResult, Bool) in
+            var onCaller = false
+            let caller = pthread_self()
+            let result = try started.runBlocking(job, output: output) {
+                onCaller = pthread_equal(pthread_self(), caller) != 0
+                // Non-blocking: there is no reader until the job reads.
+                let deadline = Date().addingTimeInterval(5)
+                var fd: Int32 = -1
+                while fd < 0 && Date() < deadline {
+                    fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+                    if fd < 0 { usleep(1000) }
+                }
+                if fd >= 0 {
+                    _ = "hello\n".withCString { write(fd, $0, 6) }
+                    close(fd)
+                }
+            }
+            started.waitUntilEnded()
+            return (result, onCaller)
+        }
+        #expect(caller)
+        #expect(result.termination == .exited(0), "\(result.termination) \(files.text())")
+        #expect(files.text() == "got hello\n", "\(files.text())")
+    }
+
+    /// A run that fails to start still runs `whileRunning`, once, before it throws.
+    @Test func whileRunningRunsOnceForARunThatNeverStarts() async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        var config = try configuration("echo never")
+        config.executable = "/no/such/program"
+        let (failing, output) = (config, files.output())
+        let started = Sandbox.start(network: .none)
+        let calls = try await onThread { () -> Int in
+            var calls = 0
+            do {
+                _ = try started.runBlocking(failing, output: output) { calls += 1 }
+            } catch {}
+            started.waitUntilEnded()
+            return calls
+        }
+        #expect(calls == 1)
+    }
 }

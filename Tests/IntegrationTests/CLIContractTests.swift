@@ -179,9 +179,9 @@ import Testing
         #expect(process.terminationStatus == 128 + SIGTERM)
     }
 
-    /// The exit's helper (csb_exit_prepare) starts with the sandbox, off the
-    /// way from the job's end to the caller's wait: a child of the CLI with
-    /// every signal blocked while the job runs, ended once the CLI ended.
+    /// The exit's helper (csb_exit_prepare) starts while the job runs, off
+    /// the way from the job's end to the caller's wait: a child of the CLI
+    /// with every signal blocked, ended once the CLI ended.
     @Test func theExitHelperWaitsAlongsideTheJobAndEndsWithTheCLI() async throws {
         func status(_ pid: Int32) -> [String: String] {
             let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
@@ -196,10 +196,13 @@ import Testing
         let process = try await TestSupport.startCLI(job, ["--timeout", "60"])
         defer { if process.isRunning { process.terminate() } }
         let cli = process.processIdentifier
-        let helpers = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
-            .filter { status($0)["PPid"] == "\(cli)" && status($0)["Name"] == "syft-exit" }
-        #expect(helpers.count == 1, "the CLI's children: \(helpers)")
-        let helper = try #require(helpers.first)
+        func helpers() -> [Int32] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
+                .filter { status($0)["PPid"] == "\(cli)" && status($0)["Name"] == "syft-exit" }
+        }
+        // Started on the CLI's main thread once the job runs, as the job prints.
+        #expect(try await TestSupport.waitUntil(5) { helpers().count == 1 }, "the CLI's helpers: \(helpers())")
+        let helper = try #require(helpers().first)
         let blocked = UInt64(status(helper)["SigBlk"] ?? "", radix: 16) ?? 0
         for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGPIPE] {
             #expect(blocked & (1 << UInt64(signal - 1)) != 0, "signal \(signal) reaches the helper: \(status(helper))")

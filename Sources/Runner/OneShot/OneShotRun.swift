@@ -9,10 +9,11 @@ import Sandbox
 
 /// One run of `OneShotRunner`, around the sandbox's own run: the job
 /// folder opened, the sandbox's configuration made, the results folder
-/// opened, the partial logs created and the commit prepared (`init`); then,
-/// once the job ended, its results written (`writeResults`). Until they
-/// are committed, `abandon` removes the partial logs and the prepared
-/// files, and nothing of the run is left in the results folder.
+/// opened and the partial logs created (`init`), the commit prepared while
+/// the job runs (`prepareCommit`); then, once the job ended, its results
+/// written (`writeResults`). Until they are committed, `abandon` removes
+/// the partial logs and the prepared files, and nothing of the run is left
+/// in the results folder.
 final class OneShotRun {
     let options: OneShotOptions
     let job: JobFolder
@@ -40,17 +41,21 @@ final class OneShotRun {
         ahead?.sendAhead(configuration)
         results = try ResultsFolder(options.resultsFolder ?? job.path, runID: options.jobID)
         files = try results.createPartialLogs()
-        do {
-            prepared = try results.prepareCommit(writesRecord: options.writesRecord)
-        } catch {
-            results.discard(files, prepared: nil)
-            throw error
-        }
-        // Best effort: without it, the exit starts its helper itself.
-        if options.processEndsWithRun { _ = csb_exit_prepare() }
         started = Date()
         clock = ContinuousClock.now
         logger.debug("starting the sandbox", metadata: ["job": "\(job.path)", "id": "\(options.jobID)"])
+    }
+
+    /// What the commit needs, made while the job runs (`whileRunning`:
+    /// off the sandbox's way to the job's start): the results' temporary
+    /// files and the replaced ones held (`ResultsFolder.prepareCommit`),
+    /// and the exit's helper for a process that ends with the run. Failing,
+    /// the commit writes the files the usual way.
+    func prepareCommit() {
+        guard prepared == nil, replaced == nil, !committed else { return }
+        prepared = try? results.prepareCommit(writesRecord: options.writesRecord)
+        // Best effort: without it, the exit starts its helper itself.
+        if options.processEndsWithRun { _ = csb_exit_prepare() }
     }
 
     /// Where the sandbox writes the job's output: the partial logs.
@@ -138,10 +143,7 @@ final class OneShotRun {
         let collected = ContinuousClock.now
         let record = OneShotRunner.makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,
                                               started: started, finished: finished)
-        guard let prepared = takePrepared() else {
-            throw SandboxError(.setupFailed, "the results of this run were already written or discarded")
-        }
-        try results.commit(files, prepared: prepared, returncode: record.returncode ?? -1,
+        try results.commit(files, prepared: takePrepared(), returncode: record.returncode ?? -1,
                            record: options.writesRecord ? record : nil, durable: options.durable,
                            keepingLogsIn: options.keepLogsIn)
         committed = true

@@ -138,6 +138,7 @@ public enum OneShotRunner {
         let run = try OneShotRun(options, logger: logger)
         // Nothing of the run is left in the results folder unless committed.
         defer { run.abandon() }
+        run.prepareCommit()
         let launched = sandbox ?? run.startSandbox()
         let result = try await launched.run(run.configuration, output: run.output, control: control)
         let finished = Date()
@@ -168,7 +169,9 @@ public enum OneShotRunner {
         let run = try OneShotRun(options, logger: logger, ahead: sandbox)
         let launched = sandbox ?? run.startSandbox()
         defer { run.abandon() }
-        let result = try launched.runBlocking(run.configuration, output: run.output, control: control)
+        let result = try launched.runBlocking(run.configuration, output: run.output, control: control) {
+            run.prepareCommit()
+        }
         let finished = Date()
         defer { launched.waitUntilEnded() }
         return try run.writeResults(result, finished: finished)

@@ -149,15 +149,16 @@ struct ResultsFolder {
     /// Every step is an atomic replacement (`FileSystem.replace`), so a
     /// reader never sees a half-written file; `durable` also fsyncs the two
     /// small files (a one-shot run's caller reads them at once and skips
-    /// the two journal commits). A nil `record` discards its prepared file.
-    /// On failure, what was not moved into place is removed.
-    func commit(_ logs: PartialLogs, prepared: PreparedCommit, returncode: Int32, record: ResultRecord?,
+    /// the two journal commits). A nil `record` discards its prepared file;
+    /// without `prepared`, the small files are created here. On failure,
+    /// what was not moved into place is removed.
+    func commit(_ logs: PartialLogs, prepared: PreparedCommit?, returncode: Int32, record: ResultRecord?,
                 durable: Bool, keepingLogsIn keep: FilePath? = nil) throws {
         var moved = false
         defer {
             if !moved {
-                prepared.returncode.discard()
-                prepared.record?.discard()
+                prepared?.returncode.discard()
+                prepared?.record?.discard()
             }
         }
         try logs.stdout.close()
@@ -170,11 +171,16 @@ struct ResultsFolder {
         try FileSystem.replace(path.appending("stdout.txt"), with: logs.stdoutPath)
         try FileSystem.replace(path.appending("stderr.txt"), with: logs.stderrPath)
         moved = true
-        let recordFile = prepared.record
+        let recordFile = prepared?.record
         if record == nil { recordFile?.discard() }
         do {
             // No trailing newline: syft-job writes it so and its readers int() it.
-            try prepared.returncode.finish(writing: Array(String(returncode).utf8), durable: durable)
+            let bytes = Array(String(returncode).utf8)
+            if let pending = prepared?.returncode {
+                try pending.finish(writing: bytes, durable: durable)
+            } else {
+                try FileSystem.writeAtomically(bytes, to: path.appending("returncode.txt"), durable: durable)
+            }
         } catch {
             if record != nil { recordFile?.discard() }
             throw error
