@@ -8,9 +8,10 @@
 # cannot rot. BINARY defaults to .build/release/syft-sandbox-run.
 #
 #   launch  a trivial job (`true`) through the CLI vs bubblewrap with the
-#           same namespaces vs plain `bash run.sh`; the same for a job as
-#           syft-job submits it (examples/hello); and the sandbox's own
-#           launch (no process start-up: the daemon's case) vs what bwrap adds
+#           same namespaces vs plain `bash run.sh`, runs back to back and
+#           20 ms apart; the same for a job as syft-job submits it
+#           (examples/hello); and the sandbox's own launch (no process
+#           start-up: the daemon's case) vs what bwrap adds
 #   output  a job writing N bytes to stdout, captured, vs writing it to a file
 #   memory  peak RSS of syft-sandbox-run itself while a job runs
 #
@@ -45,12 +46,17 @@ echo 'head -c 8M /dev/zero; sleep 1' > "$work/sleeper/run.sh"
 
 median() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join(str(x["median"]) for x in r))' "$1"; }
 
-# launch DIR LABEL: the trivial job and its results under DIR. The runs
-# are split in rounds, each timing all three commands, and the ratio is the
-# median of the rounds' ratios: a VM whose speed drifts over a minute (this
-# project's CI machine does) then tilts no command more than another.
+# launch DIR LABEL [JOB] [SETTLE]: the trivial job (or JOB) and its results
+# under DIR. The runs are split in rounds, each timing all three commands,
+# and the ratio is the median of the rounds' ratios: a VM whose speed
+# drifts over a minute (this project's CI machine does) then tilts no
+# command more than another. Runs follow each other at once: each also
+# meets what the one before left to the kernel after its exit (the
+# freeing of its memory and namespaces), a runner's throughput. SETTLE
+# waits that long (seconds, untimed) before each run instead: one run's
+# latency on a quiet machine, what a caller waiting for one job sees.
 launch() {
-    local dir=$1 label=$2 job=${3:-trivial} round
+    local dir=$1 label=$2 job=${3:-trivial} settle=${4:-} round
     mkdir -p "$dir/trivial/code"
     echo 'true' > "$dir/trivial/run.sh"
     local what="a trivial job" extra="" plain_cmd="bash run.sh"
@@ -62,12 +68,17 @@ launch() {
         extra="--bind $dir/out-bwrap /job/code/outputs --setenv SYFT_JOB_NAME hello --setenv SYFT_JOB_ID 1"
         plain_cmd="env SYFT_JOB_NAME=hello SYFT_JOB_ID=1 bash run.sh"
     fi
+    local prepare=()
+    if [[ -n $settle ]]; then
+        prepare=(--prepare "sleep $settle")
+        label="$label, one run at a time (${settle}s apart)"
+    fi
     echo "== launch: $what, $label ($runs runs each, in $rounds rounds)"
     local bwrap_cmd
     bwrap_cmd=$(bwrap_command "$dir/$job" "$extra")
     for round in $(seq "$rounds"); do
         # In the job's folder: plain bash runs run.sh where it lies.
-        (cd "$dir/$job" && hyperfine -N --style basic --warmup "$warmup" --runs $((runs / rounds)) \
+        (cd "$dir/$job" && hyperfine -N --style basic --warmup "$warmup" --runs $((runs / rounds)) "${prepare[@]}" \
             --export-json "$work/launch-$round.json" \
             -n syft-sandbox-run "$binary --results $dir/r-$job $dir/$job" \
             -n bwrap "$bwrap_cmd" \
@@ -92,6 +103,7 @@ print(f"  ratio vs bwrap   {ratio:8.2f}x   (target <= 1.00x; rounds {sys.argv[5]
 PY
 }
 launch "$work" "folders under ${BENCH_DIR:-/var/tmp}"
+launch "$work" "folders under ${BENCH_DIR:-/var/tmp}" trivial 0.02
 if [[ $(stat -f -c %T "$work") != tmpfs ]] && [[ -d /dev/shm ]]; then
     shm=$(mktemp -d /dev/shm/syft-bench.XXXXXX)
     trap 'rm -rf "$work" "$shm"' EXIT
