@@ -76,22 +76,50 @@ static bool parse_network(const char *_Nonnull value, uint32_t *_Nonnull network
     return true;
 }
 
-/// The one-shot form, as far as starting early goes: a first argument that
-/// is no subcommand, a last one that is a folder holding run.sh, and a
-/// network policy it can read. Anything else is left to main.
-static bool one_shot_network(int argc, char *_Nonnull *_Nonnull argv, uint32_t *_Nonnull network) {
-    if (argc < 2 || argv[argc - 1][0] == '-' || csb_reserved_first_argument(argv[1])) return false;
+/// The one-shot form's options that take no value; every other one takes
+/// one, as `--name VALUE` or `--name=VALUE` (RunCommand's options; a test
+/// holds csb_one_shot_folder to OneShotArguments.fastParse).
+static const char *const flags[] = {"--json"};
+
+static bool is_flag(const char *_Nonnull argument) {
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        if (strcmp(argument, flags[i]) == 0) return true;
+    }
+    return false;
+}
+
+const char *_Nullable csb_one_shot_folder(int argc, char *_Nonnull const *_Nonnull argv, uint32_t *_Nonnull network) {
+    if (argc < 2 || csb_reserved_first_argument(argv[1])) return NULL;
     *network = CSB_NET_NONE;
-    for (int i = 1; i < argc - 1; i++) {
-        if (strcmp(argv[i], "--") == 0) break;
-        if (strncmp(argv[i], "--net=", 6) == 0) {
-            if (!parse_network(argv[i] + 6, network)) return false;
-        } else if (strcmp(argv[i], "--net") == 0) {
-            if (i + 1 >= argc - 1 || !parse_network(argv[i + 1], network)) return false;
+    const char *folder = NULL;
+    bool positional_only = false;
+    for (int i = 1; i < argc; i++) {
+        const char *argument = argv[i];
+        if (positional_only || argument[0] != '-' || strcmp(argument, "-") == 0) {
+            if (folder != NULL) return NULL; // a second positional: main decides
+            folder = argument;
+        } else if (strcmp(argument, "--") == 0) {
+            positional_only = true;
+        } else if (strncmp(argument, "--net=", 6) == 0) {
+            if (!parse_network(argument + 6, network)) return NULL;
+        } else if (strchr(argument, '=') == NULL && !is_flag(argument)) {
+            // An option whose value is the next argument.
+            if (i + 1 >= argc) return NULL;
+            if (strcmp(argument, "--net") == 0 && !parse_network(argv[i + 1], network)) return NULL;
             i++;
         }
     }
-    int folder = open(argv[argc - 1], O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return folder;
+}
+
+/// The one-shot form, as far as starting early goes: a first argument that
+/// is no subcommand, one positional argument that is a folder holding
+/// run.sh, wherever it stands, and a network policy it can read. Anything
+/// else is left to main.
+static bool one_shot_network(int argc, char *_Nonnull *_Nonnull argv, uint32_t *_Nonnull network) {
+    const char *path = csb_one_shot_folder(argc, argv, network);
+    if (path == NULL) return false;
+    int folder = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (folder < 0) return false;
     bool job = faccessat(folder, "run.sh", F_OK, 0) == 0;
     close(folder);

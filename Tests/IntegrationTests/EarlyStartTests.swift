@@ -54,11 +54,20 @@ import Testing
         #expect(stdout.hasPrefix("unreadable\n"), "\(stdout)")
     }
 
-    /// A command line the constructor is not sure of (here the job folder
-    /// is not the last argument) starts its sandbox as before.
+    /// The job folder need not be the last argument.
+    @Test func theFolderMayStandAnywhere() async throws {
+        let job = try JobFixture("echo hi")
+        let run = await TestSupport.cli([job.path, "--results", job.results.path, "--json"], environment: Self.debugLog)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("early_clone=true"), "\(run.stderr)")
+        #expect(job.result("stdout.txt") == "hi\n")
+    }
+
+    /// A command line the constructor leaves to main (here the explicit
+    /// `run` subcommand) starts its sandbox as before.
     @Test func otherwiseTheRunClonesItsOwn() async throws {
         let job = try JobFixture("echo hi")
-        let run = await TestSupport.cli([job.path, "--results", job.results.path], environment: Self.debugLog)
+        let run = await TestSupport.cli(["run", job.path, "--results", job.results.path], environment: Self.debugLog)
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stderr.contains("early_clone=false"), "\(run.stderr)")
         #expect(job.result("stdout.txt") == "hi\n")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CSandbox
 @testable import syft_sandbox_run
+import Glibc
 import Testing
 
 /// The one-shot line's fast parser against ArgumentParser's: the same
@@ -39,6 +40,31 @@ import Testing
         let reference = try? RunCommand.parse(line).arguments
         if let fast = OneShotArguments.fastParse(line) {
             #expect(fast == reference, "\(line)")
+        }
+    }
+
+    /// early.c's constructor finds the same job folder and network as the
+    /// fast path in every usual line (so their sandbox is cloned early,
+    /// wherever the folder stands), and never names a folder for a line
+    /// that ArgumentParser refuses for having none or two.
+    @Test(arguments: usual + unusual)
+    func theConstructorFindsTheFolderTheParserFinds(_ line: [String]) throws {
+        let argv = (["syft-sandbox-run"] + line).map { strdup($0)! }
+        defer { for argument in argv { free(argument) } }
+        var network: UInt32 = 0
+        let found = argv.withUnsafeBufferPointer { buffer in
+            csb_one_shot_folder(Int32(buffer.count), buffer.baseAddress!, &network).map { String(cString: $0) }
+        }
+        if let fast = OneShotArguments.fastParse(line) {
+            #expect(found == fast.jobdir, "\(line)")
+            let expected = switch fast.net {
+            case .none: CSB_NET_NONE.rawValue
+            case .loopback: CSB_NET_LOOPBACK.rawValue
+            case .host: CSB_NET_HOST.rawValue
+            }
+            #expect(network == expected, "\(line)")
+        } else if (try? RunCommand.parse(line)) == nil, line.isEmpty || line == ["job", "other"] {
+            #expect(found == nil, "\(line)")
         }
     }
 

@@ -289,6 +289,12 @@ int csb_netns_create(int loopback, int32_t *_Nonnull out_fd);
 /// list, for early.c's constructor and the CLI's main.
 bool csb_reserved_first_argument(const char *_Nonnull argument);
 
+/// The job folder of a one-shot command line as early.c reads it (the one
+/// positional argument, wherever it stands; NULL when there is none, more
+/// than one, a subcommand, or a `--net` it cannot read), and its network
+/// policy. Reads no file.
+const char *_Nullable csb_one_shot_folder(int argc, char *_Nonnull const *_Nonnull argv, uint32_t *_Nonnull network);
+
 /// The sandbox a one-shot command line had cloned before the Swift runtime
 /// started (early.c), for the first caller that asks with the same network
 /// policy: 0 and `child` filled, an errno and `error` filled when that
