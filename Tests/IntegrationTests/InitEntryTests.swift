@@ -63,12 +63,13 @@ import Testing
     /// The child that executes the init shares the runner's memory while
     /// the runner goes on: when its exec fails, the failure still arrives as
     /// a record (what failed, the errno) and the run fails as a setup
-    /// failure; nothing is left and no results are written. (The job folder
-    /// first: a command line the constructor leaves to main, whose sandbox
-    /// executes its init.)
+    /// failure; nothing is left and no results are written. (The explicit
+    /// `run` subcommand: a command line the constructor leaves to main,
+    /// whose sandbox executes its init.)
     @Test func anInitThatCannotBeExecutedIsReported() async throws {
         let job = try JobFixture("echo started")
-        let run = await TestSupport.run([TestSupport.probe, "noexecveat", TestSupport.binary, job.path, "--results", job.results.path])
+        let run = await TestSupport.run([TestSupport.probe, "noexecveat", TestSupport.binary, "run", job.path,
+                                         "--results", job.results.path])
         #expect(run.status == 125, "\(run.stderr)")
         #expect(run.stderr.contains("execute the sandbox's init"), "\(run.stderr)")
         #expect(run.stderr.contains("EACCES"), "\(run.stderr)")
