@@ -80,6 +80,18 @@ static bool start_holder(struct holding *_Nonnull holding) {
     return started;
 }
 
+/// A pidfd of this process into `holding`, and its helper started: 0, or
+/// the errno (then nothing is left open).
+static int hold(struct holding *_Nonnull holding) {
+    holding->pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (holding->pidfd < 0) return errno;
+    if (start_holder(holding)) return 0;
+    int error = errno != 0 ? errno : EAGAIN;
+    close(holding->pidfd);
+    holding->pidfd = -1;
+    return error;
+}
+
 /// The helper started ahead (csb_exit_prepare), and the one started at
 /// the exit otherwise.
 static struct holding ahead = {.pidfd = -1, .timeout_ms = -1};
@@ -90,17 +102,9 @@ static bool ahead_started;
 int csb_exit_prepare(void) {
 #if defined(__x86_64__)
     if (__atomic_load_n(&ahead_started, __ATOMIC_ACQUIRE)) return 0;
-    int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-    if (pidfd < 0) return errno;
-    ahead.pidfd = pidfd;
-    if (!start_holder(&ahead)) {
-        int error = errno;
-        close(pidfd);
-        ahead.pidfd = -1;
-        return error != 0 ? error : EAGAIN;
-    }
-    __atomic_store_n(&ahead_started, true, __ATOMIC_RELEASE);
-    return 0;
+    int error = hold(&ahead);
+    if (error == 0) __atomic_store_n(&ahead_started, true, __ATOMIC_RELEASE);
+    return error;
 #else
     return ENOSYS;
 #endif
@@ -112,9 +116,8 @@ _Noreturn void csb_exit_process(int status) {
     int pidfd = -1;
     if (__atomic_load_n(&ahead_started, __ATOMIC_ACQUIRE)) {
         pidfd = ahead.pidfd;
-    } else {
-        at_exit.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-        if (at_exit.pidfd >= 0 && start_holder(&at_exit)) pidfd = at_exit.pidfd;
+    } else if (hold(&at_exit) == 0) {
+        pidfd = at_exit.pidfd;
     }
     if (pidfd >= 0) {
         // The process is ending: no signal handler runs from here on.
