@@ -19,10 +19,11 @@ final class OneShotRun {
     let job: JobFolder
     let results: ResultsFolder
     let files: ResultsFolder.PartialLogs
-    /// The commit's files; nil once `commit` or `discard` took them.
+    /// The commit's files (`prepareCommit`): handed once to `commit` or
+    /// `discard` (`takePrepared`); the replaced files they hold are
+    /// released at deinit.
     private var prepared: ResultsFolder.PreparedCommit?
-    /// The commit taken, whose replaced files are released at deinit.
-    private var replaced: ResultsFolder.PreparedCommit?
+    private var preparedTaken = false
     let configuration: SandboxConfiguration
     private let logger: Logger
     private let started: Date
@@ -52,7 +53,7 @@ final class OneShotRun {
     /// and the exit's helper for a process that ends with the run. Failing,
     /// the commit writes the files the usual way.
     func prepareCommit() {
-        guard prepared == nil, replaced == nil, !committed else { return }
+        guard prepared == nil, !preparedTaken, !committed else { return }
         prepared = try? results.prepareCommit(writesRecord: options.writesRecord)
         // Best effort: without it, the exit starts its helper itself.
         if options.processEndsWithRun { _ = csb_exit_prepare() }
@@ -73,17 +74,14 @@ final class OneShotRun {
     /// are released (`OneShotOptions.processEndsWithRun`) when the
     /// caller is done with it.
     private func takePrepared() -> ResultsFolder.PreparedCommit? {
-        guard let taken = prepared else { return nil }
-        prepared = nil
-        replaced = taken
-        return taken
+        guard !preparedTaken else { return nil }
+        preparedTaken = true
+        return prepared
     }
 
     /// Closes the replaced files' descriptors (see `PreparedCommit`).
     deinit {
-        if let held = replaced ?? prepared {
-            ResultsFolder.releaseReplaced(held, afterExit: options.processEndsWithRun)
-        }
+        if let prepared { ResultsFolder.releaseReplaced(prepared, afterExit: options.processEndsWithRun) }
     }
 
     /// Removes the partial logs, unless the results were committed (or
