@@ -289,12 +289,18 @@ enum ByteLines {
     /// The non-empty runs of `range` between `separator`s.
     static func fields(of range: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>,
                        separatedBy separator: UInt8) -> [Range<Int>] {
+        fields(of: range, in: bytes) { $0 == separator }
+    }
+
+    /// The non-empty runs of `range` between bytes that are separators.
+    static func fields(of range: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>,
+                       separatedBy isSeparator: (UInt8) -> Bool) -> [Range<Int>] {
         var result: [Range<Int>] = []
         var index = range.lowerBound
         while index < range.upperBound {
-            while index < range.upperBound && bytes[index] == separator { index += 1 }
+            while index < range.upperBound && isSeparator(bytes[index]) { index += 1 }
             let start = index
-            while index < range.upperBound && bytes[index] != separator { index += 1 }
+            while index < range.upperBound && !isSeparator(bytes[index]) { index += 1 }
             if start < index { result.append(start..<index) }
         }
         return result
@@ -455,8 +461,11 @@ enum CgroupFiles {
 
     /// Whitespace-separated words (cgroup.controllers).
     static func words(_ text: String) -> [String] {
-        text.utf8.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\t") })
-            .map { String(decoding: $0, as: UTF8.self) }
+        Array(text.utf8).withUnsafeBufferPointer { bytes in
+            ByteLines.fields(of: 0..<bytes.count, in: bytes) { byte in
+                byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\t")
+            }.map { ByteLines.text(bytes, $0) }
+        }
     }
 
     /// `parts` with `separator` between them. (Array's generic `joined`
