@@ -214,13 +214,13 @@ public final class StartedSandbox: Sendable {
 /// opened once, from another thread, with the run's outcome or without.
 private final class Latch: @unchecked Sendable {
     private let monitor = Monitor()
-    private var opened = false
+    private var isOpen = false
     private var outcome: RunOutcome?
 
     func open(with outcome: RunOutcome? = nil) {
         monitor.lock()
         self.outcome = outcome
-        opened = true
+        isOpen = true
         monitor.signal()
         monitor.unlock()
     }
@@ -228,7 +228,7 @@ private final class Latch: @unchecked Sendable {
     func wait() -> RunOutcome? {
         monitor.lock()
         defer { monitor.unlock() }
-        while !opened { monitor.wait() }
+        while !isOpen { monitor.wait() }
         return outcome
     }
 }
