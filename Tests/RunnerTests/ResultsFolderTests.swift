@@ -24,6 +24,14 @@ import Testing
         }
     }
 
+    /// A run's results folder as `OneShotRun` has it while the job runs.
+    private func start(runID: String, writesRecord: Bool) throws
+        -> (ResultsFolder, ResultsFolder.PartialLogs, ResultsFolder.PreparedCommit) {
+        let folder = try ResultsFolder(root, runID: runID)
+        let logs = try folder.createPartialLogs()
+        return (folder, logs, try folder.prepareCommit(writesRecord: writesRecord))
+    }
+
     private func inode(_ fd: CInt) -> stat? {
         var info = stat()
         return fstat(fd, &info) == 0 ? info : nil
@@ -34,9 +42,7 @@ import Testing
     @Test func theCommitReplacesThePreviousRunAndHoldsWhatItReplaced() throws {
         defer { try? FileManager.default.removeItem(atPath: root.string) }
         try previousRun()
-        let folder = try ResultsFolder(root, runID: "run-1")
-        let logs = try folder.createPartialLogs()
-        let prepared = try folder.prepareCommit(writesRecord: false)
+        let (folder, logs, prepared) = try start(runID: "run-1", writesRecord: false)
         #expect(prepared.replaced.count == 4)
         #expect(names().contains("returncode.txt.tmp-run-1"), "\(names())")
         #expect(!names().contains("result.json.tmp-run-1"), "no record, no file for it")
@@ -52,16 +58,26 @@ import Testing
         let held = prepared.replaced.compactMap(inode)
         #expect(held.count == 4)
         #expect(held.filter { $0.st_nlink == 0 }.count == 3, "\(held.map(\.st_nlink))")
+        #expect(heldHere().count == 4, "\(heldHere())")
         ResultsFolder.releaseReplaced(prepared, afterExit: false)
-        for fd in prepared.replaced { #expect(fcntl(fd, F_GETFD) == -1, "descriptor \(fd) left open") }
+        // By target, not by number: another test may reuse a closed number at once.
+        #expect(heldHere().isEmpty, "left open: \(heldHere())")
+    }
+
+    /// This process's descriptors of files in (or once in) this test's folder.
+    private func heldHere() -> [String] {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return fds.compactMap { fd in
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)"),
+                  target.hasPrefix(root.string + "/") else { return nil }
+            return target
+        }
     }
 
     @Test func aFirstRunHasNothingToHold() throws {
         defer { try? FileManager.default.removeItem(atPath: root.string) }
         try FileSystem.makeDirectories(root)
-        let folder = try ResultsFolder(root, runID: "first")
-        let logs = try folder.createPartialLogs()
-        let prepared = try folder.prepareCommit(writesRecord: true)
+        let (folder, logs, prepared) = try start(runID: "first", writesRecord: true)
         #expect(prepared.replaced.isEmpty)
         try folder.commit(logs, prepared: prepared, returncode: 0, record: nil, durable: true)
         #expect(names() == ["returncode.txt", "stderr.txt", "stdout.txt"], "a nil record discards its file")
@@ -70,9 +86,7 @@ import Testing
     @Test func discardLeavesThePreviousRunAsItWas() throws {
         defer { try? FileManager.default.removeItem(atPath: root.string) }
         try previousRun()
-        let folder = try ResultsFolder(root, runID: "gone")
-        let logs = try folder.createPartialLogs()
-        let prepared = try folder.prepareCommit(writesRecord: true)
+        let (folder, logs, prepared) = try start(runID: "gone", writesRecord: true)
         #expect(names().count == 8, "\(names())")
         folder.discard(logs, prepared: prepared)
         ResultsFolder.releaseReplaced(prepared, afterExit: false)
@@ -85,9 +99,7 @@ import Testing
     @Test func aFailedCommitLeavesNoTemporaryFile() throws {
         defer { try? FileManager.default.removeItem(atPath: root.string) }
         try previousRun()
-        let folder = try ResultsFolder(root, runID: "broken")
-        let logs = try folder.createPartialLogs()
-        let prepared = try folder.prepareCommit(writesRecord: true)
+        let (folder, logs, prepared) = try start(runID: "broken", writesRecord: true)
         #expect(unlink(root.appending("stderr.txt").string) == 0)
         try FileSystem.makeDirectories(root.appending("stderr.txt"))
         #expect(throws: SandboxError.self) {
