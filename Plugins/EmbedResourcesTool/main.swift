@@ -41,7 +41,7 @@ func compiledDefaultSeccomp(_ pairs: [String]) -> String {
     let key = "policies/seccomp/default.json"
     guard let index = stride(from: 0, to: pairs.count, by: 2).first(where: { pairs[$0] == key }),
           let bytes = FileManager.default.contents(atPath: pairs[index + 1]) else {
-        return "    static let defaultSeccompArchitecture = \"\"\n    static let defaultSeccompProgram = \"\"\n    static let defaultSeccompSkipped = 0\n"
+        return "    static let defaultSeccompArchitecture = \"\"\n    static let defaultSeccompProgram = \"\"\n    static let defaultSeccompSkipped = 0\n    static let defaultSeccompRanges = false\n"
     }
     let environment = SeccompProfile.Environment.current
     do {
@@ -54,6 +54,7 @@ func compiledDefaultSeccomp(_ pairs: [String]) -> String {
             static let defaultSeccompArchitecture = "\(environment.architecture)"
             static let defaultSeccompProgram = "\(hex)"
             static let defaultSeccompSkipped = \(program.skippedSyscalls)
+            static let defaultSeccompRanges = \(program.encoding == .ranges)
 
         """
     } catch {

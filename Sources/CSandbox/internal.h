@@ -129,6 +129,16 @@ int csb_last_capability(void);
 int csb_job_set_no_new_privs(struct csb_child_ctx *_Nonnull ctx);
 int csb_job_load_seccomp(struct csb_child_ctx *_Nonnull ctx);
 
+// seccomp_ranges.c
+/// Rewrites `full` (libseccomp's program for a profile) as a search over
+/// ranges of syscall numbers for `native_arch`, jumping to `arguments`
+/// (libseccomp's program for the rules of `argument_numbers` alone) for
+/// those numbers and for every other architecture. 0, ENOMEM, or ENOTSUP
+/// when `full` has a shape this does not follow or the result is not shorter.
+int csb_seccomp_ranges(const struct csb_bpf *_Nonnull full, uint32_t native_arch,
+                       const struct csb_bpf *_Nonnull arguments, const uint32_t *_Nullable argument_numbers,
+                       size_t argument_number_count, struct csb_bpf *_Nonnull out);
+
 // cpus.c — PID 1, just cloned, moved off the calling thread's CPU (best
 // effort); the caller's affinity given back with the plan (0 or an errno).
 void csb_cpus_start_elsewhere(struct csb_child *_Nonnull child);

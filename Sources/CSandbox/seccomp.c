@@ -2,10 +2,11 @@
 //
 // libseccomp builds the filter (it allocates, so this happens before
 // clone); the result is exported as a plain classic-BPF program that the
-// child loads with seccomp(2) (seccomp_load.c). Only the native ABI is
+// child loads with seccomp(2) (seccomp_load.c), shortened where it can be
+// by reading it over ranges of syscall numbers (seccomp_ranges.c). Only the native ABI is
 // filtered: every other one (i386 through int $0x80, x32) hits the
 // bad-architecture action, which kills the process.
-#include "csandbox.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <seccomp.h>
@@ -27,13 +28,9 @@ static int action_value(uint32_t action, uint32_t errno_ret, uint32_t *_Nonnull 
     }
 }
 
-static int add_rule(scmp_filter_ctx _Nonnull ctx, const struct csb_seccomp_rule *_Nonnull rule, uint32_t default_action,
-                    size_t *_Nonnull skipped, char *_Nonnull message, size_t message_size) {
-    int number = seccomp_syscall_resolve_name(rule->name);
-    if (number == __NR_SCMP_ERROR) {
-        (*skipped)++; // not a syscall of this architecture (or newer than libseccomp)
-        return 0;
-    }
+/// Adds `rule` (resolved to `number`) to `ctx`.
+static int add_rule(scmp_filter_ctx _Nonnull ctx, const struct csb_seccomp_rule *_Nonnull rule, int number,
+                    uint32_t default_action, char *_Nonnull message, size_t message_size) {
     uint32_t action;
     if (action_value(rule->action, rule->errno_ret, &action) != 0) {
         snprintf(message, message_size, "rule for %s: unknown action %u", rule->name, rule->action);
@@ -93,12 +90,18 @@ static int export_program(scmp_filter_ctx _Nonnull ctx, struct csb_bpf *_Nonnull
     return 0;
 }
 
-int csb_seccomp_compile(const struct csb_seccomp_profile *_Nonnull profile, struct csb_bpf *_Nonnull out,
-                        size_t *_Nullable skipped, char *_Nonnull message, size_t message_size) {
-    out->filter = NULL;
-    out->length = 0;
-    message[0] = '\0';
-    size_t skipped_count = 0;
+static bool contains(const int *_Nonnull numbers, size_t count, int number) {
+    for (size_t i = 0; i < count; i++)
+        if (numbers[i] == number) return true;
+    return false;
+}
+
+/// libseccomp's program for the rules of `profile` whose syscall number is
+/// resolved in `numbers` (-1: unknown here) — all of them, or (`only`
+/// non-NULL) those of the numbers listed there.
+static int libseccomp_program(const struct csb_seccomp_profile *_Nonnull profile, const int *_Nonnull numbers,
+                              const int *_Nullable only, size_t only_count, struct csb_bpf *_Nonnull out,
+                              char *_Nonnull message, size_t message_size) {
     uint32_t default_action;
     if (action_value(profile->default_action, profile->default_errno, &default_action) != 0) {
         snprintf(message, message_size, "unknown default action %u", profile->default_action);
@@ -115,11 +118,76 @@ int csb_seccomp_compile(const struct csb_seccomp_profile *_Nonnull profile, stru
     // A binary tree of syscall numbers instead of a linear list: a job's
     // every syscall walks the filter. Best effort (libseccomp >= 2.5).
     if (error == 0) (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-    for (size_t i = 0; i < profile->rule_count && error == 0; i++)
-        error = add_rule(ctx, &profile->rules[i], default_action, &skipped_count, message, message_size);
+    for (size_t i = 0; i < profile->rule_count && error == 0; i++) {
+        if (numbers[i] < 0 || (only != NULL && !contains(only, only_count, numbers[i]))) continue;
+        error = add_rule(ctx, &profile->rules[i], numbers[i], default_action, message, message_size);
+    }
     if (error == 0) error = export_program(ctx, out, message, message_size);
     seccomp_release(ctx);
+    return error;
+}
+
+/// The profile's program over ranges of syscall numbers (seccomp_ranges.c):
+/// libseccomp's program for the whole profile, read by intervals, and
+/// libseccomp's program for the syscalls with argument conditions. ENOTSUP
+/// when it cannot be shorter or libseccomp's program has another shape.
+static int ranges_program(const struct csb_seccomp_profile *_Nonnull profile, const int *_Nonnull numbers,
+                          const struct csb_bpf *_Nonnull full, struct csb_bpf *_Nonnull out) {
+    int *with_arguments = calloc(profile->rule_count + 1, sizeof *with_arguments);
+    uint32_t *unsigned_numbers = calloc(profile->rule_count + 1, sizeof *unsigned_numbers);
+    if (with_arguments == NULL || unsigned_numbers == NULL) {
+        free(with_arguments);
+        free(unsigned_numbers);
+        return ENOMEM;
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < profile->rule_count; i++) {
+        if (numbers[i] < 0 || profile->rules[i].arg_count == 0 || contains(with_arguments, count, numbers[i])) continue;
+        unsigned_numbers[count] = (uint32_t)numbers[i];
+        with_arguments[count++] = numbers[i];
+    }
+    struct csb_bpf arguments = {0};
+    char ignored[256];
+    int error = libseccomp_program(profile, numbers, with_arguments, count, &arguments, ignored, sizeof ignored);
+    if (error == 0)
+        error = csb_seccomp_ranges(full, seccomp_arch_native(), &arguments, unsigned_numbers, count, out);
+    csb_bpf_free(&arguments);
+    free(with_arguments);
+    free(unsigned_numbers);
+    return error;
+}
+
+int csb_seccomp_compile(const struct csb_seccomp_profile *_Nonnull profile, enum csb_seccomp_encoding encoding,
+                        struct csb_bpf *_Nonnull out, enum csb_seccomp_encoding *_Nullable used,
+                        size_t *_Nullable skipped, char *_Nonnull message, size_t message_size) {
+    out->filter = NULL;
+    out->length = 0;
+    message[0] = '\0';
+    if (used != NULL) *used = CSB_SECCOMP_LIBSECCOMP;
+    int *numbers = calloc(profile->rule_count + 1, sizeof *numbers);
+    if (numbers == NULL) {
+        snprintf(message, message_size, "out of memory");
+        return ENOMEM;
+    }
+    size_t skipped_count = 0;
+    for (size_t i = 0; i < profile->rule_count; i++) {
+        int number = seccomp_syscall_resolve_name(profile->rules[i].name);
+        // Not a syscall of this architecture (or newer than libseccomp): skipped.
+        numbers[i] = number == __NR_SCMP_ERROR || number < 0 ? -1 : number;
+        if (numbers[i] < 0) skipped_count++;
+    }
     if (skipped != NULL) *skipped = skipped_count;
+    struct csb_bpf full = {0};
+    int error = libseccomp_program(profile, numbers, NULL, 0, &full, message, message_size);
+    struct csb_bpf ranges = {0};
+    if (error == 0 && encoding == CSB_SECCOMP_RANGES && ranges_program(profile, numbers, &full, &ranges) == 0) {
+        csb_bpf_free(&full);
+        *out = ranges;
+        if (used != NULL) *used = CSB_SECCOMP_RANGES;
+    } else if (error == 0) {
+        *out = full;
+    }
+    free(numbers);
     return error;
 }
 

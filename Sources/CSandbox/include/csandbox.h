@@ -108,11 +108,23 @@ struct csb_bpf {
     uint16_t length;
 };
 
-/// Compiles `profile` with libseccomp into `out`. On failure returns an errno
-/// and writes a message naming the offending rule into `message`.
+/// How a compiled program tests the syscall number.
+enum csb_seccomp_encoding {
+    /// As libseccomp writes it: one test per syscall.
+    CSB_SECCOMP_LIBSECCOMP = 0,
+    /// libseccomp's decision over the number as a search over ranges of
+    /// numbers, its argument tests as it writes them (seccomp_ranges.c).
+    CSB_SECCOMP_RANGES = 1,
+};
+
+/// Compiles `profile` with libseccomp into `out`, in `encoding` where the
+/// program allows it (`used`, may be NULL, says which). On failure returns
+/// an errno and writes a message naming the offending rule into `message`.
 /// `skipped` (may be NULL) receives the number of syscall names unknown here.
 int csb_seccomp_compile(const struct csb_seccomp_profile *_Nonnull profile,
+                        enum csb_seccomp_encoding encoding,
                         struct csb_bpf *_Nonnull out,
+                        enum csb_seccomp_encoding *_Nullable used,
                         size_t *_Nullable skipped,
                         char *_Nonnull message, size_t message_size);
 

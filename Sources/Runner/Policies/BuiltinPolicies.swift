@@ -38,7 +38,8 @@ public enum BuiltinPolicies {
                 count = hex.count / 2
             }
         }
-        return try? SeccompProgram(compiled: bytes, skippedSyscalls: EmbeddedResources.defaultSeccompSkipped)
+        return try? SeccompProgram(compiled: bytes, skippedSyscalls: EmbeddedResources.defaultSeccompSkipped,
+                                   encoding: EmbeddedResources.defaultSeccompRanges ? .ranges : .libseccomp)
     }
 
     /// The seccomp program of `path` (an OCI/Docker JSON profile), or of

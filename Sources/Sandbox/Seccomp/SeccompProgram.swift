@@ -9,16 +9,31 @@ import SystemPackage
 /// cannot run between clone and exec) and immutable afterwards: one program
 /// serves any number of sandboxes, concurrently.
 public final class SeccompProgram: @unchecked Sendable {
+    /// How the program tests the syscall number.
+    public enum Encoding: Sendable, Equatable {
+        /// As libseccomp writes it: one test per syscall (498 instructions
+        /// for the default profile).
+        case libseccomp
+        /// libseccomp's decision over the syscall number as a binary search
+        /// over ranges of numbers, its argument tests as it writes them
+        /// (CSandbox's seccomp_ranges.c): a third of the length, and of the
+        /// kernel's work to load it. Where a program cannot be read that
+        /// way, libseccomp's stays.
+        case ranges
+    }
+
     private let bpf: UnsafeMutablePointer<csb_bpf>
+    /// The encoding the program has (`.ranges` asked for may give `.libseccomp`).
+    public let encoding: Encoding
     /// Syscall names of the profile that this architecture (or libseccomp)
     /// does not know; their rules were skipped.
     public let skippedSyscalls: Int
     /// Instructions in the program (the kernel takes at most 4096).
     public var instructionCount: Int { Int(bpf.pointee.length) }
 
-    /// Compiles `profile`; throws `.invalidSeccompProfile` naming the rule
-    /// libseccomp refused.
-    public init(_ profile: SeccompProfile, source: String) throws(SandboxError) {
+    /// Compiles `profile`, in `encoding` where it can; throws
+    /// `.invalidSeccompProfile` naming the rule libseccomp refused.
+    public init(_ profile: SeccompProfile, source: String, encoding: Encoding = .ranges) throws(SandboxError) {
         var names: [UnsafeMutablePointer<CChar>] = []
         var conditionBuffers: [UnsafeMutablePointer<csb_seccomp_arg>] = []
         defer {
@@ -48,11 +63,13 @@ public final class SeccompProgram: @unchecked Sendable {
         let compiled = UnsafeMutablePointer<csb_bpf>.allocate(capacity: 1)
         compiled.initialize(to: csb_bpf(filter: nil, length: 0))
         var skipped = 0
+        var used = CSB_SECCOMP_LIBSECCOMP
         var message = [CChar](repeating: 0, count: 256)
+        let asked = encoding == .ranges ? CSB_SECCOMP_RANGES : CSB_SECCOMP_LIBSECCOMP
         let rc = rules.withUnsafeBufferPointer { buffer in
             var cProfile = csb_seccomp_profile(default_action: defaultAction, default_errno: defaultErrno,
                                                rules: buffer.baseAddress, rule_count: buffer.count)
-            return csb_seccomp_compile(&cProfile, compiled, &skipped, &message, message.count)
+            return csb_seccomp_compile(&cProfile, asked, compiled, &used, &skipped, &message, message.count)
         }
         guard rc == 0 else {
             compiled.deallocate()
@@ -62,11 +79,12 @@ public final class SeccompProgram: @unchecked Sendable {
         }
         bpf = compiled
         skippedSyscalls = skipped
+        self.encoding = used == CSB_SECCOMP_RANGES ? .ranges : .libseccomp
     }
 
     /// A program compiled earlier (`bytes`): struct sock_filter records,
     /// e.g. the default profile compiled at build time.
-    public init(compiled bytes: [UInt8], skippedSyscalls: Int = 0) throws(SandboxError) {
+    public init(compiled bytes: [UInt8], skippedSyscalls: Int = 0, encoding: Encoding = .libseccomp) throws(SandboxError) {
         guard !bytes.isEmpty, bytes.count % 8 == 0, bytes.count / 8 <= 4096 else {
             throw SandboxError(.invalidSeccompProfile, "a compiled seccomp program must be 1 to 4096 instructions of 8 bytes")
         }
@@ -76,6 +94,7 @@ public final class SeccompProgram: @unchecked Sendable {
         compiled.initialize(to: csb_bpf(filter: filter, length: UInt16(bytes.count / 8)))
         bpf = compiled
         self.skippedSyscalls = skippedSyscalls
+        self.encoding = encoding
     }
 
     /// The program as bytes (struct sock_filter records).
