@@ -108,4 +108,25 @@ import Testing
         ResultsFolder.releaseReplaced(prepared, afterExit: false)
         #expect(!names().contains { $0.contains(".tmp-") }, "\(names())")
     }
+
+    /// The commit closed the logs before it failed; the run's clean-up
+    /// (discard) then must not close their numbers again: by then they may
+    /// be another file's (here two opened right after the failure, which
+    /// take the lowest free numbers: the logs' own).
+    @Test func theCleanUpAfterAFailedCommitClosesNoOtherFile() throws {
+        defer { try? FileManager.default.removeItem(atPath: root.string) }
+        try previousRun()
+        let (folder, logs, prepared) = try start(runID: "reused", writesRecord: false)
+        #expect(unlink(logs.stdoutPath.string) == 0) // the first move fails: after the logs were closed
+        #expect(throws: SandboxError.self) {
+            try folder.commit(logs, prepared: prepared, returncode: 0, record: nil, durable: false)
+        }
+        #expect(!logs.isOpen)
+        let others = [open("/dev/null", O_RDONLY | O_CLOEXEC), open("/dev/null", O_RDONLY | O_CLOEXEC)]
+        defer { for fd in others where fd >= 0 { close(fd) } }
+        folder.discard(logs, prepared: prepared)
+        ResultsFolder.releaseReplaced(prepared, afterExit: false)
+        for fd in others { #expect(fcntl(fd, F_GETFD) >= 0, "descriptor \(fd) was closed by the discard") }
+        #expect(!names().contains { $0.contains(".partial-") || $0.contains(".tmp-") }, "\(names())")
+    }
 }

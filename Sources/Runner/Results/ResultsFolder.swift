@@ -12,11 +12,34 @@ import SystemPackage
 /// a half-written set: logs grow in hidden partial files, outputs/ is
 /// swapped in whole, and result.json is written last.
 struct ResultsFolder {
-    struct PartialLogs {
-        var stdout: FileDescriptor
-        var stderr: FileDescriptor
-        var stdoutPath: FilePath
-        var stderrPath: FilePath
+    /// The hidden files the job's stdout and stderr grow in. A class: the
+    /// descriptors are closed once (`close`), whoever of `commit` and
+    /// `discard` comes first, or both (a commit that failed, then the
+    /// run's clean-up): a second close would close whatever file took
+    /// the number meanwhile.
+    final class PartialLogs {
+        let stdout: FileDescriptor
+        let stderr: FileDescriptor
+        let stdoutPath: FilePath
+        let stderrPath: FilePath
+        private(set) var isOpen = true
+
+        init(stdout: FileDescriptor, stderr: FileDescriptor, stdoutPath: FilePath, stderrPath: FilePath) {
+            self.stdout = stdout
+            self.stderr = stderr
+            self.stdoutPath = stdoutPath
+            self.stderrPath = stderrPath
+        }
+
+        /// Closes both descriptors, the first time only; throws the first
+        /// close's error (the data may not have reached the disk).
+        func close() throws {
+            guard isOpen else { return }
+            isOpen = false
+            let closedStdout = Result { try stdout.close() }
+            try stderr.close()
+            try closedStdout.get()
+        }
     }
 
     let path: FilePath
@@ -110,8 +133,7 @@ struct ResultsFolder {
     /// Removes the partial logs and the prepared files; `keep` still gets
     /// the logs first.
     func discard(_ logs: PartialLogs, prepared: PreparedCommit?, keepingLogsIn keep: FilePath? = nil) {
-        try? logs.stdout.close()
-        try? logs.stderr.close()
+        try? logs.close()
         if let keep, (try? FileSystem.makeDirectories(keep, mode: 0o700)) != nil {
             try? FileSystem.linkOrCopy(logs.stdoutPath, to: keep.appending("stdout.txt"))
             try? FileSystem.linkOrCopy(logs.stderrPath, to: keep.appending("stderr.txt"))
@@ -161,8 +183,7 @@ struct ResultsFolder {
                 prepared?.record?.discard()
             }
         }
-        try logs.stdout.close()
-        try logs.stderr.close()
+        try logs.close()
         if let keep {
             try FileSystem.makeDirectories(keep, mode: 0o700)
             try FileSystem.linkOrCopy(logs.stdoutPath, to: keep.appending("stdout.txt"))
