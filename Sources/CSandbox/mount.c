@@ -422,8 +422,27 @@ static int do_directory(struct csb_assembly *_Nonnull a, const struct csb_mount 
     return error;
 }
 
-/// Hides an existing path: an empty read-only tmpfs over a directory, the
-/// mask source (/dev/null) over anything else. A missing path is fine.
+/// A detached, read-only bind of an empty directory of the staging tmpfs
+/// (made at the first call): what hides a directory. It takes no
+/// filesystem of its own (a tmpfs per masked directory was a superblock
+/// each, ~25 µs), and nothing can be written to it: the mount is
+/// read-only, and the staging tmpfs leaves with the old root.
+static int empty_directory(struct csb_assembly *_Nonnull a, int *_Nonnull out) {
+    if (mkdirat(a->layers_fd, "empty", 0555) != 0 && errno != EEXIST) return errno;
+    int tree = open_tree(a->layers_fd, "empty", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+    if (tree < 0) return errno;
+    int error = set_attributes(tree, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                               false);
+    if (error != 0) {
+        close(tree);
+        return error;
+    }
+    *out = tree;
+    return 0;
+}
+
+/// Hides an existing path: an empty read-only directory over a directory,
+/// the mask source (/dev/null) over anything else. A missing path is fine.
 static int do_mask(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
     int target = csb_openat2(a->root_fd, m->target, O_PATH | O_CLOEXEC, BENEATH);
     if (target < 0) {
@@ -435,9 +454,7 @@ static int do_mask(struct csb_assembly *_Nonnull a, const struct csb_mount *_Non
     struct stat info;
     int error = fstat(target, &info) != 0 ? errno : 0, tree = -1;
     if (error == 0 && S_ISDIR(info.st_mode)) {
-        const char *options[] = {"size", "4096", "mode", "0555", NULL, NULL};
-        error = new_filesystem(a, "tmpfs", options, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
-                                                        MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, &tree);
+        error = empty_directory(a, &tree);
     } else if (error == 0) {
         error = clone_source(a, false, &tree);
         if (error == 0) error = set_attributes(tree, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false);

@@ -20,8 +20,8 @@ public struct Mount: Sendable, Hashable {
         case directory(mode: UInt32)
         case symlink(destination: String)
         case file(contents: [UInt8], mode: UInt32)
-        /// Hide an existing path: an empty read-only tmpfs over a directory,
-        /// `source` (normally /dev/null) over anything else.
+        /// Hide an existing path: an empty read-only directory over a
+        /// directory, `source` (normally /dev/null) over anything else.
         case mask(source: FilePath)
         /// Make `target`, a path inside an existing mount, a read-only mount.
         case readOnly

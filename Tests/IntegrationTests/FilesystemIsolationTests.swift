@@ -81,6 +81,27 @@ import Testing
         #expect(lines.dropFirst() == ["0", "tmp-ok"], "\(lines)")
     }
 
+    /// The /proc directories Docker masks (those this host has): a
+    /// read-only mount of their own, empty, and nothing can be made in them.
+    @Test(.enabled(if: Self.maskedProcDirectories.contains { FileManager.default.fileExists(atPath: "/proc/" + $0) }))
+    func maskedProcDirectoriesAreEmptyAndReadOnly() async throws {
+        let present = Self.maskedProcDirectories.filter { FileManager.default.fileExists(atPath: "/proc/" + $0) }
+        let job = try JobFixture("""
+        for d in \(present.joined(separator: " ")); do
+          echo "$d $(ls -A /proc/$d | wc -l) $(awk -v p=/proc/$d '$5 == p { split($6, o, ","); print o[1] }' /proc/self/mountinfo)"
+          touch /proc/$d/x 2>/dev/null && echo "$d: made a file"
+          mkdir /proc/$d/y 2>/dev/null && echo "$d: made a folder"
+        done
+        true
+        """)
+        let run = await job.run()
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = (job.result("stdout.txt") ?? "").split(separator: "\n").map(String.init)
+        #expect(lines == present.map { "\($0) 0 ro" }, "\(lines)")
+    }
+
+    static let maskedProcDirectories = ["acpi", "scsi", "asound"]
+
     /// A job folder whose `outputs` and `code/outputs` are symlinks to a
     /// host directory: the mounts land on real directories of the sandbox
     /// (the shim opens targets with RESOLVE_NO_SYMLINKS and lays mount
