@@ -72,6 +72,8 @@ struct csb_child_ctx {
     struct csb_rlimit placed_rlimits[CSB_MAX_PLACED_RLIMITS];
     // The bounding set is empty and the securebits locked (inherited by the job).
     bool bounding_set_dropped;
+    // From the plan: the caller's CPUs, which PID 1 takes back once it runs (cpus.c).
+    struct csb_cpu_mask restore_cpus;
     size_t placed_rlimit_count;
     // The plan's mounts whose sources are open (csb_child_open_sources),
     // and the root's assembly: both may come in two parts (the plan sent
@@ -140,13 +142,16 @@ int csb_seccomp_ranges(const struct csb_bpf *_Nonnull full, uint32_t native_arch
                        size_t argument_number_count, struct csb_bpf *_Nonnull out);
 
 // cpus.c — PID 1, just cloned, moved off the calling thread's CPU (best
-// effort); the caller's affinity given back with the plan (0 or an errno).
+// effort); the caller's affinity handed over with the plan, which PID 1
+// takes back once it runs.
 void csb_cpus_start_elsewhere(struct csb_child *_Nonnull child);
-int csb_cpus_give_back(struct csb_child *_Nonnull child);
+void csb_cpus_hand_over(struct csb_child *_Nonnull child, struct csb_cpu_mask *_Nonnull out);
+void csb_cpus_take_back(const struct csb_cpu_mask *_Nonnull cpus);
 
 // plan.c — the configuration, sent to the started sandbox.
 int csb_plan_write(const struct csb_spawn_config *_Nonnull config, bool parent_is_root,
-                   const sigset_t *_Nonnull signal_mask, int *_Nonnull plan_fd);
+                   const sigset_t *_Nonnull signal_mask, const struct csb_cpu_mask *_Nonnull cpus,
+                   int *_Nonnull plan_fd);
 int csb_plan_read(int plan_fd, struct csb_child_ctx *_Nonnull ctx, sigset_t *_Nonnull signal_mask);
 // init.c
 _Noreturn void csb_init_run(struct csb_child_ctx *_Nonnull ctx, pid_t job);

@@ -31,6 +31,7 @@ struct csb_plan_header {
     struct csb_bpf seccomp;
     uint32_t parent_is_root;
     sigset_t signal_mask;
+    struct csb_cpu_mask cpus; // held: the caller's CPUs, for PID 1 to take back (cpus.c)
 };
 
 struct writer {
@@ -83,7 +84,8 @@ static uintptr_t append_strings(struct writer *_Nonnull w, const char *_Nullable
 }
 
 int csb_plan_write(const struct csb_spawn_config *_Nonnull config, bool parent_is_root,
-                   const sigset_t *_Nonnull signal_mask, int *_Nonnull plan_fd) {
+                   const sigset_t *_Nonnull signal_mask, const struct csb_cpu_mask *_Nonnull cpus,
+                   int *_Nonnull plan_fd) {
     struct writer w = {0};
     struct csb_plan_header header;
     memset(&header, 0, sizeof header);
@@ -92,6 +94,7 @@ int csb_plan_write(const struct csb_spawn_config *_Nonnull config, bool parent_i
     header.config = *config;
     header.parent_is_root = parent_is_root;
     header.signal_mask = *signal_mask;
+    header.cpus = *cpus;
     struct csb_spawn_config *c = &header.config;
     c->hostname = (const char *)append_string(&w, config->hostname);
     c->staging_dir = (const char *)append_string(&w, config->staging_dir);
@@ -191,5 +194,6 @@ int csb_plan_read(int plan_fd, struct csb_child_ctx *_Nonnull ctx, sigset_t *_No
     ctx->config = c;
     ctx->parent_is_root = header->parent_is_root != 0;
     *signal_mask = header->signal_mask;
+    ctx->restore_cpus = header->cpus;
     return 0;
 }

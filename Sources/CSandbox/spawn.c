@@ -196,6 +196,14 @@ static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
     return receive_plan(ctx, true);
 }
 
+/// Once a plan has woken it, PID 1 may run on any of its caller's CPUs
+/// again (cpus.c), as will the job, which inherits them. Best effort.
+static int run_anywhere(struct csb_child_ctx *_Nonnull ctx) {
+    if (ctx->config != NULL) csb_cpus_take_back(&ctx->restore_cpus);
+    ctx->restore_cpus.held = false;
+    return 0;
+}
+
 /// True between the plan sent ahead and the go-ahead.
 static bool plan_ahead(const struct csb_child_ctx *_Nonnull ctx) {
     return ctx->ahead_config != NULL && !ctx->go_received;
@@ -487,6 +495,7 @@ static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     STEP(ctx, CSB_STAGE_CAPS, csb_limit_capabilities(ctx)); // bounding set, securebits: off the job's way
     STEP(ctx, CSB_STAGE_PREPARE, default_dispositions(ctx));
     STEP(ctx, CSB_STAGE_SYNC, wait_for_parent(ctx));         // the plan sent ahead, or the go-ahead
+    STEP(ctx, CSB_STAGE_PREPARE, run_anywhere(ctx));          // the caller's CPUs, now that it runs
     STEP(ctx, CSB_STAGE_MOUNT, assemble_ahead(ctx));         // after the plan: sources, ids, first mounts
     STEP(ctx, CSB_STAGE_SYNC, wait_for_go(ctx));             // after the plan: the go-ahead
     STEP(ctx, CSB_STAGE_PREPARE, stay_private(ctx));
@@ -970,18 +979,15 @@ static int send_plan(const struct csb_spawn_config *_Nonnull config, struct csb_
     bool parent_is_root = geteuid() == 0;
     int rc = map_ids(config, child, parent_is_root, error);
     if (rc != 0) return rc;
-    // Before PID 1 has a plan, so before the job exists.
-    rc = csb_cpus_give_back(child);
-    if (rc != 0) {
-        parent_fail(error, CSB_STAGE_PREPARE, rc, "give the sandbox the CPUs the caller may use");
-        return rc;
-    }
     int plan_fd = -1;
     if (ahead || !as_sent_ahead) {
-        // The init restores this thread's mask (the job resets its own).
+        // The init restores this thread's mask (the job resets its own),
+        // and the caller's CPUs (cpus.c), with the first plan it reads.
         sigset_t mask;
         pthread_sigmask(SIG_SETMASK, NULL, &mask);
-        rc = csb_plan_write(config, parent_is_root, &mask, &plan_fd);
+        struct csb_cpu_mask cpus;
+        csb_cpus_hand_over(child, &cpus);
+        rc = csb_plan_write(config, parent_is_root, &mask, &cpus, &plan_fd);
         if (rc != 0) {
             parent_fail(error, CSB_STAGE_PREPARE, rc, "write the sandbox's plan");
             return rc;

@@ -4,7 +4,7 @@ import Testing
 
 /// PID 1 starts on a CPU other than its caller's (cpus.c: on a small
 /// machine the caller's CPU is the busy one), and gets the caller's
-/// affinity back with its plan, before the job exists: the job may run on
+/// affinity back once its plan woke it, before the job exists: the job may run on
 /// the CPUs its caller may, no fewer and no others.
 @Suite struct CPUAffinityTests {
     static let script = "grep Cpus_allowed_list /proc/self/status"
