@@ -9,7 +9,8 @@
 #
 #   launch  a trivial job (`true`) through the CLI vs bubblewrap with the
 #           same namespaces vs plain `bash run.sh`, runs back to back and
-#           20 ms apart; the same for a job as syft-job submits it
+#           20 ms apart; the CLI and bwrap in interleaved pairs (pairs.c);
+#           the same for a job as syft-job submits it
 #           (examples/hello); and the sandbox's own launch (no process
 #           start-up: the daemon's case) vs what bwrap adds
 #   output  a job writing N bytes to stdout, captured, vs writing it to a file
@@ -104,6 +105,27 @@ PY
 }
 launch "$work" "folders under ${BENCH_DIR:-/var/tmp}"
 launch "$work" "folders under ${BENCH_DIR:-/var/tmp}" trivial 0.02
+
+# paired SETTLE_MS LABEL: the CLI and bwrap timed in pairs, interleaved
+# (bench/pairs.c): beside each other, a drift of the machine's speed
+# moves both runs of a pair, and the median of the per-pair ratios is the
+# steadier figure. Back to back, each run meets what the one before (the
+# other command's) left to the kernel; 20 ms apart, neither does.
+cc -O2 -o "$work/pairs" bench/pairs.c
+paired() {
+    local settle=$1 label=$2
+    echo "== launch: a trivial job, runs paired with bwrap's, $label ($runs pairs)"
+    local bwrap_cmd
+    bwrap_cmd=$(bwrap_command "$work/trivial" "")
+    # shellcheck disable=SC2086 # the bwrap command line is split on purpose
+    read -r -d '' ours theirs of_medians per_pair < <(cd "$work/trivial" && "$work/pairs" "$runs" "$settle" \
+        "$binary" --results "$work/r-trivial" "$work/trivial" -- $bwrap_cmd) || true
+    [[ -n ${per_pair:-} ]] || { echo "bench: the paired runs failed" >&2; exit 1; }
+    printf '  syft-sandbox-run %8.2f ms\n  bwrap            %8.2f ms\n' "$ours" "$theirs"
+    printf '  ratio vs bwrap   %8.2fx   (target <= 1.00x; per pair %.2fx)\n' "$of_medians" "$per_pair"
+}
+paired 0 "back to back"
+paired 20 "20 ms apart"
 if [[ $(stat -f -c %T "$work") != tmpfs ]] && [[ -d /dev/shm ]]; then
     shm=$(mktemp -d /dev/shm/syft-bench.XXXXXX)
     trap 'rm -rf "$work" "$shm"' EXIT
