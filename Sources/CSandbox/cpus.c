@@ -75,13 +75,15 @@ void csb_cpus_hand_over(struct csb_child *_Nonnull child, struct csb_cpu_mask *_
 }
 
 void csb_cpus_take_back(const struct csb_cpu_mask *_Nonnull cpus) {
-    struct csb_cpu_mask saved = *cpus;
-    if (give_back(0, 0, &saved) == 0 || !saved.held) return;
-    // None of the caller's CPUs is allowed here any more: wherever the
-    // cpuset lets it run.
-    cpu_set_t any;
-    memset(&any, 0xff, sizeof any);
-    (void)sched_setaffinity(0, sizeof any, &any);
+    if (!cpus->held) return;
+    cpu_set_t allowed;
+    memcpy(&allowed, cpus->bits, sizeof allowed);
+    if (sched_setaffinity(0, sizeof allowed, &allowed) == 0 || errno != EINVAL) return;
+    // None of the caller's CPUs is allowed here any more (a cpuset shrank,
+    // a CPU went offline): wherever the cpuset lets it run, not only on
+    // the CPU it was started on.
+    memset(&allowed, 0xff, sizeof allowed);
+    (void)sched_setaffinity(0, sizeof allowed, &allowed);
 }
 
 // The sandbox's thread of a one-shot run starts when its caller is about
