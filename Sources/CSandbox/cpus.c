@@ -43,15 +43,16 @@ static int caller_cpu(struct csb_cpu_mask *_Nonnull saved) {
 /// Gives task `tid` (0: the calling thread) the CPUs `saved` holds, if it
 /// was held. When none of them is allowed any more (EINVAL: a cpuset
 /// shrank, a CPU went offline), those of task `fallback` as they are now
-/// (0: the calling thread). 0 or an errno.
+/// (0: the calling thread; -1: every CPU the cpuset allows). 0 or an errno.
 static int give_back(pid_t tid, pid_t fallback, struct csb_cpu_mask *_Nonnull saved) {
     if (!saved->held) return 0;
     cpu_set_t allowed;
     memcpy(&allowed, saved->bits, sizeof allowed);
     if (sched_setaffinity(tid, sizeof allowed, &allowed) != 0) {
-        if (errno != EINVAL || sched_getaffinity(fallback, sizeof allowed, &allowed) != 0 ||
-            sched_setaffinity(tid, sizeof allowed, &allowed) != 0)
-            return errno;
+        if (errno != EINVAL) return errno;
+        if (fallback >= 0 && sched_getaffinity(fallback, sizeof allowed, &allowed) != 0) return errno;
+        if (fallback < 0) memset(&allowed, 0xff, sizeof allowed);
+        if (sched_setaffinity(tid, sizeof allowed, &allowed) != 0) return errno;
     }
     saved->held = false;
     return 0;
@@ -74,16 +75,10 @@ void csb_cpus_hand_over(struct csb_child *_Nonnull child, struct csb_cpu_mask *_
     child->start_cpus.held = false;
 }
 
-void csb_cpus_take_back(const struct csb_cpu_mask *_Nonnull cpus) {
-    if (!cpus->held) return;
-    cpu_set_t allowed;
-    memcpy(&allowed, cpus->bits, sizeof allowed);
-    if (sched_setaffinity(0, sizeof allowed, &allowed) == 0 || errno != EINVAL) return;
-    // None of the caller's CPUs is allowed here any more (a cpuset shrank,
-    // a CPU went offline): wherever the cpuset lets it run, not only on
-    // the CPU it was started on.
-    memset(&allowed, 0xff, sizeof allowed);
-    (void)sched_setaffinity(0, sizeof allowed, &allowed);
+void csb_cpus_take_back(struct csb_cpu_mask *_Nonnull cpus) {
+    // Should none of the caller's CPUs be allowed any more: wherever the
+    // cpuset lets PID 1 run, not only on the CPU it was started on.
+    (void)give_back(0, -1, cpus);
 }
 
 // The sandbox's thread of a one-shot run starts when its caller is about

@@ -140,13 +140,15 @@ int csb_job_load_seccomp(struct csb_child_ctx *_Nonnull ctx);
 int csb_seccomp_ranges(const struct csb_bpf *_Nonnull full, uint32_t native_arch,
                        const struct csb_bpf *_Nonnull arguments, const uint32_t *_Nullable argument_numbers,
                        size_t argument_number_count, struct csb_bpf *_Nonnull out);
+/// True when `number` is one of `numbers[0..<count]`.
+bool csb_seccomp_listed(uint32_t number, const uint32_t *_Nullable numbers, size_t count);
 
 // cpus.c — PID 1, just cloned, moved off the calling thread's CPU (best
 // effort); the caller's affinity handed over with the plan, which PID 1
 // takes back once it runs.
 void csb_cpus_start_elsewhere(struct csb_child *_Nonnull child);
 void csb_cpus_hand_over(struct csb_child *_Nonnull child, struct csb_cpu_mask *_Nonnull out);
-void csb_cpus_take_back(const struct csb_cpu_mask *_Nonnull cpus);
+void csb_cpus_take_back(struct csb_cpu_mask *_Nonnull cpus);
 
 // plan.c — the configuration, sent to the started sandbox.
 int csb_plan_write(const struct csb_spawn_config *_Nonnull config, bool parent_is_root,

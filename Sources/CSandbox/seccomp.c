@@ -3,9 +3,9 @@
 // libseccomp builds the filter (it allocates, so this happens before
 // clone); the result is exported as a plain classic-BPF program that the
 // child loads with seccomp(2) (seccomp_load.c), shortened where it can be
-// by reading it over ranges of syscall numbers (seccomp_ranges.c). Only the native ABI is
-// filtered: every other one (i386 through int $0x80, x32) hits the
-// bad-architecture action, which kills the process.
+// by reading it over ranges of syscall numbers (seccomp_ranges.c). Only
+// the native ABI is filtered: every other one (i386 through int $0x80,
+// x32) hits the bad-architecture action, which kills the process.
 #include "internal.h"
 
 #include <errno.h>
@@ -90,17 +90,11 @@ static int export_program(scmp_filter_ctx _Nonnull ctx, struct csb_bpf *_Nonnull
     return 0;
 }
 
-static bool contains(const int *_Nonnull numbers, size_t count, int number) {
-    for (size_t i = 0; i < count; i++)
-        if (numbers[i] == number) return true;
-    return false;
-}
-
 /// libseccomp's program for the rules of `profile` whose syscall number is
 /// resolved in `numbers` (-1: unknown here) — all of them, or (`only`
 /// non-NULL) those of the numbers listed there.
 static int libseccomp_program(const struct csb_seccomp_profile *_Nonnull profile, const int *_Nonnull numbers,
-                              const int *_Nullable only, size_t only_count, struct csb_bpf *_Nonnull out,
+                              const uint32_t *_Nullable only, size_t only_count, struct csb_bpf *_Nonnull out,
                               char *_Nonnull message, size_t message_size) {
     uint32_t default_action;
     if (action_value(profile->default_action, profile->default_errno, &default_action) != 0) {
@@ -119,7 +113,7 @@ static int libseccomp_program(const struct csb_seccomp_profile *_Nonnull profile
     // every syscall walks the filter. Best effort (libseccomp >= 2.5).
     if (error == 0) (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     for (size_t i = 0; i < profile->rule_count && error == 0; i++) {
-        if (numbers[i] < 0 || (only != NULL && !contains(only, only_count, numbers[i]))) continue;
+        if (numbers[i] < 0 || (only != NULL && !csb_seccomp_listed((uint32_t)numbers[i], only, only_count))) continue;
         error = add_rule(ctx, &profile->rules[i], numbers[i], default_action, message, message_size);
     }
     if (error == 0) error = export_program(ctx, out, message, message_size);
@@ -133,27 +127,21 @@ static int libseccomp_program(const struct csb_seccomp_profile *_Nonnull profile
 /// when it cannot be shorter or libseccomp's program has another shape.
 static int ranges_program(const struct csb_seccomp_profile *_Nonnull profile, const int *_Nonnull numbers,
                           const struct csb_bpf *_Nonnull full, struct csb_bpf *_Nonnull out) {
-    int *with_arguments = calloc(profile->rule_count + 1, sizeof *with_arguments);
-    uint32_t *unsigned_numbers = calloc(profile->rule_count + 1, sizeof *unsigned_numbers);
-    if (with_arguments == NULL || unsigned_numbers == NULL) {
-        free(with_arguments);
-        free(unsigned_numbers);
-        return ENOMEM;
-    }
+    uint32_t *with_arguments = calloc(profile->rule_count + 1, sizeof *with_arguments);
+    if (with_arguments == NULL) return ENOMEM;
     size_t count = 0;
     for (size_t i = 0; i < profile->rule_count; i++) {
-        if (numbers[i] < 0 || profile->rules[i].arg_count == 0 || contains(with_arguments, count, numbers[i])) continue;
-        unsigned_numbers[count] = (uint32_t)numbers[i];
-        with_arguments[count++] = numbers[i];
+        if (numbers[i] < 0 || profile->rules[i].arg_count == 0) continue;
+        uint32_t number = (uint32_t)numbers[i];
+        if (!csb_seccomp_listed(number, with_arguments, count)) with_arguments[count++] = number;
     }
     struct csb_bpf arguments = {0};
     char ignored[256];
     int error = libseccomp_program(profile, numbers, with_arguments, count, &arguments, ignored, sizeof ignored);
     if (error == 0)
-        error = csb_seccomp_ranges(full, seccomp_arch_native(), &arguments, unsigned_numbers, count, out);
+        error = csb_seccomp_ranges(full, seccomp_arch_native(), &arguments, with_arguments, count, out);
     csb_bpf_free(&arguments);
     free(with_arguments);
-    free(unsigned_numbers);
     return error;
 }
 

@@ -109,7 +109,8 @@ static int follow(const struct sock_filter *_Nonnull program, size_t length, uin
             error = follow(program, length, native_arch, not_taken, loaded, low, (uint32_t)in_low - 1, out);
             if (error != 0) return error;
         }
-        if (in_high < high) return follow(program, length, native_arch, not_taken, loaded, (uint32_t)in_high + 1, high, out);
+        if (in_high < high)
+            return follow(program, length, native_arch, not_taken, loaded, (uint32_t)in_high + 1, high, out);
         return 0;
     }
 }
@@ -119,7 +120,7 @@ static int by_low(const void *_Nonnull a, const void *_Nonnull b) {
     return x < y ? -1 : x > y;
 }
 
-static bool listed(uint32_t number, const uint32_t *_Nullable numbers, size_t count) {
+bool csb_seccomp_listed(uint32_t number, const uint32_t *_Nullable numbers, size_t count) {
     for (size_t i = 0; i < count; i++)
         if (numbers[i] == number) return true;
     return false;
@@ -140,7 +141,7 @@ static int normalize(struct segments *_Nonnull list, const uint32_t *_Nullable a
         if (s.depends_on_arguments) {
             if ((uint64_t)s.high - s.low >= count) return ENOTSUP;
             for (uint64_t n = s.low; n <= s.high; n++)
-                if (!listed((uint32_t)n, argument_numbers, count)) return ENOTSUP;
+                if (!csb_seccomp_listed((uint32_t)n, argument_numbers, count)) return ENOTSUP;
         }
         struct segment *last = joined > 0 ? &list->items[joined - 1] : NULL;
         if (last != NULL && last->depends_on_arguments == s.depends_on_arguments &&

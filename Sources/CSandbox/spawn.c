@@ -199,8 +199,7 @@ static int wait_for_parent(struct csb_child_ctx *_Nonnull ctx) {
 /// Once a plan has woken it, PID 1 may run on any of its caller's CPUs
 /// again (cpus.c), as will the job, which inherits them. Best effort.
 static int run_anywhere(struct csb_child_ctx *_Nonnull ctx) {
-    if (ctx->config != NULL) csb_cpus_take_back(&ctx->restore_cpus);
-    ctx->restore_cpus.held = false;
+    csb_cpus_take_back(&ctx->restore_cpus);
     return 0;
 }
 
