@@ -35,6 +35,11 @@ struct csb_assembly {
     int layers_fd;    // <staging>/.layers
     unsigned layer_count;
     unsigned idmapped_used;
+    // The last parent folder a target was made in, open beneath the root
+    // (-1: none): the next target in the same folder (/etc/*, /dev/*)
+    // skips the walk. Forgotten when a mount lands on it or above it.
+    int parent_fd;
+    char parent_path[CSB_PATH_MAX];
 };
 
 struct csb_child_ctx {

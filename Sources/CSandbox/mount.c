@@ -114,34 +114,68 @@ static int open_dirs(int dirfd, const char *_Nonnull path, mode_t mode, int *_No
     return 0;
 }
 
-/// The folder `parent` beneath `root_fd` as open_dirs makes it, or
-/// `root_fd` itself (not to be closed) when `parent` is empty.
-static int open_parent(int root_fd, const char *_Nonnull parent, int *_Nonnull out) {
-    if (*parent != '\0') return open_dirs(root_fd, parent, 0755, out);
-    *out = root_fd;
+/// The folder `parent` beneath the root as open_dirs makes it, or the
+/// root itself when `parent` is empty. Not to be closed: the assembly
+/// keeps the last one for the next target in the same folder.
+static int open_parent(struct csb_assembly *_Nonnull a, const char *_Nonnull parent, int *_Nonnull out) {
+    if (*parent == '\0') {
+        *out = a->root_fd;
+        return 0;
+    }
+    if (a->parent_fd >= 0 && strcmp(a->parent_path, parent) == 0) {
+        *out = a->parent_fd;
+        return 0;
+    }
+    int fd, error = open_dirs(a->root_fd, parent, 0755, &fd);
+    if (error != 0) return error;
+    if (a->parent_fd >= 0) close(a->parent_fd);
+    a->parent_fd = fd;
+    csb_msg(a->parent_path, sizeof a->parent_path, parent, NULL);
+    *out = fd;
     return 0;
 }
 
+/// After a mount on `target`: the kept parent folder, if it is `target`
+/// or below it, is now hidden by the mount, so it is dropped.
+static void forget_parent_under(struct csb_assembly *_Nonnull a, const char *_Nonnull target) {
+    if (a->parent_fd < 0) return;
+    size_t length = strlen(target);
+    if (length == 0 || (strncmp(a->parent_path, target, length) == 0 &&
+                        (a->parent_path[length] == '\0' || a->parent_path[length] == '/'))) {
+        close(a->parent_fd);
+        a->parent_fd = -1;
+    }
+}
+
 /// Opens the mount target beneath the root: a directory (created when
-/// missing) or, for a non-directory source, a file (created empty).
-static int open_target(int root_fd, const char *_Nonnull target, bool directory, int *_Nonnull out) {
-    if (directory) return open_dirs(root_fd, target, 0755, out);
+/// missing) or, for a non-directory source, a file (created empty). A
+/// fresh root mostly lacks the target: it is made first, then opened (a
+/// new file's own descriptor is the target), and only what exists already
+/// is looked up. The name is one component beneath its parent: never a
+/// symlink (mkdirat and O_EXCL do not follow one; openat2 refuses it).
+static int open_target(struct csb_assembly *_Nonnull a, const char *_Nonnull target, bool directory,
+                       int *_Nonnull out) {
     char buffer[CSB_PATH_MAX];
     const char *parent, *name;
     split_parent(target, buffer, sizeof buffer, &parent, &name);
-    int parent_fd;
-    int error = open_parent(root_fd, parent, &parent_fd);
-    if (error != 0) return error;
-    int fd = csb_openat2(parent_fd, name, O_PATH | O_CLOEXEC, BENEATH);
-    if (fd < 0 && errno == ENOENT) {
-        int created = openat(parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (created >= 0) close(created);
-        fd = csb_openat2(parent_fd, name, O_PATH | O_CLOEXEC, BENEATH);
+    if (*name == '\0') {
+        if (directory) return open_dirs(a->root_fd, target, 0755, out); // the root itself
+        return EISDIR;
     }
-    error = fd < 0 ? errno : 0;
-    if (parent_fd != root_fd) close(parent_fd);
-    if (fd >= 0) *out = fd;
-    return error;
+    int parent_fd;
+    int error = open_parent(a, parent, &parent_fd);
+    if (error != 0) return error;
+    int fd;
+    if (directory) {
+        if (mkdirat(parent_fd, name, 0755) != 0 && errno != EEXIST) return errno;
+        fd = csb_openat2(parent_fd, name, O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
+    } else {
+        fd = openat(parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 && errno == EEXIST) fd = csb_openat2(parent_fd, name, O_PATH | O_CLOEXEC, BENEATH);
+    }
+    if (fd < 0) return errno;
+    *out = fd;
+    return 0;
 }
 
 // MARK: - Mount primitives
@@ -150,6 +184,13 @@ static int attach(int tree_fd, int target_fd) {
     if (move_mount(tree_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
         return errno;
     return 0;
+}
+
+/// attach, onto `target` of the new root.
+static int attach_at(struct csb_assembly *_Nonnull a, int tree_fd, int target_fd, const char *_Nonnull target) {
+    int error = attach(tree_fd, target_fd);
+    if (error == 0) forget_parent_under(a, target);
+    return error;
 }
 
 static int set_attributes(int tree_fd, uint32_t attr, bool recursive) {
@@ -282,8 +323,8 @@ static int do_bind(struct csb_assembly *_Nonnull a, const struct csb_mount *_Non
     if (error == 0 && m->mount_point_count > 0 && !has_all_mount_points(tree, m))
         error = overlay_mount_points(a, m, &tree);
     int target = -1;
-    if (error == 0) error = open_target(a->root_fd, m->target, S_ISDIR(info.st_mode), &target);
-    if (error == 0) error = attach(tree, target);
+    if (error == 0) error = open_target(a, m->target, S_ISDIR(info.st_mode), &target);
+    if (error == 0) error = attach_at(a, tree, target, m->target);
     if (tree >= 0) close(tree);
     if (target >= 0) close(target);
     if (error == 0 && m->target[0] == '\0') {
@@ -304,9 +345,9 @@ static int do_bind(struct csb_assembly *_Nonnull a, const struct csb_mount *_Non
 static int mount_new_filesystem(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m,
                                 const char *_Nonnull type, const char *_Nullable const *_Nonnull options) {
     int tree = -1, target = -1;
-    int error = open_target(a->root_fd, m->target, true, &target);
+    int error = open_target(a, m->target, true, &target);
     if (error == 0) error = new_filesystem(a, type, options, m->attr, &tree);
-    if (error == 0) error = attach(tree, target);
+    if (error == 0) error = attach_at(a, tree, target, m->target);
     if (tree >= 0) close(tree);
     if (target >= 0) close(target);
     if (error != 0) {
@@ -361,8 +402,8 @@ static int do_rebind(struct csb_assembly *_Nonnull a, const struct csb_mount *_N
         if (tree < 0) error = errno;
     }
     if (error == 0) error = set_attributes(tree, m->attr, false);
-    if (error == 0) error = open_target(a->root_fd, m->target, S_ISDIR(info.st_mode), &target);
-    if (error == 0) error = attach(tree, target);
+    if (error == 0) error = open_target(a, m->target, S_ISDIR(info.st_mode), &target);
+    if (error == 0) error = attach_at(a, tree, target, m->target);
     if (from >= 0) close(from);
     if (tree >= 0) close(tree);
     if (target >= 0) close(target);
@@ -378,13 +419,12 @@ static int do_write_file(struct csb_assembly *_Nonnull a, const struct csb_mount
     char buffer[CSB_PATH_MAX];
     const char *parent, *name;
     split_parent(m->target, buffer, sizeof buffer, &parent, &name);
-    int parent_fd, error = open_parent(a->root_fd, parent, &parent_fd);
+    int parent_fd, error = open_parent(a, parent, &parent_fd);
     if (error != 0) {
         set_message(a, "create directories for ", m->target);
         return error;
     }
     int fd = openat(parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (parent_fd != a->root_fd) close(parent_fd);
     if (fd < 0) {
         error = errno;
         set_message(a, "create ", m->target);
@@ -406,11 +446,8 @@ static int do_symlink(struct csb_assembly *_Nonnull a, const struct csb_mount *_
     char buffer[CSB_PATH_MAX];
     const char *parent, *name;
     split_parent(m->target, buffer, sizeof buffer, &parent, &name);
-    int parent_fd, error = open_parent(a->root_fd, parent, &parent_fd);
-    if (error == 0) {
-        if (symlinkat(m->link != NULL ? m->link : "", parent_fd, name) != 0) error = errno;
-        if (parent_fd != a->root_fd) close(parent_fd);
-    }
+    int parent_fd, error = open_parent(a, parent, &parent_fd);
+    if (error == 0 && symlinkat(m->link != NULL ? m->link : "", parent_fd, name) != 0) error = errno;
     if (error != 0) set_message(a, "create symlink ", m->target);
     return error;
 }
@@ -459,7 +496,7 @@ static int do_mask(struct csb_assembly *_Nonnull a, const struct csb_mount *_Non
         error = clone_source(a, false, &tree);
         if (error == 0) error = set_attributes(tree, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false);
     }
-    if (error == 0) error = attach(tree, target);
+    if (error == 0) error = attach_at(a, tree, target, m->target);
     if (tree >= 0) close(tree);
     close(target);
     if (error != 0) set_message(a, "mask ", m->target);
@@ -480,7 +517,7 @@ static int do_read_only(struct csb_assembly *_Nonnull a, const struct csb_mount 
     int tree = open_tree(target, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
     if (tree < 0) error = errno;
     if (error == 0) error = set_attributes(tree, m->attr | MOUNT_ATTR_RDONLY, true);
-    if (error == 0) error = attach(tree, target);
+    if (error == 0) error = attach_at(a, tree, target, m->target);
     if (tree >= 0) close(tree);
     close(target);
     if (error != 0) set_message(a, "make read-only ", m->target);
@@ -602,7 +639,7 @@ int csb_child_assemble_root(struct csb_child_ctx *_Nonnull ctx) {
     struct csb_assembly *a = &ctx->assembly;
     a->ctx = ctx;
     if (!a->begun) {
-        a->staging_fd = a->root_fd = a->layers_fd = -1;
+        a->staging_fd = a->root_fd = a->layers_fd = a->parent_fd = -1;
         int error = begin_root(ctx, a);
         if (error != 0) return error;
         a->begun = true;
@@ -622,6 +659,8 @@ int csb_child_assemble_root(struct csb_child_ctx *_Nonnull ctx) {
 int csb_child_pivot_root(struct csb_child_ctx *_Nonnull ctx) {
     struct csb_assembly *assembly = &ctx->assembly;
     if (assembly->begun) {
+        if (assembly->parent_fd >= 0) close(assembly->parent_fd);
+        assembly->parent_fd = -1;
         close(assembly->root_fd);
         close(assembly->layers_fd);
         close(assembly->staging_fd);
