@@ -114,6 +114,13 @@ int csb_child_become_root(struct csb_child_ctx *_Nonnull ctx);
 int csb_child_open_sources(struct csb_child_ctx *_Nonnull ctx);
 int csb_child_assemble_root(struct csb_child_ctx *_Nonnull ctx);
 int csb_child_pivot_root(struct csb_child_ctx *_Nonnull ctx);
+int csb_mount_open_dirs(int dirfd, const char *_Nonnull path, mode_t mode, int *_Nonnull out);
+int csb_mount_open_target(struct csb_assembly *_Nonnull a, const char *_Nonnull target, bool directory,
+                          int *_Nonnull out);
+
+// mount_spread.c
+int csb_mount_spread(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m, int tree_fd,
+                     bool recursive, bool *_Nonnull done);
 
 // net.c
 int csb_child_configure_network(struct csb_child_ctx *_Nonnull ctx);

@@ -10,6 +10,8 @@
 //   <staging>/            a tmpfs hiding the host directory
 //   <staging>/root/       a tmpfs: the new root
 //   <staging>/.layers/N/  overlay layers for binds that need mount points
+//   <staging>/.layers/spread-N/  a bind whose entries are laid out one by
+//                         one in the root instead (mount_spread.c)
 #include "internal.h"
 
 #include <errno.h>
@@ -56,7 +58,7 @@ static void split_parent(const char *_Nonnull path, char *_Nonnull buffer, size_
 /// there (the common case); else the deepest folder of it that exists is
 /// found from the end and the rest made below it, one mkdirat and one open
 /// per missing component (a fresh root's targets mostly miss one or two).
-static int open_dirs(int dirfd, const char *_Nonnull path, mode_t mode, int *_Nonnull out) {
+int csb_mount_open_dirs(int dirfd, const char *_Nonnull path, mode_t mode, int *_Nonnull out) {
     const int flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
     int whole = csb_openat2(dirfd, *path != '\0' ? path : ".", flags, BENEATH);
     if (whole >= 0) {
@@ -126,7 +128,7 @@ static int open_parent(struct csb_assembly *_Nonnull a, const char *_Nonnull par
         *out = a->parent_fd;
         return 0;
     }
-    int fd, error = open_dirs(a->root_fd, parent, 0755, &fd);
+    int fd, error = csb_mount_open_dirs(a->root_fd, parent, 0755, &fd);
     if (error != 0) return error;
     if (a->parent_fd >= 0) close(a->parent_fd);
     a->parent_fd = fd;
@@ -153,27 +155,31 @@ static void forget_parent_under(struct csb_assembly *_Nonnull a, const char *_No
 /// new file's own descriptor is the target), and only what exists already
 /// is looked up. The name is one component beneath its parent: never a
 /// symlink (mkdirat and O_EXCL do not follow one; openat2 refuses it).
-static int open_target(struct csb_assembly *_Nonnull a, const char *_Nonnull target, bool directory,
+int csb_mount_open_target(struct csb_assembly *_Nonnull a, const char *_Nonnull target, bool directory,
                        int *_Nonnull out) {
     char buffer[CSB_PATH_MAX];
     const char *parent, *name;
     split_parent(target, buffer, sizeof buffer, &parent, &name);
     if (*name == '\0') {
-        if (directory) return open_dirs(a->root_fd, target, 0755, out); // the root itself
+        if (directory) return csb_mount_open_dirs(a->root_fd, target, 0755, out); // the root itself
         return EISDIR;
     }
     int parent_fd;
     int error = open_parent(a, parent, &parent_fd);
     if (error != 0) return error;
-    int fd;
+    // A failed creation may still leave an existing target to open (on a
+    // read-only overlay, mkdirat says EROFS before EEXIST); its error is
+    // the one to give when there is none.
+    int fd, made;
     if (directory) {
-        if (mkdirat(parent_fd, name, 0755) != 0 && errno != EEXIST) return errno;
+        made = mkdirat(parent_fd, name, 0755) == 0 ? 0 : errno;
         fd = csb_openat2(parent_fd, name, O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
     } else {
         fd = openat(parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0 && errno == EEXIST) fd = csb_openat2(parent_fd, name, O_PATH | O_CLOEXEC, BENEATH);
+        made = fd < 0 ? errno : 0;
+        if (fd < 0) fd = csb_openat2(parent_fd, name, O_PATH | O_CLOEXEC, BENEATH);
     }
-    if (fd < 0) return errno;
+    if (fd < 0) return made != 0 && made != EEXIST ? made : errno;
     *out = fd;
     return 0;
 }
@@ -274,18 +280,18 @@ static int overlay_mount_points(struct csb_assembly *_Nonnull a, const struct cs
     csb_msg(lower, sizeof lower, base, "/lower", NULL);
     csb_msg(points, sizeof points, base, "/points", NULL);
     int lower_fd, points_fd;
-    int error = open_dirs(a->layers_fd, lower, 0700, &lower_fd);
+    int error = csb_mount_open_dirs(a->layers_fd, lower, 0700, &lower_fd);
     if (error != 0) return error;
     error = attach(*tree_fd, lower_fd);
     close(lower_fd);
     if (error != 0) return error;
     close(*tree_fd);
     *tree_fd = -1;
-    error = open_dirs(a->layers_fd, points, 0755, &points_fd);
+    error = csb_mount_open_dirs(a->layers_fd, points, 0755, &points_fd);
     if (error != 0) return error;
     for (size_t i = 0; i < m->mount_point_count && error == 0; i++) {
         int fd;
-        error = open_dirs(points_fd, m->mount_points[i], 0755, &fd);
+        error = csb_mount_open_dirs(points_fd, m->mount_points[i], 0755, &fd);
         if (error == 0) close(fd);
     }
     close(points_fd);
@@ -320,10 +326,18 @@ static int do_bind(struct csb_assembly *_Nonnull a, const struct csb_mount *_Non
     struct stat info;
     if (fstat(tree, &info) != 0) error = errno;
     if (error == 0) error = set_attributes(tree, m->attr, recursive);
-    if (error == 0 && m->mount_point_count > 0 && !has_all_mount_points(tree, m))
-        error = overlay_mount_points(a, m, &tree);
+    if (error == 0 && m->mount_point_count > 0 && !has_all_mount_points(tree, m)) {
+        bool spread = false; // laid out in the root (mount_spread.c), or the overlay
+        if (S_ISDIR(info.st_mode)) error = csb_mount_spread(a, m, tree, recursive, &spread);
+        if (spread) {
+            close(tree);
+            forget_parent_under(a, m->target);
+            return 0;
+        }
+        if (error == 0) error = overlay_mount_points(a, m, &tree);
+    }
     int target = -1;
-    if (error == 0) error = open_target(a, m->target, S_ISDIR(info.st_mode), &target);
+    if (error == 0) error = csb_mount_open_target(a, m->target, S_ISDIR(info.st_mode), &target);
     if (error == 0) error = attach_at(a, tree, target, m->target);
     if (tree >= 0) close(tree);
     if (target >= 0) close(target);
@@ -345,7 +359,7 @@ static int do_bind(struct csb_assembly *_Nonnull a, const struct csb_mount *_Non
 static int mount_new_filesystem(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m,
                                 const char *_Nonnull type, const char *_Nullable const *_Nonnull options) {
     int tree = -1, target = -1;
-    int error = open_target(a, m->target, true, &target);
+    int error = csb_mount_open_target(a, m->target, true, &target);
     if (error == 0) error = new_filesystem(a, type, options, m->attr, &tree);
     if (error == 0) error = attach_at(a, tree, target, m->target);
     if (tree >= 0) close(tree);
@@ -402,7 +416,7 @@ static int do_rebind(struct csb_assembly *_Nonnull a, const struct csb_mount *_N
         if (tree < 0) error = errno;
     }
     if (error == 0) error = set_attributes(tree, m->attr, false);
-    if (error == 0) error = open_target(a, m->target, S_ISDIR(info.st_mode), &target);
+    if (error == 0) error = csb_mount_open_target(a, m->target, S_ISDIR(info.st_mode), &target);
     if (error == 0) error = attach_at(a, tree, target, m->target);
     if (from >= 0) close(from);
     if (tree >= 0) close(tree);
@@ -453,7 +467,7 @@ static int do_symlink(struct csb_assembly *_Nonnull a, const struct csb_mount *_
 }
 
 static int do_directory(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
-    int fd, error = open_dirs(a->root_fd, m->target, m->mode & 07777, &fd);
+    int fd, error = csb_mount_open_dirs(a->root_fd, m->target, m->mode & 07777, &fd);
     if (error == 0) close(fd);
     else set_message(a, "create directory ", m->target);
     return error;
