@@ -97,6 +97,28 @@ import Testing
         #expect(kind(target) == S_IFDIR)
     }
 
+    /// A commit that fails in `finish` (which discards the file), then the
+    /// run's clean-up discarding it again: the descriptor closes once. The
+    /// old struct closed its number twice, and a file opened in between
+    /// (here two, in the daemon another job's) lost its descriptor.
+    @Test func aPendingFileClosesItsDescriptorOnce() throws {
+        defer { try? FileManager.default.removeItem(atPath: root.string) }
+        let target = root.appending("returncode.txt")
+        try FileSystem.makeDirectories(target) // a folder: finish's replace fails
+        let pending = try FileSystem.PendingFile(for: target, suffix: "x")
+        let number = pending.descriptor.rawValue
+        #expect(throws: SandboxError.self) { try pending.finish(writing: Array("1".utf8), durable: false) }
+        let others = [open("/dev/null", O_RDONLY | O_CLOEXEC), open("/dev/null", O_RDONLY | O_CLOEXEC)]
+        defer { for fd in others where fd >= 0 { close(fd) } }
+        #expect(others.contains(number), "the number was not reused: the test proves nothing")
+        pending.discard()
+        pending.discard()
+        for fd in others { #expect(fcntl(fd, F_GETFD) >= 0, "descriptor \(fd) was closed by a second discard") }
+        #expect(throws: SandboxError.self) { try pending.finish(writing: Array("2".utf8), durable: false) }
+        for fd in others { #expect(fcntl(fd, F_GETFD) >= 0) }
+        #expect(names(root) == ["returncode.txt"])
+    }
+
     @Test func writeAtomicallyOverAnOldFileLeavesOnlyTheNewOne() throws {
         defer { try? FileManager.default.removeItem(atPath: root.string) }
         try FileSystem.makeDirectories(root)

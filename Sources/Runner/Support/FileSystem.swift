@@ -69,11 +69,15 @@ enum FileSystem {
 
     /// A file `writeAtomically` is writing: its temporary file, created
     /// (`init`: possibly well before the bytes are known), then written and
-    /// renamed over the target (`finish`), or removed (`discard`).
-    struct PendingFile {
+    /// renamed over the target (`finish`), or removed (`discard`). Its
+    /// descriptor is closed once, whichever of the two comes first and
+    /// however often they are called: a second close would close whatever
+    /// file took the number meanwhile (in the daemon, another job's).
+    final class PendingFile {
         let target: FilePath
         let temporary: FilePath
         let descriptor: FileDescriptor
+        private(set) var isOpen = true
 
         /// Creates `<target>.tmp-<suffix>`, which must not exist.
         init(for target: FilePath, suffix: String, mode: mode_t = 0o644) throws {
@@ -89,6 +93,10 @@ enum FileSystem {
         /// Writes `bytes`, fsyncs them when `durable`, closes the file and
         /// replaces the target with it. On failure the temporary file is gone.
         func finish(writing bytes: [UInt8], durable: Bool) throws {
+            guard isOpen else {
+                throw SandboxError(.internalError, "a temporary file was finished after it was closed", path: temporary.string,
+                                   hint: "a defect of syft-sandbox-run; please report it")
+            }
             do {
                 try errnoWrapped(temporary) { try writeAll(bytes, to: descriptor) }
                 guard !durable || fsync(descriptor.rawValue) == 0 else {
@@ -99,6 +107,7 @@ enum FileSystem {
                 throw error
             }
             // Closed once, whatever close says (the number may be reused at once).
+            isOpen = false
             do {
                 try errnoWrapped(temporary) { try descriptor.close() }
                 try replace(target, with: temporary)
@@ -108,8 +117,11 @@ enum FileSystem {
             }
         }
 
-        /// Closes and removes the temporary file.
+        /// Closes and removes the temporary file, unless it was closed
+        /// already (finished, or discarded before).
         func discard() {
+            guard isOpen else { return }
+            isOpen = false
             try? descriptor.close()
             unlink(temporary.string)
         }
