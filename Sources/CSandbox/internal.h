@@ -117,6 +117,9 @@ int csb_child_pivot_root(struct csb_child_ctx *_Nonnull ctx);
 int csb_mount_open_dirs(int dirfd, const char *_Nonnull path, mode_t mode, int *_Nonnull out);
 int csb_mount_open_target(struct csb_assembly *_Nonnull a, const char *_Nonnull target, bool directory,
                           int *_Nonnull out);
+int csb_mount_make_target(int parent_fd, const char *_Nonnull name, bool directory, int *_Nonnull out);
+int csb_mount_attach(int tree_fd, int target_fd);
+bool csb_mount_is_directory(int dir_fd, const char *_Nonnull path);
 
 // mount_spread.c
 int csb_mount_spread(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m, int tree_fd,

@@ -150,11 +150,10 @@ static void forget_parent_under(struct csb_assembly *_Nonnull a, const char *_No
 }
 
 /// Opens the mount target beneath the root: a directory (created when
-/// missing) or, for a non-directory source, a file (created empty). A
-/// fresh root mostly lacks the target: it is made first, then opened (a
-/// new file's own descriptor is the target), and only what exists already
-/// is looked up. The name is one component beneath its parent: never a
-/// symlink (mkdirat and O_EXCL do not follow one; openat2 refuses it).
+/// missing) or, for a non-directory source, a file (created empty), in
+/// its parent folder (kept, see open_parent). A fresh root mostly lacks
+/// the target: csb_mount_make_target makes it first and looks up only
+/// what exists already.
 int csb_mount_open_target(struct csb_assembly *_Nonnull a, const char *_Nonnull target, bool directory,
                        int *_Nonnull out) {
     char buffer[CSB_PATH_MAX];
@@ -167,6 +166,14 @@ int csb_mount_open_target(struct csb_assembly *_Nonnull a, const char *_Nonnull 
     int parent_fd;
     int error = open_parent(a, parent, &parent_fd);
     if (error != 0) return error;
+    return csb_mount_make_target(parent_fd, name, directory, out);
+}
+
+/// The target `name` (one component) in the folder `parent_fd`, made
+/// first and opened, or opened when it exists: a directory, or an empty
+/// file whose creating descriptor is the target itself. Never a symlink
+/// (mkdirat and O_EXCL do not follow one; openat2 refuses it).
+int csb_mount_make_target(int parent_fd, const char *_Nonnull name, bool directory, int *_Nonnull out) {
     // A failed creation may still leave an existing target to open (on a
     // read-only overlay, mkdirat says EROFS before EEXIST); its error is
     // the one to give when there is none.
@@ -186,7 +193,7 @@ int csb_mount_open_target(struct csb_assembly *_Nonnull a, const char *_Nonnull 
 
 // MARK: - Mount primitives
 
-static int attach(int tree_fd, int target_fd) {
+int csb_mount_attach(int tree_fd, int target_fd) {
     if (move_mount(tree_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
         return errno;
     return 0;
@@ -194,7 +201,7 @@ static int attach(int tree_fd, int target_fd) {
 
 /// attach, onto `target` of the new root.
 static int attach_at(struct csb_assembly *_Nonnull a, int tree_fd, int target_fd, const char *_Nonnull target) {
-    int error = attach(tree_fd, target_fd);
+    int error = csb_mount_attach(tree_fd, target_fd);
     if (error == 0) forget_parent_under(a, target);
     return error;
 }
@@ -260,12 +267,17 @@ static int clone_source(struct csb_assembly *_Nonnull a, bool recursive, int *_N
 
 // MARK: - Overlay for missing mount points
 
+/// True when `path` beneath `dir_fd` is a directory, no symlink followed.
+bool csb_mount_is_directory(int dir_fd, const char *_Nonnull path) {
+    int fd = csb_openat2(dir_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
+    if (fd < 0) return false;
+    close(fd);
+    return true;
+}
+
 static bool has_all_mount_points(int tree_fd, const struct csb_mount *_Nonnull m) {
-    for (size_t i = 0; i < m->mount_point_count; i++) {
-        int fd = csb_openat2(tree_fd, m->mount_points[i], O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
-        if (fd < 0) return false;
-        close(fd);
-    }
+    for (size_t i = 0; i < m->mount_point_count; i++)
+        if (!csb_mount_is_directory(tree_fd, m->mount_points[i])) return false;
     return true;
 }
 
@@ -282,7 +294,7 @@ static int overlay_mount_points(struct csb_assembly *_Nonnull a, const struct cs
     int lower_fd, points_fd;
     int error = csb_mount_open_dirs(a->layers_fd, lower, 0700, &lower_fd);
     if (error != 0) return error;
-    error = attach(*tree_fd, lower_fd);
+    error = csb_mount_attach(*tree_fd, lower_fd);
     close(lower_fd);
     if (error != 0) return error;
     close(*tree_fd);
@@ -632,7 +644,7 @@ static int begin_root(struct csb_child_ctx *_Nonnull ctx, struct csb_assembly *_
     int root_target = openat(a->staging_fd, "root", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), root_tree = -1;
     const char *root_options[] = {"mode", "0755", "size", "16777216", NULL, NULL};
     error = root_target < 0 ? errno : new_filesystem(a, "tmpfs", root_options, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, &root_tree);
-    if (error == 0) error = attach(root_tree, root_target);
+    if (error == 0) error = csb_mount_attach(root_tree, root_target);
     if (root_tree >= 0) close(root_tree);
     if (root_target >= 0) close(root_target);
     if (error == 0) a->root_fd = openat(a->staging_fd, "root", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -85,14 +85,6 @@ static size_t points_under(const char *_Nonnull const *_Nonnull points, size_t c
     return found;
 }
 
-/// True when `path` (relative to `dir_fd`) is a directory, symlinks not followed.
-static bool is_directory(int dir_fd, const char *_Nonnull path) {
-    int fd = csb_openat2(dir_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
-    if (fd < 0) return false;
-    close(fd);
-    return true;
-}
-
 /// A directory entry that leads to a missing nested mount point: laid out
 /// itself rather than bound whole.
 static bool leads_to_missing_point(int source_fd, const char *_Nonnull name,
@@ -107,9 +99,9 @@ static bool leads_to_missing_point(int source_fd, const char *_Nonnull name,
         if (*under[i] == '\0') continue;
         below[(*below_count)++] = under[i];
         csb_msg(path, sizeof path, name, "/", under[i], NULL);
-        if (!is_directory(source_fd, path)) missing = true;
+        if (!csb_mount_is_directory(source_fd, path)) missing = true;
     }
-    return missing && is_directory(source_fd, name);
+    return missing && csb_mount_is_directory(source_fd, name);
 }
 
 // MARK: - Counting
@@ -179,9 +171,7 @@ static int lay_out_entry(void *_Nonnull context, const char *_Nonnull name) {
     if (S_ISDIR(info.st_mode) && leads_to_missing_point(c->source_fd, name, c->points, c->count, below, &below_count)) {
         int source = csb_openat2(c->source_fd, name, O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH), target = -1;
         int error = source < 0 ? errno : 0;
-        if (error == 0 && mkdirat(c->target_fd, name, 0755) != 0) error = errno;
-        if (error == 0 && (target = csb_openat2(c->target_fd, name, O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH)) < 0)
-            error = errno;
+        if (error == 0) error = csb_mount_make_target(c->target_fd, name, true, &target);
         if (error == 0) error = lay_out(c->a, source, target, c->recursive, below, below_count);
         if (source >= 0) close(source);
         if (target >= 0) close(target);
@@ -202,17 +192,8 @@ static int lay_out_entry(void *_Nonnull context, const char *_Nonnull name) {
     int tree = open_tree(c->source_fd, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW |
                                                  (c->recursive ? AT_RECURSIVE : 0));
     if (tree < 0) return errno;
-    int target = -1, error = 0;
-    if (S_ISDIR(info.st_mode)) {
-        if (mkdirat(c->target_fd, name, 0755) != 0) error = errno;
-        if (error == 0 && (target = csb_openat2(c->target_fd, name, O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH)) < 0)
-            error = errno;
-    } else {
-        target = openat(c->target_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (target < 0) error = errno;
-    }
-    if (error == 0 && move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
-        error = errno;
+    int target = -1, error = csb_mount_make_target(c->target_fd, name, S_ISDIR(info.st_mode), &target);
+    if (error == 0) error = csb_mount_attach(tree, target);
     close(tree);
     if (target >= 0) close(target);
     return error;
@@ -273,8 +254,7 @@ int csb_mount_spread(struct csb_assembly *_Nonnull a, const struct csb_mount *_N
     if (mkdirat(a->layers_fd, name, 0700) != 0) error = errno;
     if (error == 0 && (place = openat(a->layers_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
         error = errno;
-    if (error == 0 && move_mount(tree_fd, "", place, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
-        error = errno;
+    if (error == 0) error = csb_mount_attach(tree_fd, place);
     if (place >= 0) close(place);
     int source = error == 0 ? openat(a->layers_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
     if (error == 0 && source < 0) error = errno;
