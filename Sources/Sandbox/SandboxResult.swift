@@ -1,3 +1,4 @@
+import Synchronization
 import SystemPackage
 
 /// Which stream a chunk of output came from.
@@ -22,19 +23,38 @@ public struct OutputCapture: Sendable {
 
 /// The root of an exported filesystem (`Mount.Kind.exportedTmpfs`), kept
 /// open after the sandbox is gone so its files can be collected. The
-/// filesystem is freed when the last owner lets go of this object.
-public final class ExportedFilesystem: @unchecked Sendable, Hashable {
+/// filesystem is freed when its descriptor is closed: by `close`, by
+/// whoever `release` hands it to, or with the last reference to this
+/// object; once, whichever comes first (a second close of the number
+/// would close whatever another thread opened under it meanwhile).
+public final class ExportedFilesystem: Sendable, Hashable {
     /// Where the job saw it.
     public let target: String
-    /// A read-only directory descriptor of its root (close-on-exec).
+    /// A read-only directory descriptor of its root (close-on-exec); valid
+    /// until `close` or `release`.
     public let descriptor: FileDescriptor
+    private let isOpen = Mutex(true)
 
     init(target: String, descriptor: FileDescriptor) {
         self.target = target
         self.descriptor = descriptor
     }
 
-    deinit { try? descriptor.close() }
+    /// Closes the descriptor now (the filesystem goes with its last
+    /// reference). Later calls do nothing.
+    public func close() {
+        release { _ in false }
+    }
+
+    /// Offers the descriptor to `take`, which returns true when it took
+    /// it (it closes it from then on); else it is closed here. Once: later
+    /// calls, and the deinit, do nothing.
+    public func release(to take: (FileDescriptor) -> Bool) {
+        guard isOpen.withLock({ open in defer { open = false }; return open }) else { return }
+        if !take(descriptor) { try? descriptor.close() }
+    }
+
+    deinit { close() }
 
     public static func == (a: ExportedFilesystem, b: ExportedFilesystem) -> Bool { a === b }
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }

@@ -117,9 +117,12 @@ final class OneShotRun {
         // one-shot CLI leaves its teardown (unmounting a tmpfs of up to
         // --max-outputs) to after its exit: `processEndsWithRun`.
         defer {
-            for exported in result.exported
-            where !options.processEndsWithRun || csb_exit_close_later(exported.descriptor.rawValue) != 0 {
-                try? exported.descriptor.close()
+            for exported in result.exported {
+                if options.processEndsWithRun {
+                    exported.release { csb_exit_close_later($0.rawValue) == 0 }
+                } else {
+                    exported.close()
+                }
             }
         }
         if OutputsVolume.isFull(outputs.descriptor) {
