@@ -6,8 +6,11 @@
 public enum Sandbox {
     /// Starts the sandbox, captures its output and waits for it to end.
     ///
-    /// Returns when PID 1 of the sandbox has exited (and with it every
-    /// process of the job) and both output pipes are drained. Cancelling
+    /// Returns when every process of the job is gone (PID 1 reaped them
+    /// all and reported; their cgroup is removed) and both output pipes are
+    /// drained. PID 1's own exit, the kernel tearing its namespaces down,
+    /// may still be under way: the sandbox's thread reaps it, and gives a
+    /// pooled network namespace back, after this returned. Cancelling
     /// the calling task kills the sandbox; the result then says `cancelled`.
     /// Throws `SandboxError` with code `.setupFailed` when the sandbox could
     /// not be set up (nothing of the job ran). `control` signals the job
