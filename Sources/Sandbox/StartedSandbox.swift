@@ -221,8 +221,8 @@ private final class Latch: @unchecked Sendable {
         monitor.lock()
         self.outcome = outcome
         isOpen = true
-        monitor.signal()
         monitor.unlock()
+        monitor.signal()
     }
 
     func wait() -> RunOutcome? {
@@ -291,8 +291,8 @@ private final class Handoff: @unchecked Sendable {
             return
         }
         state = .given(supervisor, untilEnded: untilEnded, reply)
-        monitor.signal()
         monitor.unlock()
+        monitor.signal()
     }
 
     /// The sandbox's thread, once PID 1 was cloned (or not: `pid` <= 0).
@@ -343,8 +343,8 @@ private final class Handoff: @unchecked Sendable {
     func abandon() {
         monitor.lock()
         if case .waiting = state { state = .abandoned }
-        monitor.signal()
         monitor.unlock()
+        monitor.signal()
     }
 
     /// True when runs fail for want of the sandbox's thread.
@@ -369,12 +369,11 @@ private final class Handoff: @unchecked Sendable {
     /// The caller's side: the configuration to send ahead, once, before the run.
     func offerAhead(_ configuration: SandboxConfiguration, prepared: PreparedStart) {
         monitor.lock()
-        if case .waiting = state, offered == nil {
-            offered = (configuration, prepared)
-            aheadPending = true
-            monitor.signal()
-        }
+        guard case .waiting = state, offered == nil else { return monitor.unlock() }
+        offered = (configuration, prepared)
+        aheadPending = true
         monitor.unlock()
+        monitor.signal()
     }
 
     /// The caller's side: the plan and pipes made ahead, when `configuration`
@@ -456,5 +455,9 @@ private final class Monitor: @unchecked Sendable {
     func unlock() { pthread_mutex_unlock(mutex) }
     /// With the lock held: releases it until signalled, then holds it again.
     func wait() { pthread_cond_wait(condition, mutex) }
+    /// After the change is made under the lock and the lock released: a
+    /// waiter woken with the lock still held would block on it at once and
+    /// need a second wake-up (on the way to the results, ~0.1 ms when the
+    /// signalling thread loses its CPU in between).
     func signal() { pthread_cond_signal(condition) }
 }
