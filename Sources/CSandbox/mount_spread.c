@@ -246,7 +246,8 @@ int csb_mount_spread(struct csb_assembly *_Nonnull a, const struct csb_mount *_N
         return error == E2BIG ? 0 : error;
     }
     // The tree attached in the staging tmpfs, where the entries are cloned
-    // from (it goes with the old root at the pivot).
+    // from (it goes with the old root at the pivot); `tree_fd` is its root
+    // once attached.
     char name[32], index[16];
     csb_format_u64(index, sizeof index, a->layer_count++, 10);
     csb_msg(name, sizeof name, "spread-", index, NULL);
@@ -256,10 +257,7 @@ int csb_mount_spread(struct csb_assembly *_Nonnull a, const struct csb_mount *_N
         error = errno;
     if (error == 0) error = csb_mount_attach(tree_fd, place);
     if (place >= 0) close(place);
-    int source = error == 0 ? openat(a->layers_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
-    if (error == 0 && source < 0) error = errno;
-    if (error == 0) error = lay_out(a, source, target, recursive, m->mount_points, m->mount_point_count);
-    if (source >= 0) close(source);
+    if (error == 0) error = lay_out(a, tree_fd, target, recursive, m->mount_points, m->mount_point_count);
     close(target);
     if (error == 0) *done = true;
     return error;
