@@ -1114,6 +1114,11 @@ int csb_wait_left_cgroup(const struct csb_child *_Nonnull child, int timeout_ms)
     return received == 1 && word == 'L' ? 0 : EPIPE;
 }
 
+int csb_release_init(const struct csb_child *_Nonnull child) {
+    if (child->status_fd < 0) return EBADF;
+    return shutdown(child->status_fd, SHUT_WR) == 0 ? 0 : errno;
+}
+
 int csb_signal(const struct csb_child *_Nonnull child, int signal) {
     if (csb_pidfd_send_signal(child->pidfd, signal) != 0) return errno;
     return 0;

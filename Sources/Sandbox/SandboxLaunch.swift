@@ -187,9 +187,11 @@ final class SandboxLaunch {
     /// After the run: nothing of the job is left once this returns. When
     /// PID 1 reported that it reaped every process and is leaving the
     /// job's cgroup, the group goes as soon as PID 1 says it left (a few
-    /// writes after its report, 1 s at most), while the kernel still tears
-    /// the namespaces down in PID 1's exit (two RCU grace periods, ~0.6 ms
-    /// here); `finish` reaps it afterwards. Otherwise it is `finish`.
+    /// writes after its report, 1 s at most). PID 1 then sleeps until
+    /// `finish` lets it go: its exit, where the kernel tears the namespaces
+    /// down (~0.5 ms of CPU, two RCU grace periods), would otherwise take
+    /// one of a CI machine's two CPUs from this removal and the caller's
+    /// writing of the results. Otherwise it is `finish`.
     func release() {
         if initLeavesCgroup, !ended, let cgroup, csb_wait_left_cgroup(&child, 1_000) == 0, cgroup.removeIfEmpty() {
             self.cgroup = nil
@@ -205,12 +207,13 @@ final class SandboxLaunch {
         reapedInOrder = inOrder
     }
 
-    /// After the run: waits for PID 1's end (when the run returned at its
-    /// report, it is exiting: the kernel tears its namespaces down) and
+    /// After the run: lets PID 1 go (when the run returned at its report,
+    /// it is exiting, or waits for this: `release`), waits for its end and
     /// reaps it, then releases the rest (`end`). A PID 1 still there after
     /// five seconds is killed.
     func finish() {
         if !isReaped, child.pid > 0, child.pidfd >= 0 {
+            _ = csb_release_init(&child)
             var fd = pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0)
             var ready: Int32
             repeat { ready = poll(&fd, 1, 5_000) } while ready < 0 && errno == EINTR

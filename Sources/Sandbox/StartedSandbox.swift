@@ -55,9 +55,10 @@ public final class StartedSandbox: Sendable {
                 reply(outcome)
             }
             handoff.markEnded()
-            // PID 1 may still be exiting (its namespaces' teardown): reaped
-            // here, after the caller was told. A process that exits first
-            // leaves it to whoever reaps its orphans.
+            // PID 1 may still be exiting (its namespaces' teardown), or wait
+            // to be let go (`release`): let go and reaped here, after the
+            // caller was told. A process that exits first lets it go by
+            // exiting and leaves it to whoever reaps its orphans.
             launch.finish()
         }
         if let failure {

@@ -49,6 +49,25 @@ import Testing
         TestSupport.expectNothingLeft(run, marker: marker)
     }
 
+    /// PID 1, once it reaped the job and left its cgroup, sleeps until its
+    /// parent lets it go (its exit, the namespaces' teardown, comes after
+    /// the results); the CLI's exit lets it go. Neither it nor the CLI's
+    /// exit helper is running a moment after the CLI ended.
+    @Test func theSandboxInitDoesNotOutliveTheCLI() async throws {
+        // exec: the job's one process ends at the signal, so PID 1 is left
+        // alone and leaves the cgroup (no orphan for its exit to kill).
+        let job = try JobFixture("echo ready; exec sleep 30")
+        let process = try await TestSupport.startCLI(job, ["--timeout", "60"])
+        defer { if process.isRunning { process.terminate() } }
+        let children = TestSupport.children(of: process.processIdentifier)
+        try #require(!children.isEmpty, "the CLI had no child process while the job ran")
+        kill(process.processIdentifier, SIGTERM) // forwarded to the job, which ends; the results are written
+        await TestSupport.waitForExit(process)
+        #expect(process.terminationStatus == 128 + SIGTERM)
+        let gone = try await TestSupport.waitUntil(2) { children.allSatisfy { !TestSupport.isRunning($0) } }
+        #expect(gone, "the CLI's children outlived it: \(children.filter { TestSupport.isRunning($0) })")
+    }
+
     @Test func timeoutDefaultsToTheSyftJobVariable() async throws {
         let marker = TestSupport.marker()
         let job = try JobFixture("sleep 30.\(marker)")

@@ -409,9 +409,15 @@ struct csb_report {
 int csb_take_report(const struct csb_child *_Nonnull child, struct csb_report *_Nonnull report);
 
 /// After a report that said leaving_cgroup: waits up to `timeout_ms` for
-/// PID 1's word that it left the job's cgroup. 0, ETIMEDOUT, or EPIPE (a
+/// PID 1's word that it left the job's cgroup (it then waits for
+/// csb_release_init). 0, ETIMEDOUT, or EPIPE (a
 /// move failed, or PID 1 ended without saying: wait for its exit).
 int csb_wait_left_cgroup(const struct csb_child *_Nonnull child, int timeout_ms);
+
+/// After a csb_wait_left_cgroup that returned 0: PID 1 sleeps until its
+/// parent lets go, and this lets go (shuts the parent's end of the socket
+/// down; the parent's exit does the same). PID 1 then exits. 0 or an errno.
+int csb_release_init(const struct csb_child *_Nonnull child);
 
 /// Sends `signal` to the sandbox's PID 1 through its pidfd. SIGKILL ends the
 /// whole PID namespace; SIGTERM/SIGINT/SIGHUP are forwarded to the job.
