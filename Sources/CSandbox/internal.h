@@ -22,6 +22,14 @@
 /// state the parent prepared before clone().
 struct csb_child_ctx;
 
+/// A set of masks (mask.c): the first of each kind, attached, is cloned
+/// for the others.
+struct csb_masks {
+    int source_fd;      // what hides a file (/dev/null, O_PATH); not owned
+    int file_mask;      // the first file mask, attached (-1: none yet)
+    int directory_mask; // the first directory mask (a read-only empty tmpfs), attached
+};
+
 /// The new root's assembly under <staging>/root (mount.c). Its descriptors
 /// and counts stay from one part of the plan to the next, until the pivot.
 struct csb_assembly {
@@ -40,6 +48,9 @@ struct csb_assembly {
     // skips the walk. Forgotten when a mount lands on it or above it.
     int parent_fd;
     char parent_path[CSB_PATH_MAX];
+    // The plan's masks (mask.c), from the first one on.
+    bool masks_begun;
+    struct csb_masks masks;
 };
 
 struct csb_child_ctx {
@@ -91,6 +102,13 @@ struct csb_child_ctx {
     sigset_t ahead_mask; // the signal mask 'A' carried, for an 'R' go-ahead
     bool go_received;
     bool became_root; // csb_child_become_root ran (ahead, or after the go-ahead)
+    // The mount tree is private (nothing propagates to the host): done
+    // before the plan (csb_child_prepare_proc), else by the root's assembly.
+    bool mounts_private;
+    // The sandbox's /proc, made before the plan (proc.c): on PID 1's own
+    // /proc until the plan's proc mount moves it into the new root.
+    bool proc_prepared;
+    int prepared_proc_fd;
     // Roots of CSB_TMPFS_EXPORT filesystems, sent to the parent before exec.
     int exported_fds[CSB_MAX_EXPORTS];
     int exported_count;
@@ -120,6 +138,28 @@ int csb_mount_open_target(struct csb_assembly *_Nonnull a, const char *_Nonnull 
 int csb_mount_make_target(int parent_fd, const char *_Nonnull name, bool directory, int *_Nonnull out);
 int csb_mount_attach(int tree_fd, int target_fd);
 bool csb_mount_is_directory(int dir_fd, const char *_Nonnull path);
+
+// mask.c — hiding paths inside a mount, and making them read-only.
+void csb_masks_init(struct csb_masks *_Nonnull masks, int source_fd);
+void csb_masks_close(struct csb_masks *_Nonnull masks);
+/// Hides `path` beneath `dir_fd` (a missing path is fine). 0 or an errno.
+int csb_mask(int dir_fd, const char *_Nonnull path, struct csb_masks *_Nonnull masks);
+/// Makes `path` beneath `dir_fd` a read-only mount of its own, submounts
+/// included, with `attr` too (a missing path is fine). 0 or an errno.
+int csb_make_read_only(int dir_fd, const char *_Nonnull path, uint32_t attr);
+
+// proc.c — the sandbox's /proc, knobs read-only and the host's files hidden.
+/// The attributes of the /proc made before the plan (the assembled root's).
+#define CSB_PROC_ATTR (CSB_ATTR_NOSUID | CSB_ATTR_NODEV | CSB_ATTR_NOEXEC)
+/// Before the plan, best effort (returns 0): the mount tree made private,
+/// then the sandbox's /proc made on PID 1's own.
+int csb_child_prepare_proc(struct csb_child_ctx *_Nonnull ctx);
+/// The sandbox's /proc with `attr` on `target_fd`: the one made before the
+/// plan, moved, when it has those attributes, else a fresh one. 0 or an
+/// errno (with ctx->message).
+int csb_proc_attach(struct csb_child_ctx *_Nonnull ctx, int target_fd, uint32_t attr);
+/// Closes the one made before the plan if no mount took it (at the pivot).
+void csb_proc_forget_prepared(struct csb_child_ctx *_Nonnull ctx);
 
 // mount_spread.c
 int csb_mount_spread(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m, int tree_fd,

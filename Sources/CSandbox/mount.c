@@ -485,68 +485,51 @@ static int do_directory(struct csb_assembly *_Nonnull a, const struct csb_mount 
     return error;
 }
 
-/// A detached, read-only bind of an empty directory of the staging tmpfs
-/// (made at the first call): what hides a directory. It takes no
-/// filesystem of its own (a tmpfs per masked directory was a superblock
-/// each, ~25 µs), and nothing can be written to it: the mount is
-/// read-only, and the staging tmpfs leaves with the old root.
-static int empty_directory(struct csb_assembly *_Nonnull a, int *_Nonnull out) {
-    if (mkdirat(a->layers_fd, "empty", 0555) != 0 && errno != EEXIST) return errno;
-    int tree = open_tree(a->layers_fd, "empty", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
-    if (tree < 0) return errno;
-    int error = set_attributes(tree, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                               false);
-    if (error != 0) {
-        close(tree);
-        return error;
-    }
-    *out = tree;
-    return 0;
-}
-
-/// Hides an existing path: an empty read-only directory over a directory,
-/// the mask source (/dev/null) over anything else. A missing path is fine.
+/// Hides an existing path (mask.c); a missing one is fine. The plan's
+/// masks share one set: the first of each kind is cloned for the others.
 static int do_mask(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
-    int target = csb_openat2(a->root_fd, m->target, O_PATH | O_CLOEXEC, BENEATH);
-    if (target < 0) {
-        int error = errno;
-        if (error == ENOENT) return 0;
-        set_message(a, "open mask target ", m->target);
-        return error;
+    // One descriptor per source path (csb_child_open_sources): a mask with
+    // another source than the set's starts a set of its own.
+    int source = a->ctx->source_fds[a->index];
+    if (a->masks_begun && a->masks.source_fd != source) csb_masks_close(&a->masks);
+    if (!a->masks_begun || a->masks.source_fd != source) {
+        csb_masks_init(&a->masks, source);
+        a->masks_begun = true;
     }
-    struct stat info;
-    int error = fstat(target, &info) != 0 ? errno : 0, tree = -1;
-    if (error == 0 && S_ISDIR(info.st_mode)) {
-        error = empty_directory(a, &tree);
-    } else if (error == 0) {
-        error = clone_source(a, false, &tree);
-        if (error == 0) error = set_attributes(tree, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false);
-    }
-    if (error == 0) error = attach_at(a, tree, target, m->target);
-    if (tree >= 0) close(tree);
-    close(target);
-    if (error != 0) set_message(a, "mask ", m->target);
+    int error = csb_mask(a->root_fd, m->target, &a->masks);
+    if (error == 0) forget_parent_under(a, m->target);
+    else set_message(a, "mask ", m->target);
     return error;
 }
 
 /// Makes `target` (a path inside an existing mount, e.g. /proc/sys) a
 /// read-only mount of its own: bind it onto itself with new attributes.
 static int do_read_only(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
-    int target = csb_openat2(a->root_fd, m->target, O_PATH | O_CLOEXEC, BENEATH);
-    if (target < 0) {
-        int error = errno;
-        if (error == ENOENT) return 0;
-        set_message(a, "open ", m->target);
-        return error;
+    int error = csb_make_read_only(a->root_fd, m->target, m->attr);
+    if (error == 0) forget_parent_under(a, m->target);
+    else set_message(a, "make read-only ", m->target);
+    return error;
+}
+
+/// The sandbox's /proc (proc.c): the one PID 1 made before the plan, moved
+/// here, or a fresh one.
+static int do_proc(struct csb_assembly *_Nonnull a, const struct csb_mount *_Nonnull m) {
+    int target = -1;
+    int error = csb_mount_open_target(a, m->target, true, &target);
+    if (error == 0) error = csb_proc_attach(a->ctx, target, m->attr);
+    if (target >= 0) close(target);
+    if (error == 0) {
+        forget_parent_under(a, m->target);
+        return 0;
     }
-    int error = 0;
-    int tree = open_tree(target, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
-    if (tree < 0) error = errno;
-    if (error == 0) error = set_attributes(tree, m->attr | MOUNT_ATTR_RDONLY, true);
-    if (error == 0) error = attach_at(a, tree, target, m->target);
-    if (tree >= 0) close(tree);
-    close(target);
-    if (error != 0) set_message(a, "make read-only ", m->target);
+    char saved[CSB_ERROR_MESSAGE_MAX];
+    memcpy(saved, a->ctx->message, sizeof saved);
+    set_message(a, "mount proc on ", m->target);
+    if (saved[0] != '\0') {
+        char joined[CSB_ERROR_MESSAGE_MAX];
+        csb_msg(joined, sizeof joined, a->ctx->message, ": ", saved, NULL);
+        memcpy(a->ctx->message, joined, sizeof joined);
+    }
     return error;
 }
 
@@ -555,10 +538,7 @@ static int run_operation(struct csb_assembly *_Nonnull a, const struct csb_mount
     switch (m->kind) {
     case CSB_MOUNT_BIND: return do_bind(a, m);
     case CSB_MOUNT_TMPFS: return do_tmpfs(a, m);
-    case CSB_MOUNT_PROC: {
-        const char *options[] = {NULL, NULL};
-        return mount_new_filesystem(a, m, "proc", options);
-    }
+    case CSB_MOUNT_PROC: return do_proc(a, m);
     case CSB_MOUNT_DEVPTS: {
         const char *options[] = {"newinstance", NULL, "ptmxmode", "0666", "mode", "0620", NULL, NULL};
         return mount_new_filesystem(a, m, "devpts", options);
@@ -620,11 +600,13 @@ int csb_child_open_sources(struct csb_child_ctx *_Nonnull ctx) {
 /// The staging tmpfs and, in it, the root's own small tmpfs.
 static int begin_root(struct csb_child_ctx *_Nonnull ctx, struct csb_assembly *_Nonnull a) {
     const struct csb_spawn_config *config = ctx->config;
-    // Nothing we mount may propagate back to the host.
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+    // Nothing we mount may propagate back to the host (made so before
+    // the plan, unless that failed).
+    if (!ctx->mounts_private && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
         csb_msg(ctx->message, sizeof ctx->message, "make / a private mount tree", NULL);
         return errno;
     }
+    ctx->mounts_private = true;
     if (mount("tmpfs", config->staging_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700,size=1m") != 0) {
         csb_msg(ctx->message, sizeof ctx->message, "mount the staging tmpfs on ", config->staging_dir, NULL);
         return errno;
@@ -684,7 +666,10 @@ int csb_child_assemble_root(struct csb_child_ctx *_Nonnull ctx) {
 /// and makes the new root mount read-only.
 int csb_child_pivot_root(struct csb_child_ctx *_Nonnull ctx) {
     struct csb_assembly *assembly = &ctx->assembly;
+    csb_proc_forget_prepared(ctx);
     if (assembly->begun) {
+        if (assembly->masks_begun) csb_masks_close(&assembly->masks);
+        assembly->masks_begun = false;
         if (assembly->parent_fd >= 0) close(assembly->parent_fd);
         assembly->parent_fd = -1;
         close(assembly->root_fd);

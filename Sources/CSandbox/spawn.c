@@ -493,6 +493,7 @@ static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     STEP(ctx, CSB_STAGE_CLONE, make_namespaces(ctx));
     STEP(ctx, CSB_STAGE_CAPS, csb_limit_capabilities(ctx)); // bounding set, securebits: off the job's way
     STEP(ctx, CSB_STAGE_PREPARE, default_dispositions(ctx));
+    STEP(ctx, CSB_STAGE_MOUNT, csb_child_prepare_proc(ctx)); // /proc while the plan comes (best effort)
     STEP(ctx, CSB_STAGE_SYNC, wait_for_parent(ctx));         // the plan sent ahead, or the go-ahead
     STEP(ctx, CSB_STAGE_PREPARE, run_anywhere(ctx));          // the caller's CPUs, now that it runs
     STEP(ctx, CSB_STAGE_MOUNT, assemble_ahead(ctx));         // after the plan: sources, ids, first mounts

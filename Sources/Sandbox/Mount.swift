@@ -14,6 +14,12 @@ public struct Mount: Sendable, Hashable {
         case bind(source: FilePath, options: BindOptions, mountPoints: [String])
         /// A fresh tmpfs of `sizeBytes` (nil: kernel default) and root `mode`.
         case tmpfs(sizeBytes: UInt64?, mode: UInt32)
+        /// A procfs of the sandbox's PID namespace, its kernel knobs
+        /// (sys, sysrq-trigger, irq, bus, fs) read-only and the host
+        /// kernel's files (kcore, kmsg, keys, kallsyms, timer_list, acpi, …)
+        /// hidden, as Docker and runc do: the shim's proc.c holds the lists.
+        /// With `[.noSetuid, .noDevices, .noExec]` (the assembled root's),
+        /// PID 1 has made it before the plan came, while it waited.
         case proc
         case devpts
         case mqueue

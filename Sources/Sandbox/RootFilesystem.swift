@@ -67,17 +67,11 @@ public enum RootFilesystem {
             + kernelFilesystems(tmpBytes: tmpBytes)
     }
 
-    /// A fresh /proc with the kernel's knobs read-only or hidden, a minimal
-    /// /dev, and a private, size-bounded /tmp.
+    /// The sandbox's /proc (its kernel knobs read-only, the host kernel's
+    /// files hidden: see `Mount.Kind.proc`), a minimal /dev, and a private,
+    /// size-bounded /tmp.
     public static func kernelFilesystems(tmpBytes: UInt64) -> [Mount] {
         var plan: [Mount] = [Mount(.proc, at: "/proc", attributes: [.noSetuid, .noDevices, .noExec])]
-        for path in ["sys", "sysrq-trigger", "irq", "bus", "fs"] {
-            plan.append(Mount(.readOnly, at: "/proc/" + path, attributes: [.noSetuid, .noDevices, .noExec]))
-        }
-        for path in ["kcore", "kmsg", "keys", "timer_list", "sched_debug", "latency_stats", "acpi", "scsi", "asound",
-                     "kallsyms", "kpagecount", "kpageflags", "kpagecgroup", "vmallocinfo", "pagetypeinfo"] {
-            plan.append(Mount(.mask(source: "/dev/null"), at: "/proc/" + path))
-        }
         plan.append(Mount(.tmpfs(sizeBytes: 1 << 20, mode: 0o755), at: "/dev", attributes: [.noSetuid, .noExec]))
         for node in ["null", "zero", "full", "random", "urandom", "tty"] {
             plan.append(.bind(FilePath("/dev/" + node), at: "/dev/" + node, attributes: [.noSetuid, .noExec]))

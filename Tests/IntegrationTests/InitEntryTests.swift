@@ -22,14 +22,21 @@ import Testing
         #expect(run.stdout.contains("message=read the sandbox's plan"), "\(run.stdout)")
     }
 
-    /// A socket that is not one (a file), as from a process that is not the runner.
+    /// A socket that is not one (a file), as from a process that is not the
+    /// runner. Run so, by hand, as root, it is in the host's namespaces (no
+    /// namespace flags): it must not touch the host's mounts either (no
+    /// /proc of its own over the host's, no change of propagation), which
+    /// the init otherwise prepares before its plan comes.
     @Test func aGoAheadThatIsNotOneIsReportedAndNothingRuns() async throws {
         let folder = NSTemporaryDirectory() + "syft-init-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try "G".write(toFile: folder + "/socket", atomically: false, encoding: .utf8)
+        let mountsBefore = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
         let script = "exec 5<\"$1/socket\" 6>\"$1/error\"; exec -a syft-sandbox-init \"$0\" 5 6 0"
         let run = await TestSupport.run(["/bin/bash", "-c", script, TestSupport.binary, folder])
+        #expect(try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) == mountsBefore,
+                "the init changed the host's mounts")
         #expect(run.status == 127)
         let record = try Data(contentsOf: URL(fileURLWithPath: folder + "/error"))
         // struct csb_error: stage, errno, then the message.

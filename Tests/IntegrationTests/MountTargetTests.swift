@@ -85,4 +85,21 @@ import Testing
         let text = try await output(of: "cat /v/f", with: [file("under\n", at: "/v/f"), .bind(FilePath("/etc/hostname"), at: "/v/f")])
         #expect(text == (try String(contentsOfFile: "/etc/hostname", encoding: .utf8)), "\(text)")
     }
+
+    /// A plan's own masks: files hidden by the mask source, folders by an
+    /// empty read-only folder; the second of each kind (a clone of the
+    /// first) as well as the first. A path made read-only stays so.
+    @Test func aPlansMasksHideFilesAndFoldersAndReadOnlyHolds() async throws {
+        let mask = Mount.Kind.mask(source: "/dev/null")
+        let text = try await output(of: """
+            cat /m/a /m/b; ls -A /m/d /m/e
+            touch /m/d/x 2>/dev/null && echo wrote-d; touch /m/r/x 2>/dev/null && echo wrote-r; ls -A /m/r
+            """, with: [
+                file("secret a\n", at: "/m/a"), file("secret b\n", at: "/m/b"),
+                file("f\n", at: "/m/d/f"), file("g\n", at: "/m/e/g"), tmpfs(at: "/m/r"), file("kept\n", at: "/m/r/k"),
+                Mount(mask, at: "/m/a"), Mount(mask, at: "/m/d"), Mount(mask, at: "/m/b"), Mount(mask, at: "/m/e"),
+                Mount(mask, at: "/m/missing"), Mount(.readOnly, at: "/m/r"),
+            ])
+        #expect(text == "/m/d:\n\n/m/e:\nk\n", "\(text)")
+    }
 }

@@ -135,7 +135,7 @@ void csb_bpf_free(struct csb_bpf *_Nonnull bpf);
 enum csb_mount_kind {
     CSB_MOUNT_BIND = 1,     // bind `source` at `target`
     CSB_MOUNT_TMPFS = 2,    // fresh tmpfs of `size` bytes, `mode`
-    CSB_MOUNT_PROC = 3,     // fresh procfs for the new PID namespace
+    CSB_MOUNT_PROC = 3,     // procfs of the new PID namespace, knobs read-only, host files hidden (proc.c)
     CSB_MOUNT_DEVPTS = 4,   // fresh devpts instance (newinstance, ptmxmode=0666)
     CSB_MOUNT_MQUEUE = 5,   // fresh mqueue for the new IPC namespace
     CSB_MOUNT_DIR = 6,      // mkdir -p `target` with `mode`
