@@ -4,10 +4,11 @@
 // SIGUSR2 to the job, reports the job's wait status, the usage of what it
 // reaped and whether anything is left (struct csb_report) to the parent and
 // exits when the job's main process ends. Its exit makes the kernel kill
-// every other process of the PID namespace: nothing outlives the job. With
-// nothing left, it then moves itself out of the job's cgroup, says so, and
-// exits once the parent, having removed the group, lets go: the kernel's
-// teardown of the namespaces in that exit then takes no CPU from it.
+// every other process of the PID namespace: nothing outlives the job. When
+// nothing is left and PID 1 was never in the job's cgroup (the job joined
+// it itself), the group is empty at the report and the parent removes it
+// at once; PID 1 exits when the parent lets go, so the kernel's teardown
+// of the namespaces in that exit takes no CPU from the removal.
 //
 // Die-with-parent: PR_SET_PDEATHSIG fires when the parent *thread* exits,
 // and the parent here is a thread of a Swift process that may retire it at
@@ -37,25 +38,6 @@ static void add_usage(const struct rusage *_Nonnull usage) {
     if (usage->ru_maxrss > totals.max_rss_kb) totals.max_rss_kb = usage->ru_maxrss;
 }
 
-/// Alone: moves itself out of the job's cgroup, "0" (this thread) to each
-/// leave file (v1 `tasks` of the parent groups: no global lock). True when
-/// every move succeeded: the group is empty, and the parent can remove it
-/// without waiting for this process's exit, where the kernel tears the
-/// namespaces down (two RCU grace periods). After the report (the four
-/// writes took ~40 µs on the way to the caller), with a word when done.
-static bool leave_cgroup(struct csb_child_ctx *_Nonnull ctx) {
-    if (ctx->cgroup_leave_count == 0) return false;
-    bool left = true;
-    for (size_t i = 0; i < ctx->cgroup_leave_count; i++) {
-        ssize_t written;
-        do {
-            written = write(ctx->cgroup_leave_fds[i], "0", 1);
-        } while (written < 0 && errno == EINTR);
-        if (written != 1) left = false;
-    }
-    return left;
-}
-
 static void send_all(int fd, const void *_Nonnull bytes, size_t length) {
     ssize_t written;
     do {
@@ -78,17 +60,15 @@ static void await_release(int fd) {
 }
 
 /// Tells the parent how the job ended (and whether anything is left, and
-/// whether it leaves the job's cgroup), leaves it, and exits: once the
-/// parent lets go when it left the cgroup, at once otherwise.
+/// whether the job's cgroup is empty now) and exits: once the parent lets
+/// go when the group is empty (the parent removes it meanwhile), at once
+/// otherwise.
 static _Noreturn void report_and_exit(struct csb_child_ctx *_Nonnull ctx, int status, bool alone) {
     totals.wait_status = status;
     totals.alone = alone;
-    totals.leaving_cgroup = alone && ctx->cgroup_leave_count > 0;
+    totals.cgroup_empty = alone && ctx->job_joins_cgroup;
     send_all(ctx->sync_fd, &totals, sizeof totals);
-    if (totals.leaving_cgroup && leave_cgroup(ctx)) {
-        send_all(ctx->sync_fd, "L", 1);
-        await_release(ctx->sync_fd);
-    }
+    if (totals.cgroup_empty) await_release(ctx->sync_fd);
     if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
     _exit(128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
 }

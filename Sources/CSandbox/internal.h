@@ -78,13 +78,12 @@ struct csb_child_ctx {
     // child still has the caller's host uid (so it can traverse the
     // caller's private directories); -errno when the open failed.
     int source_fds[CSB_MAX_MOUNTS];
-    // From the placement (csb_spawn_place): the cgroup files PID 1 writes
-    // itself into, those it leaves the job's group by at the end, and the
+    // From the placement (csb_spawn_place): the cgroup files the job
+    // writes itself into (PID 1 stays out: job_joins_cgroup), and the
     // job's rlimits that depend on its cgroup.
     int cgroup_join_fds[CSB_MAX_CGROUP_TASKS];
     size_t cgroup_join_count;
-    int cgroup_leave_fds[CSB_MAX_CGROUP_TASKS];
-    size_t cgroup_leave_count;
+    bool job_joins_cgroup;
     struct csb_rlimit placed_rlimits[CSB_MAX_PLACED_RLIMITS];
     // The bounding set is empty and the securebits locked (inherited by the job).
     bool bounding_set_dropped;

@@ -277,9 +277,8 @@ static int send_exports(struct csb_child_ctx *_Nonnull ctx) {
     return 0;
 }
 
-/// The placement's bytes: a tag, how many of its descriptors are join
-/// files (the rest are leave files), then the rlimits that depend on the
-/// cgroup.
+/// The placement's bytes: a tag, how many descriptors (join files) come
+/// with it, then the rlimits that depend on the cgroup.
 struct placement {
     uint8_t tag; // 'C'
     uint8_t join_count;
@@ -288,36 +287,37 @@ struct placement {
 };
 
 /// Waits for the parent's placement (csb_spawn_place): the files of the
-/// job's cgroup to write itself into, those to leave it by at the end,
-/// and the rlimits that depend on it.
+/// job's cgroup the job writes itself into, and the rlimits that depend
+/// on the group.
 static int wait_for_placement(struct csb_child_ctx *_Nonnull ctx) {
     struct placement placed;
     memset(&placed, 0, sizeof placed);
-    int fds[2 * CSB_MAX_CGROUP_TASKS];
+    int fds[CSB_MAX_CGROUP_TASKS];
     size_t count = 0;
     bool truncated;
-    ssize_t n = csb_recv_with_fds(ctx->sync_fd, &placed, sizeof placed, 0, fds, 2 * CSB_MAX_CGROUP_TASKS, &count,
+    ssize_t n = csb_recv_with_fds(ctx->sync_fd, &placed, sizeof placed, 0, fds, CSB_MAX_CGROUP_TASKS, &count,
                                   &truncated);
     if (n == 0) _exit(1); // the parent is gone: nobody to report to
     if (n != (ssize_t)sizeof placed || placed.tag != 'C' || placed.rlimit_count > CSB_MAX_PLACED_RLIMITS ||
-        truncated || placed.join_count > count || placed.join_count > CSB_MAX_CGROUP_TASKS ||
-        count - placed.join_count > CSB_MAX_CGROUP_TASKS) {
+        truncated || placed.join_count != count) {
+        for (size_t i = 0; i < count; i++) close(fds[i]);
         csb_msg(ctx->message, sizeof ctx->message, "receive the parent's cgroup placement", NULL);
         return n < 0 ? errno : EPROTO;
     }
-    ctx->cgroup_join_count = placed.join_count;
-    memcpy(ctx->cgroup_join_fds, fds, sizeof fds[0] * placed.join_count);
-    ctx->cgroup_leave_count = count - placed.join_count;
-    memcpy(ctx->cgroup_leave_fds, fds + placed.join_count, sizeof fds[0] * ctx->cgroup_leave_count);
+    ctx->cgroup_join_count = count;
+    memcpy(ctx->cgroup_join_fds, fds, sizeof fds[0] * count);
+    ctx->job_joins_cgroup = count > 0;
     memcpy(ctx->placed_rlimits, placed.rlimits, sizeof placed.rlimits);
     ctx->placed_rlimit_count = placed.rlimit_count;
     return 0;
 }
 
-/// This process (PID 1, before the job exists) moves itself into the job's
-/// group: "0" to each file the parent opened. A v1 `tasks` moves one
-/// thread, itself, and takes no global lock, where the parent writing a pid
-/// to `cgroup.procs` waits for an RCU grace period (~10 ms).
+/// The job, first thing, moves itself into its cgroup: "0" to each file
+/// the parent opened (v1 `tasks`: one thread, itself, and no global lock,
+/// where the parent writing a pid to `cgroup.procs` waits for an RCU grace
+/// period, ~10 ms). Nothing of the job's own runs before. PID 1 stays
+/// out: once it reaped the job the group is empty, and the parent removes
+/// it without waiting for PID 1's exit (the namespaces' teardown).
 static int join_cgroups(struct csb_child_ctx *_Nonnull ctx) {
     for (size_t i = 0; i < ctx->cgroup_join_count; i++) {
         ssize_t written;
@@ -325,7 +325,7 @@ static int join_cgroups(struct csb_child_ctx *_Nonnull ctx) {
             written = write(ctx->cgroup_join_fds[i], "0", 1);
         } while (written < 0 && errno == EINTR);
         if (written != 1) {
-            csb_msg(ctx->message, sizeof ctx->message, "move the sandbox into its cgroup", NULL);
+            csb_msg(ctx->message, sizeof ctx->message, "move the job into its cgroup", NULL);
             return written < 0 ? errno : EIO;
         }
         close(ctx->cgroup_join_fds[i]);
@@ -407,6 +407,7 @@ static int job_exec(struct csb_child_ctx *_Nonnull ctx) {
 /// The job: the last steps before exec, in order. The seccomp filter is
 /// last so that nothing before it needs a syscall it denies.
 static _Noreturn void job_main(struct csb_child_ctx *_Nonnull ctx) {
+    STEP(ctx, CSB_STAGE_CGROUP, join_cgroups(ctx));
     STEP(ctx, CSB_STAGE_FDS, job_stdio(ctx));
     STEP(ctx, CSB_STAGE_SESSION, job_session(ctx));
     STEP(ctx, CSB_STAGE_SESSION, job_reset_signals(ctx));
@@ -428,9 +429,8 @@ static _Noreturn void become_init(struct csb_child_ctx *_Nonnull ctx, pid_t job)
         dup2(null_fd, 1);
         dup2(null_fd, 2);
     }
-    int keep[1 + CSB_MAX_CGROUP_TASKS] = {ctx->sync_fd};
-    memcpy(keep + 1, ctx->cgroup_leave_fds, sizeof keep[0] * ctx->cgroup_leave_count);
-    int error = csb_close_fds_except(keep, 1 + ctx->cgroup_leave_count);
+    int keep[] = {ctx->sync_fd};
+    int error = csb_close_fds_except(keep, 1);
     (void)prctl(PR_SET_NAME, "sandbox-init", 0, 0, 0); // not the name of a Swift worker thread
     if (error == 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) error = errno;
     if (error == 0) error = csb_drop_capabilities(ctx);
@@ -507,7 +507,6 @@ static _Noreturn void child_main(struct csb_child_ctx *_Nonnull ctx) {
     STEP(ctx, CSB_STAGE_MOUNT, send_exports(ctx));
     STEP(ctx, CSB_STAGE_PIVOT, csb_child_pivot_root(ctx));
     STEP(ctx, CSB_STAGE_CGROUP, wait_for_placement(ctx));
-    STEP(ctx, CSB_STAGE_CGROUP, join_cgroups(ctx));
     STEP(ctx, CSB_STAGE_INIT, start_job(ctx));
     _exit(127);
 }
@@ -1032,12 +1031,10 @@ int csb_spawn_go(const struct csb_spawn_config *_Nonnull config, struct csb_chil
 }
 
 int csb_spawn_place(struct csb_child *_Nonnull child, const int32_t *_Nullable join_fds, size_t join_count,
-                    const int32_t *_Nullable leave_fds, size_t leave_count,
                     const struct csb_rlimit *_Nullable rlimits, size_t rlimit_count,
                     struct csb_error *_Nonnull error) {
     if (!is_started(child, error)) return error->error;
     if (join_count > CSB_MAX_CGROUP_TASKS || (join_count > 0 && join_fds == NULL) ||
-        leave_count > CSB_MAX_CGROUP_TASKS || (leave_count > 0 && leave_fds == NULL) ||
         rlimit_count > CSB_MAX_PLACED_RLIMITS || (rlimit_count > 0 && rlimits == NULL)) {
         parent_fail(error, CSB_STAGE_CGROUP, EINVAL, "place the sandbox in its cgroup (too many files or rlimits)");
         fail_started(child, error);
@@ -1049,10 +1046,9 @@ int csb_spawn_place(struct csb_child *_Nonnull child, const int32_t *_Nullable j
     placed.join_count = (uint8_t)join_count;
     placed.rlimit_count = (uint8_t)rlimit_count;
     if (rlimit_count > 0) memcpy(placed.rlimits, rlimits, sizeof *rlimits * rlimit_count);
-    int32_t fds[2 * CSB_MAX_CGROUP_TASKS];
+    int32_t fds[CSB_MAX_CGROUP_TASKS];
     if (join_count > 0) memcpy(fds, join_fds, sizeof fds[0] * join_count);
-    if (leave_count > 0) memcpy(fds + join_count, leave_fds, sizeof fds[0] * leave_count);
-    int sent = csb_send_with_fds(child->status_fd, &placed, sizeof placed, fds, join_count + leave_count);
+    int sent = csb_send_with_fds(child->status_fd, &placed, sizeof placed, fds, join_count);
     if (sent == 0) return 0;
     parent_fail(error, CSB_STAGE_SYNC, sent, "send the cgroup placement to the sandbox");
     fail_started(child, error);
@@ -1098,21 +1094,6 @@ int csb_take_report(const struct csb_child *_Nonnull child, struct csb_report *_
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return EAGAIN;
     memset(report, 0, sizeof *report);
     return EPIPE;
-}
-
-int csb_wait_left_cgroup(const struct csb_child *_Nonnull child, int timeout_ms) {
-    struct pollfd ready = {.fd = child->status_fd, .events = POLLIN, .revents = 0};
-    int n;
-    do {
-        n = poll(&ready, 1, timeout_ms);
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) return ETIMEDOUT;
-    char word = 0;
-    ssize_t received;
-    do {
-        received = recv(child->status_fd, &word, 1, MSG_DONTWAIT);
-    } while (received < 0 && errno == EINTR);
-    return received == 1 && word == 'L' ? 0 : EPIPE;
 }
 
 int csb_release_init(const struct csb_child *_Nonnull child) {

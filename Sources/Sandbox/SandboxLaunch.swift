@@ -12,14 +12,14 @@ import Glibc
 /// places PID 1 at the clone (CLONE_INTO_CGROUP), so where /sys/fs/cgroup
 /// is a unified hierarchy the group is found and made first. Elsewhere PID 1
 /// is cloned at once, and the cgroups are found and made (`makeCgroup`)
-/// after the go-ahead, while PID 1 builds the root; PID 1 then writes
-/// itself into them before the job exists (v1 `tasks`; a v2 group found
-/// there after all, a hybrid layout with the controllers on its v2 side,
-/// through its `cgroup.procs`).
+/// after the go-ahead, while PID 1 builds the root; the job then writes
+/// itself into them before anything of its own runs (v1 `tasks`; a v2
+/// group found there after all, a hybrid layout with the controllers on
+/// its v2 side, through its `cgroup.procs`), and PID 1 stays out.
 ///
 /// It owns what it made until `end` (after `stop` when the sandbox will not
 /// run): PID 1's descriptors, the cgroup (removed earlier by `release`
-/// when PID 1 left it), the pooled namespace.
+/// when PID 1 was never in it), the pooled namespace.
 final class SandboxLaunch {
     let network: NetworkPolicy
     /// How long the start took: the clone and the init's exec included, not
@@ -45,7 +45,7 @@ final class SandboxLaunch {
     private var ended = false
     private var isReaped = false
     private var reapedInOrder = false
-    private var initLeavesCgroup = false
+    private var cgroupEmpty = false
 
     /// `cgroups` nil: this process's detected support. `cgroupFirst` nil:
     /// decided as above (tests force either order).
@@ -178,22 +178,22 @@ final class SandboxLaunch {
     }
 
     /// PID 1's report came: when it says that nothing of the job is left
-    /// and that PID 1 is moving itself out of the job's cgroup, `release`
-    /// can remove the group once it did, without waiting for PID 1's exit.
+    /// and that the job's cgroup is empty (PID 1 was never in it),
+    /// `release` removes the group without waiting for PID 1's exit.
     func reported(_ report: csb_report) {
-        initLeavesCgroup = report.alone == 1 && report.leaving_cgroup == 1
+        cgroupEmpty = report.alone == 1 && report.cgroup_empty == 1
     }
 
     /// After the run: nothing of the job is left once this returns. When
-    /// PID 1 reported that it reaped every process and is leaving the
-    /// job's cgroup, the group goes as soon as PID 1 says it left (a few
-    /// writes after its report, 1 s at most). PID 1 then sleeps until
-    /// `finish` lets it go: its exit, where the kernel tears the namespaces
-    /// down (~0.5 ms of CPU, two RCU grace periods), would otherwise take
-    /// one of a CI machine's two CPUs from this removal and the caller's
-    /// writing of the results. Otherwise it is `finish`.
+    /// PID 1 reported that it reaped every process of a group it was
+    /// never in, the group goes at once, and PID 1 sleeps until `finish`
+    /// lets it go: its exit, where the kernel tears the namespaces down
+    /// (~0.5 ms of CPU, two RCU grace periods), would otherwise take one of
+    /// a CI machine's two CPUs from this removal and the caller's writing
+    /// of the results. Otherwise (v2: PID 1 was cloned into the group) it
+    /// is `finish`, which waits for PID 1's exit.
     func release() {
-        if initLeavesCgroup, !ended, let cgroup, csb_wait_left_cgroup(&child, 1_000) == 0, cgroup.removeIfEmpty() {
+        if cgroupEmpty, !ended, let cgroup, cgroup.removeIfEmpty() {
             self.cgroup = nil
             return
         }

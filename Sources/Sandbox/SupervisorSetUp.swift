@@ -42,12 +42,10 @@ extension Supervisor {
             cgroup.flatMap { $0.accountsCPU ? CPUBudget(limit: limit, cgroup: $0) : nil }
         }
         let placed = Self.placedRlimits(configuration.limits, inCgroup: cgroup != nil, cgroupEnforcesCPU: budget != nil)
-        let leaveFiles = cgroup?.leaveFiles ?? []
-        if csb_spawn_place(&launch.child, joinFiles, joinFiles.count, leaveFiles, leaveFiles.count, placed, placed.count,
-                           &failure) != 0 {
+        if csb_spawn_place(&launch.child, joinFiles, joinFiles.count, placed, placed.count, &failure) != 0 {
             return .failed(Self.setupError(failure))
         }
-        // While PID 1 joins the group and starts the job.
+        // While PID 1 starts the job, which joins the group.
         cgroup?.openUsageFiles()
         let waited = configuration.seccomp.withUnsafeBPF { bpf -> Int32 in
             var config = plan.config(seccomp: bpf, networkNamespace: networkNamespace)

@@ -45,7 +45,7 @@ enum csb_stage {
     CSB_STAGE_SECCOMP = 16,    // job: loading the seccomp filter
     CSB_STAGE_CHDIR = 17,      // job: entering the working directory
     CSB_STAGE_EXEC = 18,       // job: execve
-    CSB_STAGE_CGROUP = 19,     // child: joining its v1 cgroups
+    CSB_STAGE_CGROUP = 19,     // child: the placement, the job joining its cgroup
 };
 
 #define CSB_ERROR_MESSAGE_MAX 240
@@ -348,19 +348,16 @@ int csb_spawn_go(const struct csb_spawn_config *_Nonnull config,
                  bool as_sent_ahead,
                  struct csb_error *_Nonnull error);
 
-/// Places the sandbox in its cgroup, made while PID 1 built the root: PID 1
-/// writes "0" (itself) to each of `join_fds` (v1 `tasks`; a v2 group's
-/// `cgroup.procs`; none when clone3 placed it already), then forks the job,
-/// which also sets `rlimits` (those that depend on the cgroup: RLIMIT_AS
-/// and RLIMIT_NPROC without one, RLIMIT_CPU). PID 1 keeps `leave_fds` (v1:
-/// the `tasks` of each hierarchy's parent group) and, once it reaped every
-/// process of the job, writes itself into them right after its report:
-/// the job's group is then empty and can go while PID 1 still exits
-/// (csb_report.leaving_cgroup, csb_wait_left_cgroup). On failure `error` holds the record (the
-/// child's own, when it failed first) and the sandbox is already killed,
-/// reaped and closed.
+/// Places the job in its cgroup, made while PID 1 built the root: PID 1
+/// forks the job, which first writes "0" (itself) to each of `join_fds`
+/// (v1 `tasks`; a v2 group's `cgroup.procs`; none when clone3 placed PID 1
+/// in the group already) and also sets `rlimits` (those that depend on the
+/// cgroup: RLIMIT_AS and RLIMIT_NPROC without one, RLIMIT_CPU). PID 1 stays
+/// out of a group the job joined, so the group is empty once PID 1 reaped
+/// the job, and can go while PID 1 still exits (csb_report.cgroup_empty).
+/// On failure `error` holds the record (the child's own, when it failed
+/// first) and the sandbox is already killed, reaped and closed.
 int csb_spawn_place(struct csb_child *_Nonnull child, const int32_t *_Nullable join_fds, size_t join_count,
-                    const int32_t *_Nullable leave_fds, size_t leave_count,
                     const struct csb_rlimit *_Nullable rlimits, size_t rlimit_count,
                     struct csb_error *_Nonnull error);
 
@@ -396,27 +393,20 @@ struct csb_report {
     int64_t user_usec;
     int64_t system_usec;
     int64_t max_rss_kb;
-    /// 1: alone, and PID 1 moves itself out of the job's cgroup (into every
-    /// one of its leave files) after this report, not before it: the
-    /// caller hears of the job's end first. csb_wait_left_cgroup says when
-    /// the group is empty, which need not wait for PID 1's exit (the
-    /// namespaces' teardown) to remove it.
-    int32_t leaving_cgroup;
+    /// 1: alone, and PID 1 was never in the job's cgroup (the job joined
+    /// it): the group is empty, and the caller removes it without waiting
+    /// for PID 1's exit (the namespaces' teardown). PID 1 then sleeps
+    /// until csb_release_init.
+    int32_t cgroup_empty;
 };
 
 /// Takes PID 1's report (non-blocking): 0, EAGAIN (none yet) or EPIPE (the
 /// socket was closed without one: PID 1 was killed).
 int csb_take_report(const struct csb_child *_Nonnull child, struct csb_report *_Nonnull report);
 
-/// After a report that said leaving_cgroup: waits up to `timeout_ms` for
-/// PID 1's word that it left the job's cgroup (it then waits for
-/// csb_release_init). 0, ETIMEDOUT, or EPIPE (a
-/// move failed, or PID 1 ended without saying: wait for its exit).
-int csb_wait_left_cgroup(const struct csb_child *_Nonnull child, int timeout_ms);
-
-/// After a csb_wait_left_cgroup that returned 0: PID 1 sleeps until its
-/// parent lets go, and this lets go (shuts the parent's end of the socket
-/// down; the parent's exit does the same). PID 1 then exits. 0 or an errno.
+/// After a report that said cgroup_empty: PID 1 sleeps until its parent
+/// lets go, and this lets go (shuts the parent's end of the socket down;
+/// the parent's exit does the same). PID 1 then exits. 0 or an errno.
 int csb_release_init(const struct csb_child *_Nonnull child);
 
 /// Sends `signal` to the sandbox's PID 1 through its pidfd. SIGKILL ends the

@@ -2,9 +2,10 @@ import Glibc
 import SystemPackage
 
 /// The cgroup of one sandbox: made before its clone (v2, to clone into) or
-/// while its PID 1 builds the root, its limits written, entered by PID 1
-/// before the job exists (`joinFiles`), read after the job and removed
-/// once PID 1 left it (`leaveFiles`) or was reaped.
+/// while its PID 1 builds the root, its limits written, entered by the job
+/// before anything of its own runs (`joinFiles`; v2 cloned into: PID 1
+/// from the start), read after the job and removed once PID 1 reaped the
+/// job (it stays out of a group the job joined) or was reaped itself.
 final class JobCgroup {
     struct Limits: Hashable {
         var memoryBytes: UInt64?
@@ -31,11 +32,9 @@ final class JobCgroup {
 
     private enum Layout {
         case v2(directory: FilePath, fd: Int32)
-        /// Per hierarchy: its controller, the group's directory, its
-        /// `tasks` opened for writing (the sandbox writes itself in) and
-        /// its parent's (the sandbox writes itself out at the end; -1 when
-        /// it cannot be opened).
-        case v1([(controller: String, directory: FilePath, tasks: Int32, parentTasks: Int32)])
+        /// Per hierarchy: its controller, the group's directory and its
+        /// `tasks` opened for writing (the job writes itself in).
+        case v1([(controller: String, directory: FilePath, tasks: Int32)])
     }
 
     private let layout: Layout
@@ -75,12 +74,12 @@ final class JobCgroup {
             let stat = directory.appending("cpu.stat")
             cpuDirectory = CgroupFiles.keyedValues(stat)["usage_usec"] != nil ? directory : nil
         case let .v1(hierarchies):
-            var groups: [(controller: String, directory: FilePath, tasks: Int32, parentTasks: Int32)] = []
+            var groups: [(controller: String, directory: FilePath, tasks: Int32)] = []
             do throws(SandboxError) {
                 for hierarchy in hierarchies {
                     let directory = hierarchy.parent.appending(name)
                     try Self.makeDirectory(directory)
-                    // `tasks`, not `cgroup.procs`: the sandbox moves itself, one
+                    // `tasks`, not `cgroup.procs`: the job moves itself, one
                     // thread, which needs no RCU grace period (see spawn.c).
                     let tasks = open(directory.appending("tasks").string, O_WRONLY | O_CLOEXEC)
                     if tasks < 0 {
@@ -89,13 +88,11 @@ final class JobCgroup {
                         throw SandboxError(.setupFailed, "cannot open the job's cgroup tasks file", path: directory.string,
                                            errno: error)
                     }
-                    let parentTasks = open(hierarchy.parent.appending("tasks").string, O_WRONLY | O_CLOEXEC)
-                    groups.append((hierarchy.controller, directory, tasks, parentTasks))
+                    groups.append((hierarchy.controller, directory, tasks))
                 }
             } catch {
                 for group in groups {
                     close(group.tasks)
-                    if group.parentTasks >= 0 { close(group.parentTasks) }
                     rmdir(group.directory.string)
                 }
                 throw error
@@ -140,10 +137,7 @@ final class JobCgroup {
         switch layout {
         case let .v2(_, fd): close(fd)
         case let .v1(groups):
-            for group in groups {
-                close(group.tasks)
-                if group.parentTasks >= 0 { close(group.parentTasks) }
-            }
+            for group in groups { close(group.tasks) }
         }
         if procsFD >= 0 { close(procsFD) }
         for fd in usageFiles?.all ?? [] where fd >= 0 { close(fd) }
@@ -154,9 +148,9 @@ final class JobCgroup {
         if case let .v2(_, fd) = layout { fd } else { nil }
     }
 
-    /// The files the sandbox's PID 1 writes itself into (csb_spawn_place):
-    /// v1, each hierarchy's `tasks` (one thread, itself: no global lock);
-    /// v2, nothing when clone3 placed it there, else the group's
+    /// The files the job writes itself into (csb_spawn_place): v1, each
+    /// hierarchy's `tasks` (one thread, itself: no global lock); v2,
+    /// nothing when clone3 placed PID 1 there, else the group's
     /// `cgroup.procs` (the kernel checks the opener's, the runner's,
     /// credentials). Owned by the group; valid while it lives.
     func joinFiles(clonedInto: Bool) throws(SandboxError) -> [Int32] {
@@ -173,18 +167,6 @@ final class JobCgroup {
             }
             return [procsFD]
         }
-    }
-
-    /// The files the sandbox's PID 1 writes itself into once it reaped every
-    /// process of the job, leaving the group empty before it exits (the
-    /// kernel tears its namespaces down in that exit, which then need not
-    /// be waited for): v1, each hierarchy's parent `tasks` (one thread,
-    /// itself: no global lock). None on v2, where moving a process takes
-    /// `cgroup.procs` and with it an RCU grace period, nor when one of
-    /// them could not be opened. Owned by the group; valid while it lives.
-    var leaveFiles: [Int32] {
-        guard case let .v1(groups) = layout, groups.allSatisfy({ $0.parentTasks >= 0 }) else { return [] }
-        return groups.map(\.parentTasks)
     }
 
     /// CPU time of the group so far (user + system of every process it
