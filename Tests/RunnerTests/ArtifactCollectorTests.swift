@@ -421,6 +421,26 @@ private func tree(_ path: String, prefix: String = "") -> Set<String> {
         #expect(names(s.results) == Set(["outputs"]), "no partial or old copy left behind")
     }
 
+    /// A one-shot run leaves the freeing of the previous outputs to its
+    /// exit: they still go from the folder, whole, and the descriptors
+    /// that hold them until then belong to the exit's helper.
+    @Test func previousOutputsFreedAfterTheExitAreGoneFromTheFolder() throws {
+        let s = try Scratch()
+        try s.makeDirectory(s.staging + "/old")
+        try s.makeDirectory(s.staging + "/old/deeper")
+        try s.write(s.staging + "/old/old.txt", "old")
+        try s.write(s.staging + "/old/deeper/d.txt", "d")
+        _ = try s.collect()
+        try ArtifactCollector.removeTree(FilePath(s.staging))
+        try s.makeDirectory(s.staging)
+        try s.write(s.staging + "/new.txt", "new")
+        var collector = ArtifactCollector()
+        collector.freesAfterExit = true
+        _ = try s.collect(collector)
+        #expect(tree(s.outputs) == ["new.txt"])
+        #expect(names(s.results) == Set(["outputs"]), "no partial or old copy left behind")
+    }
+
     @Test func failedCollectLeavesThePreviousOutputsIntact() throws {
         let s = try Scratch()
         try s.write(s.staging + "/old.txt", "old")

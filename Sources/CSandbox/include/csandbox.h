@@ -460,7 +460,7 @@ _Noreturn void csb_exit_process(int status);
 int csb_exit_prepare(void);
 
 /// How many descriptors csb_exit_close_later takes.
-#define CSB_EXIT_CLOSE_LATER_MAX 8
+#define CSB_EXIT_CLOSE_LATER_MAX 16
 
 /// Leaves `fd` open through csb_exit_process, to the helper, which closes
 /// it with its own exit, once the process has exited. For a file whose

@@ -51,6 +51,11 @@ public struct ArtifactCollector: Sendable {
     /// so the outputs are never in place without it.
     public var keptNames: [String]
 
+    /// The previous outputs, once swapped out, are removed with their
+    /// freeing left to the process's exit (`TreeRemoval`): for a process
+    /// that ends with the run (the one-shot CLI).
+    public var freesAfterExit = false
+
     public init(maxDepth: Int = 128, maxEntries: Int = 100_000, maxSkippedListed: Int = 1000,
                 withheldNames: [String] = [], keptNames: [String] = []) {
         self.maxDepth = maxDepth
@@ -176,7 +181,7 @@ public struct ArtifactCollector: Sendable {
         }
         // The old outputs now sit at the hidden name. The new ones are in
         // place, so a failure to remove the old ones must not fail the run.
-        try? TreeRemoval.remove(partial, in: parent)
+        try? TreeRemoval.remove(partial, in: parent, freesAfterExit: freesAfterExit)
         return walk.report
     }
 

@@ -140,7 +140,8 @@ final class OneShotRun {
             results.discard(files, prepared: takePrepared(), keepingLogsIn: options.keepLogsIn)
             return OneShotOutcome(record: record, exitStatus: result.shellStatus)
         }
-        let report = try results.collectOutputs(from: outputs.descriptor, withholding: options.withheldOutputNames)
+        let report = try results.collectOutputs(from: outputs.descriptor, withholding: options.withheldOutputNames,
+                                                freesAfterExit: options.processEndsWithRun)
         let collected = ContinuousClock.now
         let record = OneShotRunner.makeRecord(options, job: job, result: result, outputs: report, warnings: warnings,
                                               started: started, finished: finished)

@@ -163,8 +163,13 @@ struct ResultsFolder {
     /// outputs/, replacing the previous outputs/ atomically. Files the job
     /// wrote under the `withholding` names are not copied; the previous
     /// outputs' own ones (the owner's permission file) are kept.
-    func collectOutputs(from root: FileDescriptor, withholding names: [String] = []) throws -> ArtifactReport {
-        try ArtifactCollector(withheldNames: names, keptNames: names).collect(from: root, into: path.appending("outputs"))
+    /// `freesAfterExit`: the previous outputs are freed after the process's
+    /// exit (`ArtifactCollector.freesAfterExit`).
+    func collectOutputs(from root: FileDescriptor, withholding names: [String] = [],
+                        freesAfterExit: Bool = false) throws -> ArtifactReport {
+        var collector = ArtifactCollector(withheldNames: names, keptNames: names)
+        collector.freesAfterExit = freesAfterExit
+        return try collector.collect(from: root, into: path.appending("outputs"))
     }
 
     /// Moves the logs into place, then returncode.txt, then result.json.
