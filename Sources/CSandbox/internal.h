@@ -148,8 +148,6 @@ int csb_mask(int dir_fd, const char *_Nonnull path, struct csb_masks *_Nonnull m
 int csb_make_read_only(int dir_fd, const char *_Nonnull path, uint32_t attr);
 
 // proc.c — the sandbox's /proc, knobs read-only and the host's files hidden.
-/// The attributes of the /proc made before the plan (the assembled root's).
-#define CSB_PROC_ATTR (CSB_ATTR_NOSUID | CSB_ATTR_NODEV | CSB_ATTR_NOEXEC)
 /// Before the plan, best effort (returns 0): the mount tree made private,
 /// then the sandbox's /proc made on PID 1's own.
 int csb_child_prepare_proc(struct csb_child_ctx *_Nonnull ctx);

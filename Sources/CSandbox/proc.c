@@ -17,6 +17,8 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+_Static_assert(CSB_PROC_ATTR == (CSB_ATTR_NOSUID | CSB_ATTR_NODEV | CSB_ATTR_NOEXEC), "the prepared /proc's attributes");
+
 /// Made read-only mounts of their own: writing a sysctl, the SysRq trigger,
 /// an IRQ's affinity, a bus's settings or binfmt_misc needs none of a job.
 static const char *const read_only_paths[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};

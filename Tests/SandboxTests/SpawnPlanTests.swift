@@ -1,4 +1,5 @@
 import Foundation
+import CSandbox
 @testable import Sandbox
 import SystemPackage
 import Testing
@@ -14,8 +15,10 @@ import Testing
         let bin = plan.first { $0.target == "/bin" }
         #expect(bin?.kind == .symlink(destination: "usr/bin"))
         #expect(plan.contains { $0.target == "/tmp" && $0.kind == .tmpfs(sizeBytes: 1 << 20, mode: 0o1777) })
-        // One proc mount: its knobs and masks are the shim's (proc.c).
+        // One proc mount: its knobs and masks are the shim's (proc.c), and
+        // with the attributes of the one PID 1 makes before the plan comes.
         #expect(plan.filter { $0.target.hasPrefix("/proc") }.map(\.kind) == [.proc])
+        #expect(plan.first { $0.kind == .proc }?.attributes.rawValue == UInt32(CSB_PROC_ATTR))
     }
 
     @Test func hostNetworkGetsTheHostsResolverConfiguration() throws {

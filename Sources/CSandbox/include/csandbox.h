@@ -152,6 +152,10 @@ enum csb_mount_kind {
 #define CSB_ATTR_NODEV 0x00000004u
 #define CSB_ATTR_NOEXEC 0x00000008u
 
+/// The attributes of the /proc PID 1 makes before its plan arrives (proc.c):
+/// a plan's proc mount with these takes it (RootFilesystem's do).
+#define CSB_PROC_ATTR 0x0000000Eu // NOSUID | NODEV | NOEXEC (a literal: Swift imports it)
+
 /// Bind flags.
 #define CSB_BIND_RECURSIVE 0x1u  // bind the whole subtree (AT_RECURSIVE)
 #define CSB_BIND_IDMAP 0x2u      // map the source's owner to the sandbox's root (needs the parent to be root)
