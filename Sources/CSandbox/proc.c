@@ -26,14 +26,15 @@ static const char *const read_only_paths[] = {"sys", "sysrq-trigger", "irq", "bu
 /// Hidden: the host's memory and kernel log, its keys, symbols and timers,
 /// its page tables' statistics and its hardware.
 static const char *const hidden_paths[] = {
-    "kcore",       "kmsg",      "keys",       "timer_list", "sched_debug",
-    "latency_stats", "acpi",    "scsi",       "asound",     "kallsyms",
-    "kpagecount",  "kpageflags", "kpagecgroup", "vmallocinfo", "pagetypeinfo",
+    "kcore", "kmsg", "keys", "timer_list", "sched_debug", "latency_stats", "acpi", "scsi", "asound",
+    "kallsyms", "kpagecount", "kpageflags", "kpagecgroup", "vmallocinfo", "pagetypeinfo",
 };
 
 /// A new procfs instance with `attr`, attached on `target_fd`, then its
 /// knobs made read-only and the host's files hidden: its root (the mount,
-/// attached) in `*root_out`. What failed goes to `message`.
+/// attached) in `*root_out`. What failed goes to `message`; a failure after
+/// the attach leaves that procfs where it is (the sandbox does not start
+/// then, and before the plan it only covers PID 1's own /proc).
 static int mount_proc(int target_fd, uint32_t attr, char *_Nonnull message, size_t size, int *_Nonnull root_out) {
     int root = -1, error = 0;
     int fs = fsopen("proc", FSOPEN_CLOEXEC);
