@@ -67,6 +67,10 @@ static _Noreturn void report_and_exit(struct csb_child_ctx *_Nonnull ctx, int st
     totals.wait_status = status;
     totals.alone = alone;
     totals.cgroup_empty = alone && ctx->job_joins_cgroup;
+    // The pipes end before the report comes: the runner drains them to
+    // their end once it has it (become_init).
+    if (ctx->config->stdout_fd >= 3) close(ctx->config->stdout_fd);
+    if (ctx->config->stderr_fd >= 3) close(ctx->config->stderr_fd);
     send_all(ctx->sync_fd, &totals, sizeof totals);
     if (totals.cgroup_empty) await_release(ctx->sync_fd);
     if (WIFEXITED(status)) _exit(WEXITSTATUS(status));

@@ -420,8 +420,15 @@ static _Noreturn void job_main(struct csb_child_ctx *_Nonnull ctx) {
     _exit(127);
 }
 
-/// PID 1 after the fork: hold nothing of the host (no terminal, no pipes),
-/// keep no privilege, be unreadable through /proc, then supervise.
+/// PID 1 after the fork: hold nothing of the host (no terminal) but the
+/// job's stdout and stderr pipes, keep no privilege, be unreadable through
+/// /proc, then supervise. It holds the pipes until its report (init.c), so
+/// the job's exit does not end them: the runner's reader, asleep on another
+/// CPU, is woken once, by the report and the pipes' end together, instead
+/// of once by the pipes on the exiting job's way (a cross-CPU wake-up) and
+/// again by the report. The job already writes to them: holding them gives
+/// nothing in the sandbox anything it did not have, and PID 1 is not
+/// dumpable, so nothing there can reach its descriptors.
 static _Noreturn void become_init(struct csb_child_ctx *_Nonnull ctx, pid_t job) {
     int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null_fd >= 0) {
@@ -429,8 +436,8 @@ static _Noreturn void become_init(struct csb_child_ctx *_Nonnull ctx, pid_t job)
         dup2(null_fd, 1);
         dup2(null_fd, 2);
     }
-    int keep[] = {ctx->sync_fd};
-    int error = csb_close_fds_except(keep, 1);
+    int keep[] = {ctx->sync_fd, ctx->config->stdout_fd, ctx->config->stderr_fd};
+    int error = csb_close_fds_except(keep, 3);
     (void)prctl(PR_SET_NAME, "sandbox-init", 0, 0, 0); // not the name of a Swift worker thread
     if (error == 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) error = errno;
     if (error == 0) error = csb_drop_capabilities(ctx);
