@@ -158,9 +158,13 @@ public final class StartedSandbox: Sendable {
                                         prepared: handoff.preparedAhead(for: configuration))
         let reply = Latch()
         let started = Latch()
+        let steering = Steering()
         if whileRunning != nil { supervisor.jobStarted = { started.open() } }
         startWaitingThread()
         handoff.give(supervisor, untilEnded: false) { outcome in
+            // This thread goes on to remove the job's cgroup: the caller
+            // wakes on another CPU to write the results meanwhile.
+            steering.steerAway()
             reply.open(with: outcome)
             started.open()
         }
@@ -169,6 +173,7 @@ public final class StartedSandbox: Sendable {
             whileRunning()
         }
         guard let outcome = reply.wait() else { fatalError("the sandbox's thread ended the run without an outcome") }
+        steering.comeBack()
         return try outcome.result()
     }
 
@@ -209,6 +214,24 @@ public final class StartedSandbox: Sendable {
         handoff.abandon()
         waitUntilEnded()
     }
+}
+
+/// The thread blocked in `runBlocking`, woken by the sandbox's thread at the
+/// job's end away from that thread's CPU (csb_cpus_steer_away), and its
+/// CPUs given back once it runs. Written by the sandbox's thread before it
+/// opens the latch the blocked thread waits on, read after.
+private final class Steering: @unchecked Sendable {
+    private let waiter = csb_thread_id()
+    private let saved = UnsafeMutablePointer<csb_cpu_mask>.allocate(capacity: 1)
+
+    init() { saved.initialize(to: csb_cpu_mask()) }
+    deinit { saved.deallocate() }
+
+    /// The sandbox's thread, before it wakes the waiter. Best effort.
+    func steerAway() { _ = csb_cpus_steer_away(waiter, saved) }
+
+    /// The waiter, once woken. Best effort.
+    func comeBack() { _ = csb_cpus_steered_back(saved) }
 }
 
 /// What a blocked thread waits for (`runBlocking`, `waitUntilEnded`):

@@ -212,4 +212,31 @@ import Testing
         }
         #expect(calls == 1)
     }
+
+    /// The sandbox's thread wakes the blocked caller away from its own CPU
+    /// at the job's end (cpus.c): the caller has its own CPUs back when
+    /// runBlocking returns, not a mask short of one.
+    @Test func theCallerHasItsCPUsBackAfterABlockingRun() async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let config = try configuration("true")
+        let output = files.output()
+        let (before, after) = try await onThread {
+            let before = CPUMask.ofThisThread()
+            let started = Sandbox.start(network: .none)
+            _ = try started.runBlocking(config, output: output)
+            let after = CPUMask.ofThisThread()
+            started.waitUntilEnded()
+            return (before, after)
+        }
+        #expect(after == before)
+    }
+}
+
+/// The calling thread's allowed CPUs, as /proc/thread-self/status lists them.
+enum CPUMask {
+    static func ofThisThread() -> String {
+        let status = (try? String(contentsOfFile: "/proc/thread-self/status", encoding: .utf8)) ?? ""
+        return status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }.map(String.init) ?? ""
+    }
 }

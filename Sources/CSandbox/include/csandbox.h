@@ -517,6 +517,21 @@ int csb_thread_attr_on_this_cpu(pthread_attr_t *_Nonnull attr, struct csb_cpu_ma
 /// wherever its creator could again. 0 or an errno.
 int csb_thread_release_cpu(struct csb_cpu_mask *_Nonnull mask);
 
+/// Before waking thread `tid` (asleep, waiting for what the calling thread
+/// hands it): lets it run anywhere its mask allows but on the calling
+/// thread's CPU, its mask kept in `saved` for csb_cpus_steered_back, so the
+/// two go on side by side instead of the woken one preempting the waker.
+/// Nothing is changed (and `saved` is not held) when `tid` may use only
+/// this CPU. 0 or an errno.
+int csb_cpus_steer_away(int32_t tid, struct csb_cpu_mask *_Nonnull saved);
+
+/// The calling thread's id (gettid(2)), for csb_cpus_steer_away.
+int32_t csb_thread_id(void);
+
+/// The calling thread, steered by csb_cpus_steer_away, gets its mask back.
+/// 0 or an errno.
+int csb_cpus_steered_back(struct csb_cpu_mask *_Nonnull saved);
+
 /// Name of an errno value ("ENOENT"), or NULL when unknown.
 const char *_Nullable csb_errno_name(int error);
 
