@@ -213,6 +213,25 @@ import Testing
         #expect(calls == 1)
     }
 
+    /// After a blocking run, PID 1 waits to exit until the caller has
+    /// written its results (`waitUntilEnded`): its exit's teardown of the
+    /// namespaces stays out of their way. Then it is let go and reaped.
+    @Test func theRunsPID1WaitsForTheCallersWaitUntilEnded() async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let started = Sandbox.start(network: .none)
+        let config = try configuration("true")
+        let output = files.output()
+        let result = try await onThread { try started.runBlocking(config, output: output) }
+        #expect(result.termination == .exited(0))
+        let initPID = try #require(started.initPID)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(kill(initPID, 0) == 0, "PID 1 exited before the caller's waitUntilEnded")
+        try await onThread { started.waitUntilEnded() }
+        let reaped = try await TestSupport.waitUntil(2) { kill(initPID, 0) != 0 && errno == ESRCH }
+        #expect(reaped, "PID 1 was not reaped within 2 s of waitUntilEnded")
+    }
+
     /// The sandbox's thread wakes the blocked caller away from its own CPU
     /// at the job's end (cpus.c): the caller has its own CPUs back when
     /// runBlocking returns, not a mask short of one.
