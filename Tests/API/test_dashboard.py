@@ -24,6 +24,7 @@ serves instead of the embedded ones (e.g. Sources/Runner/HTTP/Assets).
 import base64
 import http.client
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -92,6 +93,7 @@ def browser(api):
         driver.quit()
         if proxy:
             proxy.stop()
+        shutil.rmtree(downloads, ignore_errors=True)
 
 
 def wait_for(condition, what, timeout=WAIT, interval=0.1):

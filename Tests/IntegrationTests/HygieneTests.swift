@@ -24,8 +24,10 @@ import Testing
         let job = try JobFixture("for fd in 3 4 5 6 7 8 9; do ./probe fd $fd; done", withProbe: true)
         // The shell opens fds 7 and 9 without close-on-exec and execs the CLI
         // with them: a careless runner would hand them to the job.
-        let command = "exec 7</etc/hostname 9>>/tmp/syft-it-leak; exec \"$0\" --results \"$1\" \"$2\""
-        let run = await TestSupport.run(["/bin/sh", "-c", command, TestSupport.binary, job.results.path, job.path])
+        let leak = NSTemporaryDirectory() + "syft-it-leak-\(UUID().uuidString)"
+        defer { unlink(leak) }
+        let command = "exec 7</etc/hostname 9>>\"$3\"; exec \"$0\" --results \"$1\" \"$2\""
+        let run = await TestSupport.run(["/bin/sh", "-c", command, TestSupport.binary, job.results.path, job.path, leak])
         #expect(run.status == 0, "\(run.stderr)")
         let lines = job.probeLines()
         for fd in 3...9 { #expect(lines["fd\(fd)"] == "closed", "fd \(fd) is open inside") }

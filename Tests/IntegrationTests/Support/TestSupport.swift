@@ -46,14 +46,18 @@ enum TestSupport {
     static let repository: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// The probe program, compiled statically once per test process.
+    /// The probe program, compiled statically once per test process and
+    /// removed when the process exits.
     static let probe: String = {
         let source = repository.appendingPathComponent("Tests/IntegrationTests/Probes/probe.c").path
         let output = NSTemporaryDirectory() + "syft-probe-\(getpid())"
         let result = runBlocking(["/usr/bin/cc", "-static", "-O1", "-o", output, source])
         precondition(result.status == 0, "cannot build the probe: \(result.stderr)")
+        compiledProbe = output
+        atexit { if let path = TestSupport.compiledProbe { unlink(path) } }
         return output
     }()
+    nonisolated(unsafe) static var compiledProbe: String?
 
     /// Runs a program on the calling thread; `environment` nil inherits the
     /// test's. Tests call `run`, which keeps this off the cooperative pool.
