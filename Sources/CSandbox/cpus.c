@@ -28,17 +28,32 @@
 
 _Static_assert(sizeof(cpu_set_t) == sizeof(((struct csb_cpu_mask *)0)->bits), "csb_cpu_mask holds a cpu_set_t");
 
-/// The CPUs the calling thread may use, in `saved` (not held yet), and
-/// the one it runs on; -1 when it may use no other (or the kernel would
-/// not say): then nothing is to be moved.
-static int caller_cpu(struct csb_cpu_mask *_Nonnull saved) {
+/// The CPUs task `whose` (0: the calling thread) may use, in `saved` (not
+/// held yet), and the one the calling thread runs on; -1 when that is not
+/// one of them, or they are fewer than two (or the kernel would not say):
+/// then nothing is to be moved.
+static int cpus_and_this_cpu(pid_t whose, struct csb_cpu_mask *_Nonnull saved) {
     saved->held = false;
     cpu_set_t allowed;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) return -1;
+    if (sched_getaffinity(whose, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) return -1;
     int current = sched_getcpu();
     if (current < 0 || !CPU_ISSET(current, &allowed)) return -1;
     memcpy(saved->bits, &allowed, sizeof allowed);
     return current;
+}
+
+/// Gives task `tid` the CPUs of task `whose` (0: the calling thread) but
+/// the calling thread's own, those CPUs kept in `saved` (held once moved).
+/// 0 or an errno; 0 and nothing moved when there is nowhere else to go.
+static int move_off_this_cpu(pid_t tid, pid_t whose, struct csb_cpu_mask *_Nonnull saved) {
+    int current = cpus_and_this_cpu(whose, saved);
+    if (current < 0) return 0;
+    cpu_set_t elsewhere;
+    memcpy(&elsewhere, saved->bits, sizeof elsewhere);
+    CPU_CLR(current, &elsewhere);
+    if (sched_setaffinity(tid, sizeof elsewhere, &elsewhere) != 0) return errno;
+    saved->held = true;
+    return 0;
 }
 
 /// Gives task `tid` (0: the calling thread) the CPUs `saved` holds, if it
@@ -60,15 +75,8 @@ static int give_back(pid_t tid, pid_t fallback, struct csb_cpu_mask *_Nonnull sa
 }
 
 void csb_cpus_start_elsewhere(struct csb_child *_Nonnull child) {
-    int current = child->pid > 0 ? caller_cpu(&child->start_cpus) : -1;
-    if (current < 0) {
-        child->start_cpus.held = false;
-        return;
-    }
-    cpu_set_t elsewhere;
-    memcpy(&elsewhere, child->start_cpus.bits, sizeof elsewhere);
-    CPU_CLR(current, &elsewhere);
-    child->start_cpus.held = sched_setaffinity(child->pid, sizeof elsewhere, &elsewhere) == 0;
+    child->start_cpus.held = false;
+    if (child->pid > 0) (void)move_off_this_cpu(child->pid, 0, &child->start_cpus);
 }
 
 void csb_cpus_hand_over(struct csb_child *_Nonnull child, struct csb_cpu_mask *_Nonnull out) {
@@ -96,7 +104,7 @@ int csb_thread_attr_on_this_cpu(pthread_attr_t *_Nonnull attr, struct csb_cpu_ma
         caller->held = false;
         return error;
     }
-    int current = caller_cpu(caller);
+    int current = cpus_and_this_cpu(0, caller);
     if (current < 0) return 0;
     cpu_set_t here;
     CPU_ZERO(&here);
@@ -122,16 +130,7 @@ int csb_thread_release_cpu(struct csb_cpu_mask *_Nonnull mask) {
 // job's launch (500 pairs, back to back and 20 ms apart).
 
 int csb_cpus_steer_away(int32_t tid, struct csb_cpu_mask *_Nonnull saved) {
-    saved->held = false;
-    cpu_set_t allowed;
-    if (sched_getaffinity(tid, sizeof allowed, &allowed) != 0) return errno;
-    int current = sched_getcpu();
-    if (current < 0 || !CPU_ISSET(current, &allowed) || CPU_COUNT(&allowed) < 2) return 0;
-    memcpy(saved->bits, &allowed, sizeof allowed);
-    CPU_CLR(current, &allowed);
-    if (sched_setaffinity(tid, sizeof allowed, &allowed) != 0) return errno;
-    saved->held = true;
-    return 0;
+    return move_off_this_cpu(tid, tid, saved);
 }
 
 int32_t csb_thread_id(void) {
