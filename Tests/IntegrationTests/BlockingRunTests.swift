@@ -251,11 +251,3 @@ import Testing
         #expect(after == before)
     }
 }
-
-/// The calling thread's allowed CPUs, as /proc/thread-self/status lists them.
-enum CPUMask {
-    static func ofThisThread() -> String {
-        let status = (try? String(contentsOfFile: "/proc/thread-self/status", encoding: .utf8)) ?? ""
-        return status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }.map(String.init) ?? ""
-    }
-}

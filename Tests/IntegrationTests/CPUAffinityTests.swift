@@ -11,9 +11,8 @@ import Testing
 
     /// This process's allowed CPUs, the line the job prints.
     static func callersLine() throws -> String {
-        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
-        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
-        return String(line) + "\n"
+        let line = try #require(CPUMask.line(inStatus: "/proc/self/status"))
+        return line + "\n"
     }
 
     /// The one-shot CLI, whose PID 1 is cloned by its constructor (early.c).
@@ -58,8 +57,7 @@ import Testing
         let thread = try #require(try FileManager.default.contentsOfDirectory(atPath: tasks).first { tid in
             (try? String(contentsOfFile: "\(tasks)/\(tid)/comm", encoding: .utf8)) == "sandbox\n"
         }, "no thread named sandbox")
-        let status = try String(contentsOfFile: "\(tasks)/\(thread)/status", encoding: .utf8)
-        let line = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }
-        #expect(line.map { String($0) + "\n" } == (try Self.callersLine()))
+        let line = CPUMask.line(inStatus: "\(tasks)/\(thread)/status")
+        #expect(line.map { $0 + "\n" } == (try Self.callersLine()))
     }
 }

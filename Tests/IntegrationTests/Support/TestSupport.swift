@@ -390,3 +390,16 @@ struct CaptureFiles {
         unlink(base + ".err")
     }
 }
+
+/// A task's allowed CPUs, as its /proc status file lists them.
+enum CPUMask {
+    /// The `Cpus_allowed_list:` line of the status file at `path`, nil
+    /// when it cannot be read.
+    static func line(inStatus path: String) -> String? {
+        guard let status = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        return status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }.map(String.init)
+    }
+
+    /// The calling thread's line ("" when unreadable).
+    static func ofThisThread() -> String { line(inStatus: "/proc/thread-self/status") ?? "" }
+}
