@@ -93,7 +93,14 @@ work, rounds = sys.argv[1], int(sys.argv[2])
 per_round = [[r["times"] for r in json.load(open(f"{work}/launch-{n}.json"))["results"]] for n in range(1, rounds + 1)]
 medians = [statistics.median(sum((round_[i] for round_ in per_round), [])) for i in range(3)]
 ratios = sorted(statistics.median(round_[0]) / statistics.median(round_[1]) for round_ in per_round)
-print(*medians, statistics.median(ratios), f"{ratios[0]:.2f}-{ratios[-1]:.2f}")
+# The median's 95 % confidence interval: the ratios at ranks n/2 -+ 0.98
+# sqrt(n) (order statistics; nothing assumed of their distribution).
+reach = 0.98 * len(ratios) ** 0.5
+low, high = max(0, int(len(ratios) / 2 - reach)), min(len(ratios) - 1, -int(-(len(ratios) / 2 + reach)) - 1)
+spread = f"rounds {ratios[0]:.2f}-{ratios[-1]:.2f}"
+if len(ratios) >= 6:
+    spread = f"95% CI {ratios[low]:.2f}-{ratios[high]:.2f}; {spread}"
+print(*medians, statistics.median(ratios), spread.replace(" ", "_"))
 PY
 )
     python3 - "$ours" "$bwrap" "$plain" "$ratio" "$spread" <<'PY'
@@ -102,7 +109,7 @@ ours, bwrap, plain, ratio = map(float, sys.argv[1:5])
 print(f"  syft-sandbox-run {ours*1000:8.2f} ms")
 print(f"  bwrap            {bwrap*1000:8.2f} ms")
 print(f"  bash run.sh      {plain*1000:8.2f} ms")
-print(f"  ratio vs bwrap   {ratio:8.2f}x   (target <= 1.00x; rounds {sys.argv[5]})")
+print(f"  ratio vs bwrap   {ratio:8.2f}x   (target <= 1.00x; {sys.argv[5].replace('_', ' ')})")
 PY
 }
 launch "$work" "folders under ${BENCH_DIR:-/var/tmp}"
@@ -113,18 +120,19 @@ launch "$work" "folders under ${BENCH_DIR:-/var/tmp}" trivial 0.02
 # moves both runs of a pair, and the median of the per-pair ratios is the
 # steadier figure. Back to back, each run meets what the one before (the
 # other command's) left to the kernel; 20 ms apart, neither does.
-cc -O2 -o "$work/pairs" bench/pairs.c
+cc -O2 -o "$work/pairs" bench/pairs.c -lm
 paired() {
     local settle=$1 label=$2
     echo "== launch: a trivial job, runs paired with bwrap's, $label ($runs pairs)"
     local bwrap_cmd
     bwrap_cmd=$(bwrap_command "$work/trivial" "")
     # shellcheck disable=SC2086 # the bwrap command line is split on purpose
-    read -r -d '' ours theirs of_medians per_pair < <(cd "$work/trivial" && "$work/pairs" "$runs" "$settle" \
+    read -r -d '' ours theirs of_medians per_pair low high < <(cd "$work/trivial" && "$work/pairs" "$runs" "$settle" \
         "$binary" --results "$work/r-trivial" "$work/trivial" -- $bwrap_cmd) || true
     [[ -n ${per_pair:-} ]] || { echo "bench: the paired runs failed" >&2; exit 1; }
     printf '  syft-sandbox-run %8.2f ms\n  bwrap            %8.2f ms\n' "$ours" "$theirs"
-    printf '  ratio vs bwrap   %8.2fx   (target <= 1.00x; per pair %.2fx)\n' "$of_medians" "$per_pair"
+    printf '  ratio vs bwrap   %8.2fx   (target <= 1.00x; per pair %.2fx, 95%% CI %.2f-%.2f)\n' \
+        "$of_medians" "$per_pair" "$low" "$high"
 }
 paired 0 "back to back"
 paired 20 "20 ms apart"

@@ -5,12 +5,15 @@
 // Runs A and B alternately, the pair's order swapped every time (A B, B A,
 // ...), each with stdout and stderr to /dev/null, after SETTLE_MS of
 // sleep (untimed). Prints, one per line: A's median, B's median (ms), the
-// ratio of the medians, and the median of the per-pair ratios A/B. Two
+// ratio of the medians, the median of the per-pair ratios A/B, and that
+// median's 95 % confidence interval (its low and high end: order
+// statistics, no assumption about the ratios' distribution). Two
 // runs side by side see the same machine: a VM whose speed drifts over
 // seconds moves both, not one, so the per-pair ratio is the steadier
 // figure. Exits 1 when a run fails.
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <math.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,12 +60,19 @@ static int by_value(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static double median(const double *values, int count) {
+/// The median of `values`; with `low` and `high`, the ends of its 95 %
+/// confidence interval: the sorted values at ranks n/2 -+ 0.98 sqrt(n)
+/// (the binomial's normal approximation; distribution-free).
+static double median(const double *values, int count, double *low, double *high) {
     double *sorted = malloc((size_t)count * sizeof *sorted);
     if (sorted == NULL) exit(1);
     memcpy(sorted, values, (size_t)count * sizeof *sorted);
     qsort(sorted, (size_t)count, sizeof *sorted, by_value);
     double middle = count % 2 ? sorted[count / 2] : (sorted[count / 2 - 1] + sorted[count / 2]) / 2;
+    double reach = 0.98 * sqrt((double)count);
+    int first = (int)floor(count / 2.0 - reach), last = (int)ceil(count / 2.0 + reach) - 1;
+    if (low != NULL) *low = sorted[first < 0 ? 0 : first];
+    if (high != NULL) *high = sorted[last >= count ? count - 1 : last];
     free(sorted);
     return middle;
 }
@@ -97,7 +107,8 @@ int main(int argc, char **argv) {
         }
         ratios[i] = times_a[i] / times_b[i];
     }
-    double median_a = median(times_a, runs), median_b = median(times_b, runs);
-    printf("%.3f\n%.3f\n%.3f\n%.3f\n", median_a, median_b, median_a / median_b, median(ratios, runs));
+    double median_a = median(times_a, runs, NULL, NULL), median_b = median(times_b, runs, NULL, NULL);
+    double low, high, per_pair = median(ratios, runs, &low, &high);
+    printf("%.3f\n%.3f\n%.3f\n%.3f\n%.3f\n%.3f\n", median_a, median_b, median_a / median_b, per_pair, low, high);
     return 0;
 }
