@@ -100,7 +100,7 @@ low, high = max(0, int(len(ratios) / 2 - reach)), min(len(ratios) - 1, -int(-(le
 spread = f"rounds {ratios[0]:.2f}-{ratios[-1]:.2f}"
 if len(ratios) >= 6:
     spread = f"95% CI {ratios[low]:.2f}-{ratios[high]:.2f}; {spread}"
-print(*medians, statistics.median(ratios), spread.replace(" ", "_"))
+print(*medians, statistics.median(ratios), spread)
 PY
 )
     python3 - "$ours" "$bwrap" "$plain" "$ratio" "$spread" <<'PY'
@@ -109,7 +109,7 @@ ours, bwrap, plain, ratio = map(float, sys.argv[1:5])
 print(f"  syft-sandbox-run {ours*1000:8.2f} ms")
 print(f"  bwrap            {bwrap*1000:8.2f} ms")
 print(f"  bash run.sh      {plain*1000:8.2f} ms")
-print(f"  ratio vs bwrap   {ratio:8.2f}x   (target <= 1.00x; {sys.argv[5].replace('_', ' ')})")
+print(f"  ratio vs bwrap   {ratio:8.2f}x   (target <= 1.00x; {sys.argv[5]})")
 PY
 }
 launch "$work" "folders under ${BENCH_DIR:-/var/tmp}"
