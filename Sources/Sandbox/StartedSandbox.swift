@@ -54,14 +54,17 @@ public final class StartedSandbox: Sendable {
                 launch.release()
                 reply(outcome)
             }
-            handoff.markEnded()
+            handoff.markEnded(threadLeft: false)
             // PID 1 may still be exiting (its namespaces' teardown), or wait
             // to be let go (`release`): let go and reaped here, after the
             // caller was told, and after a blocking caller's results
-            // (`waitUntilEnded`). A process that exits first lets it go by
-            // exiting and leaves it to whoever reaps its orphans.
-            if case .finished = outcome { handoff.awaitLetGo() }
+            // (`waitUntilEnded`). A caller whose process exits next lets it
+            // go itself, and this thread parks in `leave` until the exit.
+            var waitsForLetGo = false
+            if case .finished = outcome { waitsForLetGo = true }
+            handoff.leave(statusFD: launch.child.status_fd, waitingForLetGo: waitsForLetGo)
             launch.finish()
+            handoff.left()
         }
         if let failure {
             handoff.unavailable(SandboxError(.setupFailed, "cannot make the sandbox's thread", errno: failure,
@@ -210,18 +213,29 @@ public final class StartedSandbox: Sendable {
 
     /// As `ended`, blocking the calling thread (see `runBlocking`); then
     /// lets a blocking run's PID 1 go.
-    public func waitUntilEnded() {
+    ///
+    /// `processExits`: the calling process exits next (the one-shot CLI,
+    /// through csb_exit_process, which closes the process's descriptors
+    /// while the helper it hands its memory to still shares them). PID 1
+    /// is then let go from this thread, and the sandbox's thread, which
+    /// would otherwise wait for PID 1 on its pidfd and reap it, parks until
+    /// the exit and touches no descriptor: polling one the exit closed, it
+    /// saw POLLNVAL and fell back to killing PID 1 by its pid, and closed
+    /// numbers no longer its own. PID 1 is left to whoever reaps the
+    /// process's orphans. Nothing may use this started sandbox after.
+    public func waitUntilEnded(processExits: Bool = false) {
         startWaitingThread()
         let ended = Latch()
         handoff.whenEnded { ended.open() }
         _ = ended.wait()
-        handoff.letGo()
+        if processExits { handoff.letGoBeforeExit() } else { handoff.letGo() }
     }
 
-    /// As `discard`, blocking the calling thread (see `runBlocking`).
-    public func discardBlocking() {
+    /// As `discard`, blocking the calling thread (see `runBlocking`);
+    /// `processExits` as for `waitUntilEnded`.
+    public func discardBlocking(processExits: Bool = false) {
         handoff.abandon()
-        waitUntilEnded()
+        waitUntilEnded(processExits: processExits)
     }
 }
 
@@ -314,6 +328,16 @@ private final class Handoff: @unchecked Sendable {
     /// written its results (`letGo`, from `waitUntilEnded` or the
     /// started sandbox's end).
     private var releaseHeld = false
+    /// Where the sandbox's thread is once the run ended, for a caller whose
+    /// process exits next (`letGoBeforeExit`), which sets `exiting`.
+    private enum Leaving {
+        case running
+        case parked(statusFD: Int32)
+        case finishing
+        case left
+    }
+    private var leaving = Leaving.running
+    private var exiting = false
     private var endWaiters: [@Sendable () -> Void] = []
 
     /// The caller's side. A second run is refused.
@@ -347,36 +371,87 @@ private final class Handoff: @unchecked Sendable {
         return pid > 0 ? pid : nil
     }
 
-    /// The sandbox's thread: PID 1 is reaped and everything released.
-    func markEnded() {
+    /// The sandbox's thread: PID 1 is reaped and everything released, or
+    /// the run's job is gone and only PID 1 is left (`threadLeft` false:
+    /// the thread goes on to `leave`).
+    func markEnded(threadLeft: Bool = true) {
         monitor.lock()
         isEnded = true
+        if threadLeft { leaving = .left }
         let waiting = endWaiters
         endWaiters = []
         monitor.unlock()
         for waiter in waiting { waiter() }
     }
 
-    /// The sandbox's thread, after a run that ended: returns once the
-    /// caller let PID 1 go, at once unless a blocking caller holds it.
-    /// PID 1's exit, in which the kernel tears its namespaces down (~0.5 ms
-    /// of CPU, RCU grace periods), then stays out of the way of the
-    /// caller's writing of the results on a machine of two CPUs: let go as
-    /// soon as the group was removed, it took 4 % of a trivial job's
-    /// launch, back to back (30 blocks of 20 runs).
-    func awaitLetGo() {
+    /// The sandbox's thread, once the run ended (`markEnded(threadLeft:
+    /// false)`), before it lets PID 1 go and reaps it (`finish`); PID 1's
+    /// `statusFD` is what lets it go. Returns once it may: after a run
+    /// that ended (`waitingForLetGo`), once the caller let PID 1 go, at
+    /// once unless a blocking caller holds it. PID 1's exit, in which the
+    /// kernel tears its namespaces down (~0.5 ms of CPU, RCU grace
+    /// periods), then stays out of the way of the caller's writing of the
+    /// results on a machine of two CPUs: let go as soon as the group was
+    /// removed, it took 4 % of a trivial job's launch, back to back (30
+    /// blocks of 20 runs).
+    ///
+    /// Never returns when the caller's process exits next
+    /// (`letGoBeforeExit`): the thread waits here for the exit.
+    func leave(statusFD: Int32, waitingForLetGo: Bool) {
         monitor.lock()
-        while releaseHeld { monitor.wait() }
+        leaving = .parked(statusFD: statusFD)
+        monitor.unlock()
+        monitor.broadcast()
+        monitor.lock()
+        while !exiting, waitingForLetGo, releaseHeld { monitor.wait() }
+        if exiting {
+            // PID 1 was let go from the exiting caller's thread, or is
+            // being: nothing here is this thread's any more.
+            while true { monitor.wait() }
+        }
+        leaving = .finishing
         monitor.unlock()
     }
 
-    /// The caller's side: PID 1 may go (see `awaitLetGo`).
+    /// The sandbox's thread, after `finish`: nothing of the launch is open.
+    func left() {
+        monitor.lock()
+        leaving = .left
+        monitor.unlock()
+        monitor.broadcast()
+    }
+
+    /// The caller's side: PID 1 may go (see `leave`).
     func letGo() {
         monitor.lock()
         let held = releaseHeld
         releaseHeld = false
         monitor.unlock()
-        if held { monitor.signal() }
+        if held { monitor.broadcast() }
+    }
+
+    /// The caller's side, once ended, when its process exits next (see
+    /// `StartedSandbox.waitUntilEnded(processExits:)`): lets PID 1 go from
+    /// here once the sandbox's thread parked (it is on its way: `markEnded`
+    /// came first), or waits until that thread is done with the launch
+    /// when it had nothing to wait for (a run that failed).
+    func letGoBeforeExit() {
+        monitor.lock()
+        defer { monitor.unlock() }
+        guard !exiting else { return }
+        exiting = true
+        while true {
+            switch leaving {
+            case .running, .finishing:
+                monitor.wait()
+            case let .parked(statusFD):
+                // What csb_release_init does: PID 1 sees the hang-up.
+                if statusFD >= 0 { _ = shutdown(statusFD, Int32(SHUT_WR)) }
+                return
+            case .left:
+                return
+            }
+        }
     }
 
     /// Calls `body` once the sandbox has ended (at once if it has).
@@ -521,4 +596,7 @@ private final class Monitor: @unchecked Sendable {
     /// need a second wake-up (perf trace of the CLI: ~0.5 ms on the way to
     /// the results, the signalling thread losing its CPU in between).
     func signal() { pthread_cond_signal(condition) }
+    /// As `signal`, waking every waiter: for the changes both the sandbox's
+    /// thread and an exiting caller may wait for (`Handoff.leave`).
+    func broadcast() { pthread_cond_broadcast(condition) }
 }

@@ -118,7 +118,7 @@ extension OneShotArguments {
         } catch {
             // Bad input found after the sandbox started: it is gone (PID 1
             // reaped, its cgroup removed) before the CLI exits.
-            sandbox.discardBlocking()
+            sandbox.discardBlocking(processExits: true)
             guard let error = error as? SandboxError else { throw error }
             logger.critical("\(error)")
             if json { printFailureJSON(error) }

@@ -62,6 +62,43 @@ import Testing
         #expect(reaped, "PID 1 was not reaped within 2 s of the blocking run")
     }
 
+    /// A caller whose process exits next (the CLI, whose exit closes the
+    /// descriptors the sandbox's thread would wait on) lets PID 1 go from
+    /// its own thread, and the sandbox's thread leaves PID 1 be: PID 1
+    /// exits, and is still there to be reaped (by this test; by whoever
+    /// reaps the CLI's orphans) well after. Were the sandbox's thread to go
+    /// on to wait for it and reap it, as it does for any other caller, the
+    /// test's reaping would find nothing; were PID 1 not let go, it would
+    /// not exit. (The sandbox's thread stays parked, for the test
+    /// process's life, as it would until the CLI's exit.)
+    @Test func aCallerWhoseProcessExitsNextLetsPID1GoAndTheThreadLeavesItBe() async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let started = Sandbox.start(network: .none)
+        let config = try configuration("echo ran")
+        let output = files.output()
+        let result = try await onThread { () -> SandboxResult in
+            started.sendAhead(config)
+            let result = try started.runBlocking(config, output: output)
+            started.waitUntilEnded(processExits: true)
+            return result
+        }
+        #expect(result.termination == .exited(0))
+        #expect(files.text() == "ran\n")
+        let initPID = try #require(started.initPID)
+        func hasExited() -> Bool {
+            var info = siginfo_t()
+            let waited = waitid(P_PID, id_t(initPID), &info, WEXITED | WNOHANG | WNOWAIT)
+            return waited == 0 && info._sifields._sigchld.si_pid == initPID
+        }
+        let exited = try await TestSupport.waitUntil(2) { hasExited() }
+        #expect(exited, "PID 1 was not let go: it did not exit within 2 s")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(hasExited(), "PID 1 was reaped by the sandbox's thread after its caller said it exits")
+        var info = siginfo_t()
+        _ = waitid(P_PID, id_t(initPID), &info, WEXITED)
+    }
+
     /// A blocking run without a plan sent ahead runs too.
     @Test func aBlockingRunWithoutAPlanAheadRuns() async throws {
         let files = try CaptureFiles()

@@ -59,7 +59,10 @@ public struct OneShotOptions: Sendable {
     /// (`csb_exit_prepare`), and what the run lets go of once its results
     /// are written (the job's outputs filesystem; the previous results'
     /// files it replaced) is freed after the process's exit, rather than
-    /// on the way to its caller's wait. False: as soon as the run is done.
+    /// on the way to its caller's wait; the sandbox's PID 1 is let go from
+    /// the caller's thread, and left to whoever reaps the process's orphans
+    /// (`StartedSandbox.waitUntilEnded(processExits:)`). False: as soon as
+    /// the run is done, and PID 1 is reaped before `runBlocking` returns.
     public var processEndsWithRun: Bool
     /// Receives output chunks as they are written (live logs).
     public var sink: (@Sendable (OutputChannel, [UInt8]) -> Void)?
@@ -173,7 +176,7 @@ public enum OneShotRunner {
             run.prepareCommit()
         }
         let finished = Date()
-        defer { launched.waitUntilEnded() }
+        defer { launched.waitUntilEnded(processExits: options.processEndsWithRun) }
         return try run.writeResults(result, finished: finished)
     }
 
