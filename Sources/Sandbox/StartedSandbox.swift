@@ -432,9 +432,10 @@ private final class Handoff: @unchecked Sendable {
 
     /// The caller's side, once ended, when its process exits next (see
     /// `StartedSandbox.waitUntilEnded(processExits:)`): lets PID 1 go from
-    /// here once the sandbox's thread parked (it is on its way: `markEnded`
-    /// came first), or waits until that thread is done with the launch
-    /// when it had nothing to wait for (a run that failed).
+    /// here once the sandbox's thread reached `leave` (it is on its way:
+    /// `markEnded` came first), where it then parks; when that thread was
+    /// already past it (a failed run: it waits for no let-go), waits until
+    /// it is done with the launch.
     func letGoBeforeExit() {
         monitor.lock()
         defer { monitor.unlock() }
