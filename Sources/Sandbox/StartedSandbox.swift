@@ -31,6 +31,7 @@ public final class StartedSandbox: Sendable {
     private static func startThread(_ handoff: Handoff, heldToThisCPU held: UnsafeMutablePointer<csb_cpu_mask>? = nil,
                                     make: @escaping @Sendable () -> SandboxLaunch) {
         let failure = DedicatedThread.start(heldToThisCPU: held) {
+            handoff.threadRuns(csb_thread_id())
             let launch = make()
             handoff.started(pid: launch.child.pid)
             var taken = handoff.take()
@@ -59,10 +60,12 @@ public final class StartedSandbox: Sendable {
             // to be let go (`release`): let go and reaped here, after the
             // caller was told, and after a blocking caller's results
             // (`waitUntilEnded`). A caller whose process exits next lets it
-            // go itself, and this thread parks in `leave` until the exit.
+            // go itself, and this thread ends without touching it: PID 1's
+            // descriptors stay open, for the exit to close.
             var waitsForLetGo = false
             if case .finished = outcome { waitsForLetGo = true }
-            handoff.leave(statusFD: launch.child.status_fd, waitingForLetGo: waitsForLetGo)
+            guard case .finish = handoff.leave(statusFD: launch.child.status_fd, waitingForLetGo: waitsForLetGo)
+            else { return }
             launch.finish()
             handoff.left()
         }
@@ -119,6 +122,9 @@ public final class StartedSandbox: Sendable {
     /// or when the clone failed).
     var initPID: Int32? { handoff.startedPID }
 
+    /// The sandbox's thread's id once it started (it may have ended since).
+    var threadID: Int32? { handoff.threadID }
+
     /// Runs the started sandbox with `configuration`, whose network policy
     /// must be the one it was started with (its `cgroups` and pool are those
     /// given to `start`). As `Sandbox.run` otherwise.
@@ -161,8 +167,16 @@ public final class StartedSandbox: Sendable {
     /// After a run that ended, PID 1 (the job and its group gone) waits to
     /// exit until `waitUntilEnded` is called, or this started sandbox goes
     /// away: write the results in between.
+    ///
+    /// `processExits`: the calling process exits once it has written the
+    /// results, after `waitUntilEnded(processExits: true)` (the one-shot
+    /// CLI). The sandbox's thread then ends as soon as the job's group is
+    /// gone, rather than waiting there to reap PID 1 after the let-go: the
+    /// exit has one thread to end, not a second asleep, whose wake-up (on
+    /// the other CPU, idle by then) the caller's wait would wait for. 3-5 %
+    /// of a trivial job's launch, runs 20 ms apart.
     public func runBlocking(_ configuration: SandboxConfiguration, output: OutputCapture,
-                            control: SandboxControl? = nil,
+                            control: SandboxControl? = nil, processExits: Bool = false,
                             whileRunning: (() -> Void)? = nil) throws -> SandboxResult {
         let supervisor = try Supervisor(configuration: configuration, output: output, control: control,
                                         prepared: handoff.preparedAhead(for: configuration))
@@ -171,7 +185,7 @@ public final class StartedSandbox: Sendable {
         let steering = Steering()
         if whileRunning != nil { supervisor.jobStarted = { started.open() } }
         startWaitingThread()
-        handoff.give(supervisor, untilEnded: false, holdingRelease: true) { outcome in
+        handoff.give(supervisor, untilEnded: false, holdingRelease: true, callerExits: processExits) { outcome in
             // This thread goes on to remove the job's cgroup: the caller
             // wakes on another CPU to write the results meanwhile.
             steering.steerAway()
@@ -218,11 +232,12 @@ public final class StartedSandbox: Sendable {
     /// through csb_exit_process, which closes the process's descriptors
     /// while the helper it hands its memory to still shares them). PID 1
     /// is then let go from this thread, and the sandbox's thread, which
-    /// would otherwise wait for PID 1 on its pidfd and reap it, parks until
-    /// the exit and touches no descriptor: polling one the exit closed, it
-    /// saw POLLNVAL and fell back to killing PID 1 by its pid, and closed
-    /// numbers no longer its own. PID 1 is left to whoever reaps the
-    /// process's orphans. Nothing may use this started sandbox after.
+    /// would otherwise wait for PID 1 on its pidfd and reap it, ends (if it
+    /// has not: `runBlocking(processExits:)`) and touches none of PID 1's
+    /// descriptors: polling one the exit closed, it saw POLLNVAL and fell
+    /// back to killing PID 1 by its pid, and closed numbers no longer its
+    /// own. PID 1 is left to whoever reaps the process's orphans. Nothing
+    /// may use this started sandbox after.
     public func waitUntilEnded(processExits: Bool = false) {
         startWaitingThread()
         let ended = Latch()
@@ -323,13 +338,16 @@ private final class Handoff: @unchecked Sendable {
     private var offered: (SandboxConfiguration, PreparedStart)?
     private var aheadPending = false
     private var pid: Int32 = 0
+    private var thread: Int32 = 0
     private var isEnded = false
     /// A blocking run's PID 1 waits to be let go until its caller has
     /// written its results (`letGo`, from `waitUntilEnded` or the
     /// started sandbox's end).
     private var releaseHeld = false
     /// Where the sandbox's thread is once the run ended, for a caller whose
-    /// process exits next (`letGoBeforeExit`), which sets `exiting`.
+    /// process exits next (`letGoBeforeExit`), which sets `exiting`:
+    /// `parked` in `leave`, or ended there, with PID 1's status descriptor
+    /// left to the caller.
     private enum Leaving {
         case running
         case parked(statusFD: Int32)
@@ -338,11 +356,14 @@ private final class Handoff: @unchecked Sendable {
     }
     private var leaving = Leaving.running
     private var exiting = false
+    /// The caller said at the run that its process exits after it
+    /// (`runBlocking(processExits:)`).
+    private var callerExits = false
     private var endWaiters: [@Sendable () -> Void] = []
 
     /// The caller's side. A second run is refused.
     func give(_ supervisor: Supervisor, untilEnded: Bool, holdingRelease: Bool = false,
-              reply: @escaping Reply) {
+              callerExits: Bool = false, reply: @escaping Reply) {
         monitor.lock()
         guard case .waiting = state else {
             let current = state
@@ -354,6 +375,7 @@ private final class Handoff: @unchecked Sendable {
         }
         state = .given(supervisor, untilEnded: untilEnded, reply)
         releaseHeld = holdingRelease
+        self.callerExits = callerExits
         monitor.unlock()
         monitor.signal()
     }
@@ -369,6 +391,20 @@ private final class Handoff: @unchecked Sendable {
         monitor.lock()
         defer { monitor.unlock() }
         return pid > 0 ? pid : nil
+    }
+
+    /// The sandbox's thread, as it starts: its id (`csb_thread_id`).
+    func threadRuns(_ id: Int32) {
+        monitor.lock()
+        thread = id
+        monitor.unlock()
+    }
+
+    /// The sandbox's thread's id once it started (it may have ended since).
+    var threadID: Int32? {
+        monitor.lock()
+        defer { monitor.unlock() }
+        return thread > 0 ? thread : nil
     }
 
     /// The sandbox's thread: PID 1 is reaped and everything released, or
@@ -395,22 +431,27 @@ private final class Handoff: @unchecked Sendable {
     /// removed, it took 4 % of a trivial job's launch, back to back (30
     /// blocks of 20 runs).
     ///
-    /// Never returns when the caller's process exits next
-    /// (`letGoBeforeExit`): the thread waits here for the exit.
-    func leave(statusFD: Int32, waitingForLetGo: Bool) {
+    /// `.endThread` when the caller's process exits next, said at the run
+    /// (`callerExits`: at once, after a run that ended) or since
+    /// (`letGoBeforeExit`): PID 1 is the caller's to let go, and the thread
+    /// ends without touching it.
+    func leave(statusFD: Int32, waitingForLetGo: Bool) -> Departure {
         monitor.lock()
+        defer { monitor.unlock() }
         leaving = .parked(statusFD: statusFD)
-        monitor.unlock()
         monitor.broadcast()
-        monitor.lock()
+        if callerExits, waitingForLetGo { return .endThread }
         while !exiting, waitingForLetGo, releaseHeld { monitor.wait() }
-        if exiting {
-            // PID 1 was let go from the exiting caller's thread, or is
-            // being: nothing here is this thread's any more.
-            while true { monitor.wait() }
-        }
+        if exiting { return .endThread }
         leaving = .finishing
-        monitor.unlock()
+        return .finish
+    }
+
+    /// What the sandbox's thread does after `leave`: let PID 1 go and reap
+    /// it (`SandboxLaunch.finish`), or end.
+    enum Departure {
+        case finish
+        case endThread
     }
 
     /// The sandbox's thread, after `finish`: nothing of the launch is open.
@@ -433,7 +474,7 @@ private final class Handoff: @unchecked Sendable {
     /// The caller's side, once ended, when its process exits next (see
     /// `StartedSandbox.waitUntilEnded(processExits:)`): lets PID 1 go from
     /// here once the sandbox's thread reached `leave` (it is on its way:
-    /// `markEnded` came first), where it then parks; when that thread was
+    /// `markEnded` came first), where it then ends; when that thread was
     /// already past it (a failed run: it waits for no let-go), waits until
     /// it is done with the launch.
     func letGoBeforeExit() {
@@ -446,8 +487,10 @@ private final class Handoff: @unchecked Sendable {
             case .running, .finishing:
                 monitor.wait()
             case let .parked(statusFD):
-                // What csb_release_init does: PID 1 sees the hang-up.
+                // What csb_release_init does: PID 1 sees the hang-up. A
+                // thread still in `leave` wakes, and ends.
                 if statusFD >= 0 { _ = shutdown(statusFD, Int32(SHUT_WR)) }
+                monitor.broadcast()
                 return
             case .left:
                 return

@@ -69,8 +69,7 @@ import Testing
     /// reaps the CLI's orphans) well after. Were the sandbox's thread to go
     /// on to wait for it and reap it, as it does for any other caller, the
     /// test's reaping would find nothing; were PID 1 not let go, it would
-    /// not exit. (The sandbox's thread stays parked, for the test
-    /// process's life, as it would until the CLI's exit.)
+    /// not exit. The sandbox's thread, waiting for the let-go, ends.
     @Test func aCallerWhoseProcessExitsNextLetsPID1GoAndTheThreadLeavesItBe() async throws {
         let files = try CaptureFiles()
         defer { files.remove() }
@@ -86,17 +85,61 @@ import Testing
         #expect(result.termination == .exited(0))
         #expect(files.text() == "ran\n")
         let initPID = try #require(started.initPID)
-        func hasExited() -> Bool {
-            var info = siginfo_t()
-            let waited = waitid(P_PID, id_t(initPID), &info, WEXITED | WNOHANG | WNOWAIT)
-            return waited == 0 && info._sifields._sigchld.si_pid == initPID
-        }
-        let exited = try await TestSupport.waitUntil(2) { hasExited() }
+        let exited = try await TestSupport.waitUntil(2) { hasExited(initPID) }
         #expect(exited, "PID 1 was not let go: it did not exit within 2 s")
+        let thread = try #require(started.threadID)
+        let threadEnded = try await TestSupport.waitUntil(2) { isGone(thread: thread) }
+        #expect(threadEnded, "the sandbox's thread was still there 2 s after its caller said it exits")
         try await Task.sleep(for: .milliseconds(300))
-        #expect(hasExited(), "PID 1 was reaped by the sandbox's thread after its caller said it exits")
+        #expect(hasExited(initPID), "PID 1 was reaped by the sandbox's thread after its caller said it exits")
         var info = siginfo_t()
         _ = waitid(P_PID, id_t(initPID), &info, WEXITED)
+    }
+
+    /// A caller that says at the run that its process exits after it (the
+    /// CLI: `runBlocking(processExits: true)`) has the sandbox's thread
+    /// end as soon as the job's group is gone, while PID 1 waits for the
+    /// caller's let-go: the process's exit then has no second thread to
+    /// wake on the way to its parent's wait. Were the thread to stay for
+    /// the let-go (as for any other caller), it would still be there
+    /// before `waitUntilEnded`; were PID 1 let go at the thread's end, it
+    /// would have exited before it. After the let-go PID 1 exits, and is
+    /// left unreaped (to this test; to whoever reaps the CLI's orphans).
+    @Test func aCallerWhoseProcessExitsAfterTheRunHasTheThreadEndAtTheJobsEnd() async throws {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let started = Sandbox.start(network: .none)
+        let config = try configuration("echo ran")
+        let output = files.output()
+        let result = try await onThread { () -> SandboxResult in
+            started.sendAhead(config)
+            return try started.runBlocking(config, output: output, processExits: true)
+        }
+        #expect(result.termination == .exited(0))
+        #expect(files.text() == "ran\n")
+        let initPID = try #require(started.initPID)
+        let thread = try #require(started.threadID)
+        let threadEnded = try await TestSupport.waitUntil(2) { isGone(thread: thread) }
+        #expect(threadEnded, "the sandbox's thread was still there 2 s after the run")
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(!hasExited(initPID), "PID 1 exited before its caller let it go")
+        try await onThread { started.waitUntilEnded(processExits: true) }
+        let exited = try await TestSupport.waitUntil(2) { hasExited(initPID) }
+        #expect(exited, "PID 1 was not let go: it did not exit within 2 s")
+        var info = siginfo_t()
+        _ = waitid(P_PID, id_t(initPID), &info, WEXITED)
+    }
+
+    /// True once `pid`, a child of this process, has exited (not reaped).
+    func hasExited(_ pid: Int32) -> Bool {
+        var info = siginfo_t()
+        let waited = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
+        return waited == 0 && info._sifields._sigchld.si_pid == pid
+    }
+
+    /// True once this process has no thread `thread`.
+    func isGone(thread: Int32) -> Bool {
+        access("/proc/self/task/\(thread)", F_OK) != 0
     }
 
     /// A blocking run without a plan sent ahead runs too.

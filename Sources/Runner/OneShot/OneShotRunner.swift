@@ -60,8 +60,10 @@ public struct OneShotOptions: Sendable {
     /// are written (the job's outputs filesystem; the previous results'
     /// files it replaced) is freed after the process's exit, rather than
     /// on the way to its caller's wait; the sandbox's PID 1 is let go from
-    /// the caller's thread, and left to whoever reaps the process's orphans
-    /// (`StartedSandbox.waitUntilEnded(processExits:)`). False: as soon as
+    /// the caller's thread, and left to whoever reaps the process's orphans,
+    /// and the sandbox's thread ends once the job's group is gone
+    /// (`StartedSandbox.runBlocking(processExits:)`,
+    /// `waitUntilEnded(processExits:)`). False: as soon as
     /// the run is done, and PID 1 is reaped before `runBlocking` returns.
     public var processEndsWithRun: Bool
     /// Receives output chunks as they are written (live logs).
@@ -172,7 +174,8 @@ public enum OneShotRunner {
         let run = try OneShotRun(options, logger: logger, ahead: sandbox)
         let launched = sandbox ?? run.startSandbox()
         defer { run.abandon() }
-        let result = try launched.runBlocking(run.configuration, output: run.output, control: control) {
+        let result = try launched.runBlocking(run.configuration, output: run.output, control: control,
+                                              processExits: options.processEndsWithRun) {
             run.prepareCommit()
         }
         let finished = Date()
