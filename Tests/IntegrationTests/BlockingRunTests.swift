@@ -71,23 +71,10 @@ import Testing
     /// test's reaping would find nothing; were PID 1 not let go, it would
     /// not exit. The sandbox's thread, waiting for the let-go, ends.
     @Test func aCallerWhoseProcessExitsNextLetsPID1GoAndTheThreadLeavesItBe() async throws {
-        let files = try CaptureFiles()
-        defer { files.remove() }
-        let started = Sandbox.start(network: .none)
-        let config = try configuration("echo ran")
-        let output = files.output()
-        let result = try await onThread { () -> SandboxResult in
-            started.sendAhead(config)
-            let result = try started.runBlocking(config, output: output)
-            started.waitUntilEnded(processExits: true)
-            return result
-        }
-        #expect(result.termination == .exited(0))
-        #expect(files.text() == "ran\n")
-        let initPID = try #require(started.initPID)
+        let (initPID, thread) = try await runBlocking(Sandbox.start(network: .none), sayingProcessExits: false,
+                                                      thenExiting: true)
         let exited = try await TestSupport.waitUntil(2) { hasExited(initPID) }
         #expect(exited, "PID 1 was not let go: it did not exit within 2 s")
-        let thread = try #require(started.threadID)
         let threadEnded = try await TestSupport.waitUntil(2) { isGone(thread: thread) }
         #expect(threadEnded, "the sandbox's thread was still there 2 s after its caller said it exits")
         try await Task.sleep(for: .milliseconds(300))
@@ -106,19 +93,8 @@ import Testing
     /// would have exited before it. After the let-go PID 1 exits, and is
     /// left unreaped (to this test; to whoever reaps the CLI's orphans).
     @Test func aCallerWhoseProcessExitsAfterTheRunHasTheThreadEndAtTheJobsEnd() async throws {
-        let files = try CaptureFiles()
-        defer { files.remove() }
         let started = Sandbox.start(network: .none)
-        let config = try configuration("echo ran")
-        let output = files.output()
-        let result = try await onThread { () -> SandboxResult in
-            started.sendAhead(config)
-            return try started.runBlocking(config, output: output, processExits: true)
-        }
-        #expect(result.termination == .exited(0))
-        #expect(files.text() == "ran\n")
-        let initPID = try #require(started.initPID)
-        let thread = try #require(started.threadID)
+        let (initPID, thread) = try await runBlocking(started, sayingProcessExits: true, thenExiting: false)
         let threadEnded = try await TestSupport.waitUntil(2) { isGone(thread: thread) }
         #expect(threadEnded, "the sandbox's thread was still there 2 s after the run")
         try await Task.sleep(for: .milliseconds(100))
@@ -128,6 +104,27 @@ import Testing
         #expect(exited, "PID 1 was not let go: it did not exit within 2 s")
         var info = siginfo_t()
         _ = waitid(P_PID, id_t(initPID), &info, WEXITED)
+    }
+
+    /// `echo ran` run blocking on `started` (its plan sent ahead), on a
+    /// thread of its own: `runBlocking(processExits: sayingProcessExits)`,
+    /// then `waitUntilEnded(processExits: true)` when `thenExiting`. The
+    /// run's PID 1 and the sandbox's thread.
+    func runBlocking(_ started: StartedSandbox, sayingProcessExits: Bool,
+                     thenExiting: Bool) async throws -> (initPID: Int32, thread: Int32) {
+        let files = try CaptureFiles()
+        defer { files.remove() }
+        let config = try configuration("echo ran")
+        let output = files.output()
+        let result = try await onThread { () -> SandboxResult in
+            started.sendAhead(config)
+            let result = try started.runBlocking(config, output: output, processExits: sayingProcessExits)
+            if thenExiting { started.waitUntilEnded(processExits: true) }
+            return result
+        }
+        #expect(result.termination == .exited(0))
+        #expect(files.text() == "ran\n")
+        return (try #require(started.initPID), try #require(started.threadID))
     }
 
     /// True once `pid`, a child of this process, has exited (not reaped).
