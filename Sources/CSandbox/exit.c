@@ -1,7 +1,7 @@
 // exit.c — the process's end, with the teardown of its memory handed off.
 //
 // A one-shot run's process is large for what it does (a static Swift
-// runtime, five threads, ~10 MB resident), and the kernel frees all of it
+// runtime, ~10 MB resident), and the kernel frees all of it
 // in exit_group before the process counts as exited: 0.3 ms between the
 // exit and the caller's wait returning. When another process still shares
 // the memory, the exit only drops a reference, and the unmapping happens
