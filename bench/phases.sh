@@ -5,7 +5,12 @@
 # few syscalls: the clone into the namespaces, the go-ahead, pivot_root),
 # each phase's median printed side by side.
 #
-#   bench/phases.sh [--runs N] [BINARY]
+#   bench/phases.sh [--runs N] [--apart MS] [BINARY]
+#
+# --apart: a pause of MS milliseconds after each run (default none: runs
+# follow each other, as bench.sh's back-to-back rows), for the latency of
+# one run on a quiet machine (its 20 ms rows): what the CPUs' waking from
+# idle costs shows there.
 #
 # Needs root and bpftrace (tracepoints only). The tracing itself adds a
 # little to every traced syscall: compare the rows with each other, and
@@ -16,7 +21,12 @@ cd "$(dirname "$0")/.."
 source bench/baseline.sh
 
 runs=100
-if [[ ${1:-} == --runs ]]; then runs=$2; shift 2; fi
+apart=0
+while [[ ${1:-} == --runs || ${1:-} == --apart ]]; do
+    if [[ $1 == --runs ]]; then runs=$2; else apart=$2; fi
+    shift 2
+done
+pause=$(python3 -c 'import sys; print(int(sys.argv[1]) / 1000)' "$apart")
 binary=$(realpath "${1:-.build/release/syft-sandbox-run}")
 bwrap=$(command -v bwrap) || { echo "phases: bwrap is missing (apt-get install -y bubblewrap)" >&2; exit 1; }
 command -v bpftrace >/dev/null || { echo "phases: bpftrace is missing (apt-get install -y bpftrace)" >&2; exit 1; }
@@ -53,7 +63,9 @@ baseline=$(bwrap_command "$work/job")
 cd "$work/job"
 for _ in $(seq "$runs"); do
     "$binary" --results "$work/results" "$work/job" > /dev/null
+    if ((apart)); then sleep "$pause"; fi
     $baseline > /dev/null
+    if ((apart)); then sleep "$pause"; fi
 done
 cd - > /dev/null
 # SIGINT makes bpftrace flush its events and exit; now and then it misses
@@ -66,5 +78,5 @@ done
 kill -KILL "$tracer" 2>/dev/null && echo "phases: bpftrace did not stop on SIGINT; its events may be cut short" >&2
 wait "$tracer" || true
 tracer=""
-echo "== where a trivial job's launch goes ($runs runs each, alternating)"
+echo "== where a trivial job's launch goes ($runs runs each, alternating$( ((apart)) && echo ", ${apart} ms apart"))"
 python3 bench/phases.py < "$work/events"
