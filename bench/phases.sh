@@ -26,7 +26,9 @@ while [[ ${1:-} == --runs || ${1:-} == --apart ]]; do
     if [[ $1 == --runs ]]; then runs=$2; else apart=$2; fi
     shift 2
 done
-pause=$(python3 -c 'import sys; print(int(sys.argv[1]) / 1000)' "$apart")
+[[ $runs =~ ^[1-9][0-9]*$ && $apart =~ ^[0-9]+$ ]] \
+    || { echo "phases: --runs takes a count, --apart whole milliseconds" >&2; exit 2; }
+pause=$(printf '%d.%03d' $((apart / 1000)) $((apart % 1000)))
 binary=$(realpath "${1:-.build/release/syft-sandbox-run}")
 bwrap=$(command -v bwrap) || { echo "phases: bwrap is missing (apt-get install -y bubblewrap)" >&2; exit 1; }
 command -v bpftrace >/dev/null || { echo "phases: bpftrace is missing (apt-get install -y bpftrace)" >&2; exit 1; }
